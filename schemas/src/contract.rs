@@ -1,0 +1,175 @@
+//! The compiled contract: current schema and fingerprint of every message kind, and the writer
+//! schemas of every released version, found by fingerprint.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use apache_avro::{rabin::Rabin, Schema};
+use serde_json::Value;
+
+use crate::compose::{compose, full_name};
+use crate::SchemaError;
+
+/// The top-level messages of the contract; each travels on Kafka on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// What an edge sends to the ingest topic.
+    EdgeEvent,
+    /// What the bridge writes to `inspection.lifecycle`.
+    InspectionEvent,
+    /// What the bridge writes to `quality.events`.
+    QualityEvent,
+    /// What the bridge writes to `audit.events`.
+    AuditEvent,
+}
+
+impl MessageKind {
+    /// Every kind, for iteration in tests and tools.
+    pub const ALL: [MessageKind; 4] = [
+        MessageKind::EdgeEvent,
+        MessageKind::InspectionEvent,
+        MessageKind::QualityEvent,
+        MessageKind::AuditEvent,
+    ];
+
+    /// File stem used under `avro/` and `released/`.
+    pub fn file_stem(self) -> &'static str {
+        match self {
+            MessageKind::EdgeEvent => "edge_event",
+            MessageKind::InspectionEvent => "inspection_event",
+            MessageKind::QualityEvent => "quality_event",
+            MessageKind::AuditEvent => "audit_event",
+        }
+    }
+
+    /// Name used in messages to operators.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageKind::EdgeEvent => "EdgeEvent",
+            MessageKind::InspectionEvent => "InspectionEvent",
+            MessageKind::QualityEvent => "QualityEvent",
+            MessageKind::AuditEvent => "AuditEvent",
+        }
+    }
+}
+
+/// The `.avsc` sources, one record per file, as edited by people.
+const SOURCES: &[(&str, &str)] = &[
+    ("defect", include_str!("../avro/defect.avsc")),
+    ("inspection_event", include_str!("../avro/inspection_event.avsc")),
+    ("edge_event", include_str!("../avro/edge_event.avsc")),
+    ("quality_event", include_str!("../avro/quality_event.avsc")),
+    ("audit_event", include_str!("../avro/audit_event.avsc")),
+];
+
+/// One released (frozen) version of a message schema, kept forever so old writers stay readable.
+pub struct ReleasedSchema {
+    /// Message kind the schema describes.
+    pub kind: MessageKind,
+    /// Release number, starting at 1; each new release must read every older one.
+    pub version: u32,
+    /// The self-contained schema as released.
+    pub json: &'static str,
+}
+
+/// Every released schema version. A schema change adds a file under `released/` and a line here;
+/// the compatibility tests fail until it does.
+pub const RELEASED: &[ReleasedSchema] = &[
+    ReleasedSchema {
+        kind: MessageKind::EdgeEvent,
+        version: 1,
+        json: include_str!("../released/edge_event/v1.avsc"),
+    },
+    ReleasedSchema {
+        kind: MessageKind::InspectionEvent,
+        version: 1,
+        json: include_str!("../released/inspection_event/v1.avsc"),
+    },
+    ReleasedSchema {
+        kind: MessageKind::QualityEvent,
+        version: 1,
+        json: include_str!("../released/quality_event/v1.avsc"),
+    },
+    ReleasedSchema {
+        kind: MessageKind::AuditEvent,
+        version: 1,
+        json: include_str!("../released/audit_event/v1.avsc"),
+    },
+];
+
+/// A compiled schema and its CRC-64-AVRO fingerprint (little-endian, as single-object encoding writes it).
+pub struct Compiled {
+    /// The parsed schema.
+    pub schema: Schema,
+    /// Fingerprint of the Parsing Canonical Form.
+    pub fingerprint: [u8; 8],
+    /// The self-contained JSON, e.g. for registering with a schema registry.
+    pub json: String,
+}
+
+/// Current schemas plus every released writer schema, indexed by fingerprint.
+pub struct Contract {
+    current: HashMap<MessageKind, Compiled>,
+    writers: HashMap<[u8; 8], (MessageKind, Schema)>,
+}
+
+static GLOBAL: LazyLock<Contract> = LazyLock::new(|| {
+    Contract::load().unwrap_or_else(|e| panic!("the bundled event contract is broken: {e}"))
+});
+
+impl Contract {
+    /// The contract compiled into this binary. Bundled schemas are checked by this crate's tests,
+    /// so failing here is a build defect, not an input problem.
+    pub fn global() -> &'static Contract {
+        &GLOBAL
+    }
+
+    /// Compiles the bundled sources and released versions.
+    pub fn load() -> Result<Contract, SchemaError> {
+        let mut library = HashMap::new();
+        let mut roots = HashMap::new();
+        for (stem, text) in SOURCES {
+            let json: Value = serde_json::from_str(text).map_err(|e| bad(stem, e))?;
+            let name = full_name(&json).ok_or_else(|| bad(stem, "the record has no name"))?;
+            library.insert(name, json.clone());
+            roots.insert(*stem, json);
+        }
+        let mut current = HashMap::new();
+        for kind in MessageKind::ALL {
+            let root = &roots[kind.file_stem()];
+            let json = serde_json::to_string_pretty(&compose(root, &library)).map_err(|e| bad(kind.name(), e))?;
+            current.insert(kind, compile(kind.name(), json)?);
+        }
+        let mut writers = HashMap::new();
+        for released in RELEASED {
+            let label = format!("{} v{}", released.kind.name(), released.version);
+            let compiled = compile(&label, released.json.to_owned())?;
+            writers.insert(compiled.fingerprint, (released.kind, compiled.schema));
+        }
+        Ok(Contract { current, writers })
+    }
+
+    /// The schema this build writes for `kind` and reads older versions into.
+    pub fn current(&self, kind: MessageKind) -> &Compiled {
+        &self.current[&kind]
+    }
+
+    /// The released writer schema with this fingerprint, if it is one of `kind`'s.
+    pub fn writer(&self, kind: MessageKind, fingerprint: &[u8; 8]) -> Option<&Schema> {
+        match self.writers.get(fingerprint) {
+            Some((k, schema)) if *k == kind => Some(schema),
+            _ => None,
+        }
+    }
+}
+
+fn compile(label: &str, json: String) -> Result<Compiled, SchemaError> {
+    let schema = Schema::parse_str(&json).map_err(|e| bad(label, e))?;
+    let bytes = schema.fingerprint::<Rabin>().bytes;
+    let fingerprint: [u8; 8] = bytes.as_slice().try_into().map_err(|_| bad(label, "fingerprint is not 8 bytes"))?;
+    Ok(Compiled { schema, fingerprint, json })
+}
+
+fn bad(name: &str, reason: impl std::fmt::Display) -> SchemaError {
+    SchemaError::BadBundledSchema { name: name.to_owned(), reason: reason.to_string() }
+}

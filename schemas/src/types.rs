@@ -1,0 +1,216 @@
+//! Rust mirrors of the Avro records. Field names and order follow the `.avsc` files exactly.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle step of an inspection (issue-005's `InspectionEventType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InspectionEventType {
+    /// The inspection was created for a chip.
+    InspectionCreated,
+    /// The station started inspecting.
+    InspectionStarted,
+    /// The inspection finished with a result; the bridge judges its quality.
+    InspectionCompleted,
+    /// The inspection could not be carried out.
+    InspectionFailed,
+    /// The station found a defect.
+    DefectDetected,
+    /// A quality assessment was made.
+    QualityAssessed,
+}
+
+impl InspectionEventType {
+    /// Every symbol, in schema order.
+    pub const ALL: [InspectionEventType; 6] = [
+        InspectionEventType::InspectionCreated,
+        InspectionEventType::InspectionStarted,
+        InspectionEventType::InspectionCompleted,
+        InspectionEventType::InspectionFailed,
+        InspectionEventType::DefectDetected,
+        InspectionEventType::QualityAssessed,
+    ];
+
+    /// The Avro symbol, e.g. `INSPECTION_COMPLETED`.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            InspectionEventType::InspectionCreated => "INSPECTION_CREATED",
+            InspectionEventType::InspectionStarted => "INSPECTION_STARTED",
+            InspectionEventType::InspectionCompleted => "INSPECTION_COMPLETED",
+            InspectionEventType::InspectionFailed => "INSPECTION_FAILED",
+            InspectionEventType::DefectDetected => "DEFECT_DETECTED",
+            InspectionEventType::QualityAssessed => "QUALITY_ASSESSED",
+        }
+    }
+}
+
+/// One defect found on a chip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Defect {
+    /// Defect class as the station names it.
+    pub defect_type: String,
+    /// LOW, MEDIUM, HIGH or CRITICAL.
+    pub severity: String,
+    /// Classifier confidence, 0.0 to 1.0.
+    pub confidence: f64,
+    /// Position on the chip in the station's notation.
+    pub location: String,
+}
+
+/// A lifecycle step of one chip inspection, as the station reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InspectionEvent {
+    /// UUID, stable across resends.
+    pub event_id: String,
+    /// Lifecycle step.
+    pub event_type: InspectionEventType,
+    /// Station time of the step, epoch milliseconds (UTC).
+    pub timestamp: i64,
+    /// Shared by all steps of one inspection; the key on `inspection.lifecycle`.
+    pub inspection_id: String,
+    /// Production batch (lot).
+    pub batch_id: String,
+    /// Inspected chip.
+    pub chip_id: String,
+    /// Kind of inspection; selects the quality threshold.
+    pub inspection_type: String,
+    /// Station status text.
+    pub status: String,
+    /// Score 0.0 to 1.0, when the step carries one.
+    pub quality_score: Option<f64>,
+    /// Defects found; empty when none.
+    #[serde(default)]
+    pub defects: Vec<Defect>,
+    /// Station data without a field of its own.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The payload union of an [`EdgeEvent`]; more event families join here in later schema versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EdgePayload {
+    /// An inspection lifecycle step.
+    Inspection(InspectionEvent),
+}
+
+/// What an edge sends: the adr-004 envelope, the station's outbox position, and the payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeEvent {
+    /// Payload type, e.g. `INSPECTION_COMPLETED`.
+    pub event_type: String,
+    /// UUID equal to the payload's event id.
+    pub event_id: String,
+    /// Capture time at the edge, epoch milliseconds (UTC).
+    pub timestamp: i64,
+    /// Distributed trace id.
+    pub trace_id: String,
+    /// Producing service.
+    pub source_service: String,
+    /// Contract version of the producer.
+    pub schema_version: String,
+    /// Station that produced the event.
+    pub station_id: String,
+    /// Gapless, increasing outbox sequence number per station (from 1).
+    pub seq: i64,
+    /// The event itself.
+    pub payload: EdgePayload,
+}
+
+/// PASS or FAIL of a quality judgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum QualityVerdict {
+    /// The score reached the threshold.
+    Pass,
+    /// The score was under the threshold or missing.
+    Fail,
+}
+
+/// The bridge's quality verdict for a completed inspection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityEvent {
+    /// UUID derived from the source event id.
+    pub event_id: String,
+    /// `QUALITY_VERDICT`.
+    pub event_type: String,
+    /// Event time of the judged step, epoch milliseconds.
+    pub timestamp: i64,
+    /// Trace id of the source event.
+    pub trace_id: String,
+    /// Producing service.
+    pub source_service: String,
+    /// Contract version of the producer.
+    pub schema_version: String,
+    /// Judged InspectionEvent's id.
+    pub source_event_id: String,
+    /// Station of the judged event.
+    pub station_id: String,
+    /// Outbox sequence number of the judged event.
+    pub seq: i64,
+    /// Judged inspection.
+    pub inspection_id: String,
+    /// Batch of the chip.
+    pub batch_id: String,
+    /// Judged chip.
+    pub chip_id: String,
+    /// Kind of inspection.
+    pub inspection_type: String,
+    /// Score reported by the station.
+    pub quality_score: Option<f64>,
+    /// Minimum passing score applied.
+    pub threshold: f64,
+    /// Outcome.
+    pub verdict: QualityVerdict,
+    /// Number of reported defects.
+    pub defect_count: i32,
+    /// Why the verdict is what it is.
+    pub reason: String,
+}
+
+/// What the bridge did with an input record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuditOutcome {
+    /// Fanned out to its topics.
+    Accepted,
+    /// Sent to the dead-letter topic.
+    Rejected,
+}
+
+/// The bridge's record of handling one input record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// UUID derived from topic, partition and offset of the input.
+    pub event_id: String,
+    /// Handling time, epoch milliseconds.
+    pub timestamp: i64,
+    /// Handling service.
+    pub source_service: String,
+    /// Contract version of the producer.
+    pub schema_version: String,
+    /// Outcome.
+    pub outcome: AuditOutcome,
+    /// Input's event id, if decodable.
+    pub subject_event_id: Option<String>,
+    /// Input's event type, if decodable.
+    pub event_type: Option<String>,
+    /// Input's station, if decodable.
+    pub station_id: Option<String>,
+    /// Input's outbox sequence number, if decodable.
+    pub seq: Option<i64>,
+    /// Rejection reason.
+    pub reason: Option<String>,
+    /// Input topic.
+    pub source_topic: String,
+    /// Input partition.
+    pub source_partition: i32,
+    /// Input offset.
+    pub source_offset: i64,
+    /// Hex SHA-256 of the input value.
+    pub payload_sha256: String,
+    /// Topics written for this input, the audit topic excepted.
+    #[serde(default)]
+    pub outputs: Vec<String>,
+}
