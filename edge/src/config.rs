@@ -1,0 +1,219 @@
+//! The station config file: one per station PC, validated completely before anything starts.
+
+use std::path::{Path, PathBuf};
+
+use linegate_common::conf::{ConfigError, ConfigFile};
+use linegate_common::kafka::KafkaConfig;
+use linegate_common::logging::LogFormat;
+use serde::Deserialize;
+
+use crate::outbox::Synchronous;
+
+/// Everything `linegate-edge run` needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Who this edge is and where it keeps its state.
+    pub station: StationConfig,
+    /// How to reach Kafka.
+    pub kafka: KafkaConfig,
+    /// Forwarding from the outbox to Kafka.
+    #[serde(default)]
+    pub forward: ForwardConfig,
+    /// The SQLite outbox.
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+    /// The MQTT source; absent when the station has none.
+    pub mqtt: Option<MqttConfig>,
+}
+
+/// Identity and state of the station.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationConfig {
+    /// Station id: the Kafka key of every event, so all of a station's events stay in order in one partition.
+    pub id: String,
+    /// Directory of the outbox file; created if missing.
+    pub data_dir: PathBuf,
+    /// Log line format.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// Forwarder settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardConfig {
+    /// Ingest topic.
+    pub topic: String,
+    /// Events read from the outbox and sent per round.
+    pub batch_max: usize,
+    /// How long librdkafka keeps trying one delivery before the round is retried from the outbox.
+    pub delivery_timeout_ms: u64,
+    /// Pause after a failed round before retrying.
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        Self {
+            topic: linegate_common::topics::EDGE_EVENTS.to_owned(),
+            batch_max: 1000,
+            delivery_timeout_ms: 300_000,
+            retry_backoff_ms: 1000,
+        }
+    }
+}
+
+/// Outbox settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// `full` (survives power loss) or `normal` (survives an agent crash only).
+    pub synchronous: Synchronous,
+    /// Most rows committed in one transaction.
+    pub group_commit_max: usize,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self { synchronous: Synchronous::Full, group_commit_max: 1000 }
+    }
+}
+
+/// The MQTT source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    /// Fixed client id: with a persistent session the broker keeps QoS 1 results while the edge is away.
+    pub client_id: String,
+    /// Topic filters to subscribe to with QoS 1.
+    pub topics: Vec<String>,
+    /// Keep-alive interval.
+    #[serde(default = "default_keep_alive_secs")]
+    pub keep_alive_secs: u64,
+    /// Most results taken into one outbox commit.
+    #[serde(default = "default_intake_batch")]
+    pub intake_batch_max: usize,
+}
+
+fn default_mqtt_port() -> u16 {
+    1883
+}
+
+fn default_keep_alive_secs() -> u64 {
+    30
+}
+
+fn default_intake_batch() -> usize {
+    500
+}
+
+impl EdgeConfig {
+    /// Reads, interpolates, parses and validates a station config.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = ConfigFile::read(path)?;
+        let config: EdgeConfig = file.parse()?;
+        config.validate(&file)?;
+        Ok(config)
+    }
+
+    fn validate(&self, file: &ConfigFile) -> Result<(), ConfigError> {
+        let id = &self.station.id;
+        if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(file.invalid("station.id", format!("`{id}` is not 1 to 128 letters, digits, '-', '_' or '.'")));
+        }
+        if self.station.data_dir.as_os_str().is_empty() {
+            return Err(file.invalid("station.data_dir", "must name a directory"));
+        }
+        self.kafka.validate(file, "kafka")?;
+        if self.forward.topic.is_empty() {
+            return Err(file.invalid("forward.topic", "must name a topic"));
+        }
+        if self.forward.batch_max == 0 {
+            return Err(file.invalid("forward.batch_max", "must be at least 1"));
+        }
+        if self.outbox.group_commit_max == 0 {
+            return Err(file.invalid("outbox.group_commit_max", "must be at least 1"));
+        }
+        let Some(mqtt) = &self.mqtt else {
+            return Err(file.invalid("mqtt", "no source is configured; add an [mqtt] section"));
+        };
+        if mqtt.host.is_empty() {
+            return Err(file.invalid("mqtt.host", "must name the broker"));
+        }
+        if mqtt.port == 0 {
+            return Err(file.invalid("mqtt.port", "must be 1 to 65535"));
+        }
+        if mqtt.client_id.is_empty() {
+            return Err(file.invalid("mqtt.client_id", "must be set: a fixed id keeps the session across restarts"));
+        }
+        if mqtt.topics.is_empty() || mqtt.topics.iter().any(String::is_empty) {
+            return Err(file.invalid("mqtt.topics", "must list at least one non-empty topic filter"));
+        }
+        if mqtt.intake_batch_max == 0 {
+            return Err(file.invalid("mqtt.intake_batch_max", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Path of the outbox file.
+    pub fn outbox_path(&self) -> PathBuf {
+        self.station.data_dir.join("outbox.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example_env(name: &str) -> Option<String> {
+        match name {
+            "LINEGATE_STATION_ID" => Some("ST-01".into()),
+            _ => None,
+        }
+    }
+
+    fn load_text(raw: &str) -> Result<EdgeConfig, ConfigError> {
+        let file = ConfigFile::from_text(Path::new("edge.toml"), raw, example_env)?;
+        let config: EdgeConfig = file.parse()?;
+        config.validate(&file)?;
+        Ok(config)
+    }
+
+    #[test]
+    fn example_config_loads_with_only_the_station_id_set() {
+        let config = load_text(include_str!("../../config/edge.example.toml")).unwrap();
+        assert_eq!(config.station.id, "ST-01");
+        let mqtt = config.mqtt.unwrap();
+        assert_eq!(mqtt.topics, vec!["stations/ST-01/results".to_owned()]);
+        assert_eq!(mqtt.client_id, "linegate-edge-ST-01");
+        assert_eq!(config.outbox.synchronous, Synchronous::Full);
+    }
+
+    #[test]
+    fn bad_station_id_names_line_and_key() {
+        let raw = "[station]\nid = \"ST 01\"\ndata_dir = \"/tmp/x\"\n[kafka]\nbootstrap = \"k:9092\"\n";
+        let err = load_text(raw).unwrap_err().to_string();
+        assert!(err.starts_with("edge.toml:2: key `station.id`"), "{err}");
+    }
+
+    #[test]
+    fn bad_bootstrap_names_line_and_key() {
+        let raw = "[station]\nid = \"ST-01\"\ndata_dir = \"/tmp/x\"\n[kafka]\nbootstrap = \"kafka\"\n";
+        let err = load_text(raw).unwrap_err().to_string();
+        assert!(err.starts_with("edge.toml:5: key `kafka.bootstrap`: `kafka` is not host:port"), "{err}");
+    }
+
+    #[test]
+    fn missing_source_is_an_error() {
+        let raw = "[station]\nid = \"ST-01\"\ndata_dir = \"/tmp/x\"\n[kafka]\nbootstrap = \"k:9092\"\n";
+        let err = load_text(raw).unwrap_err().to_string();
+        assert!(err.contains("no source is configured"), "{err}");
+    }
+}

@@ -1,0 +1,12 @@
+//! linegate-edge: the agent on a station PC.
+//!
+//! Data flows one way: a source ([`source`]) turns station input into events ([`capture`]) and hands them to
+//! the outbox ([`outbox`]); only with the commit receipt in hand does the source acknowledge upstream. The
+//! forwarder ([`forward`]) reads the outbox in sequence order, sends to Kafka, and deletes what Kafka confirmed.
+
+pub mod capture;
+pub mod config;
+pub mod forward;
+pub mod outbox;
+pub mod run;
+pub mod source;

@@ -1,0 +1,49 @@
+//! The durable outbox: a SQLite file (WAL) where every accepted event waits until Kafka has it.
+//!
+//! One writer thread owns all writes ([`writer`]) and commits whatever is queued in one transaction (group
+//! commit); it assigns the gapless per-station `seq` at commit time. Readers ([`reader`]) use their own
+//! connection, which WAL lets run beside the writer. The outbox knows nothing about Kafka or MQTT.
+
+mod reader;
+mod schema;
+mod writer;
+
+pub use reader::{OutboxReader, StoredEvent};
+pub use writer::{Intake, OutboxWriter, QuarantineEntry};
+
+use std::path::PathBuf;
+
+/// Why the outbox cannot do what was asked; intake stops acknowledging while this persists.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// SQLite failed (disk full, permissions, corruption).
+    #[error("outbox {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file belongs to another station; mixing two stations' sequences would corrupt both.
+    #[error("outbox {path} belongs to station {found}, not {expected}; point data_dir elsewhere or move the file")]
+    WrongStation { path: PathBuf, expected: String, found: String },
+    /// A stored row cannot be read back.
+    #[error("outbox {path}: row seq {seq} is unreadable: {reason}")]
+    BadRow { path: PathBuf, seq: i64, reason: String },
+    /// The writer thread could not be started.
+    #[error("cannot start the outbox writer thread: {0}")]
+    Thread(std::io::Error),
+    /// The writer thread is gone (the agent is shutting down or crashed).
+    #[error("the outbox writer has stopped")]
+    WriterGone,
+}
+
+/// How hard each commit is pushed to disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync on every commit: an acknowledged event survives power loss (default).
+    #[default]
+    Full,
+    /// fsync at WAL checkpoints only: survives a crash of the agent, not of the machine.
+    Normal,
+}

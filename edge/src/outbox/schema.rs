@@ -1,0 +1,80 @@
+//! Opening the outbox file: pragmas, tables, and the station check.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{OutboxError, Synchronous};
+
+const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq            INTEGER PRIMARY KEY,  -- gapless per station, assigned at commit
+    event_id       TEXT NOT NULL,
+    captured_at_ms INTEGER NOT NULL,
+    body           BLOB NOT NULL         -- CBOR of the EdgeEvent, seq included
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at_ms INTEGER NOT NULL,
+    source         TEXT NOT NULL,        -- e.g. mqtt
+    origin         TEXT NOT NULL,        -- e.g. the MQTT topic
+    payload        BLOB NOT NULL,
+    reason         TEXT NOT NULL
+);
+";
+
+pub(super) fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> OutboxError + '_ {
+    move |source| OutboxError::Sqlite { path: path.to_owned(), source }
+}
+
+/// Opens (creating if needed) the outbox for `station_id` with the writer's pragmas.
+pub(super) fn open_for_writing(
+    path: &Path,
+    station_id: &str,
+    synchronous: Synchronous,
+) -> Result<Connection, OutboxError> {
+    let err = sqlite_err(path);
+    let conn = Connection::open(path).map_err(&err)?;
+    let sync = match synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000;"
+    ))
+    .map_err(&err)?;
+    conn.execute_batch(TABLES).map_err(&err)?;
+    let found: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'station_id'", [], |row| row.get(0))
+        .optional()
+        .map_err(&err)?;
+    match found {
+        Some(found) if found != station_id => {
+            return Err(OutboxError::WrongStation {
+                path: path.to_owned(),
+                expected: station_id.to_owned(),
+                found,
+            })
+        }
+        Some(_) => {}
+        None => {
+            conn.execute("INSERT INTO meta (key, value) VALUES ('station_id', ?1)", params![station_id])
+                .map_err(&err)?;
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', '1')", [])
+                .map_err(&err)?;
+        }
+    }
+    Ok(conn)
+}
+
+/// Opens a read connection; the writer must have created the file.
+pub(super) fn open_for_reading(path: &Path) -> Result<Connection, OutboxError> {
+    let err = sqlite_err(path);
+    let conn = Connection::open(path).map_err(&err)?;
+    conn.execute_batch("PRAGMA busy_timeout=5000;").map_err(&err)?;
+    Ok(conn)
+}

@@ -1,0 +1,225 @@
+//! The single writer of the outbox: group commit, sequence assignment, deletion of delivered events.
+//!
+//! Callers send commands over a channel and await a receipt; the thread takes every command already queued
+//! (up to `group_commit_max` rows) into one transaction, so a burst of results costs one fsync, not one each.
+//! Nothing is acknowledged upstream before its receipt arrives, and a receipt is sent only after COMMIT.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use linegate_schemas::EdgeEvent;
+use rusqlite::{params, Connection, Transaction};
+use tokio::sync::{oneshot, Notify};
+
+use super::schema::{open_for_writing, sqlite_err};
+use super::{OutboxError, Synchronous};
+
+/// A payload that could not be turned into an event: kept with its reason rather than lost or retried forever.
+#[derive(Debug, Clone)]
+pub struct QuarantineEntry {
+    /// Which source received it, e.g. `mqtt`.
+    pub source: String,
+    /// Where within the source, e.g. the MQTT topic.
+    pub origin: String,
+    /// The payload as received.
+    pub payload: Vec<u8>,
+    /// Why it was not accepted.
+    pub reason: String,
+    /// Receive time, epoch milliseconds.
+    pub received_at_ms: i64,
+}
+
+/// One item a source hands to the outbox.
+#[derive(Debug, Clone)]
+pub enum Intake {
+    /// An accepted event; its `seq` is assigned at commit.
+    Event(Box<EdgeEvent>),
+    /// A payload for the quarantine table.
+    Quarantine(QuarantineEntry),
+}
+
+enum Command {
+    Append { items: Vec<Intake>, reply: oneshot::Sender<Result<Vec<Option<i64>>, String>> },
+    DeleteUpTo { seq: i64, reply: oneshot::Sender<Result<(), String>> },
+}
+
+/// Handle to the writer thread; cheap to clone.
+#[derive(Clone)]
+pub struct OutboxWriter {
+    commands: mpsc::Sender<Command>,
+    path: PathBuf,
+}
+
+impl OutboxWriter {
+    /// Opens the outbox and starts its writer thread. `committed` is notified after every commit that added
+    /// events, so the forwarder wakes without polling.
+    pub fn start(
+        path: &Path,
+        station_id: &str,
+        synchronous: Synchronous,
+        group_commit_max: usize,
+        committed: Arc<Notify>,
+    ) -> Result<Self, OutboxError> {
+        let conn = open_for_writing(path, station_id, synchronous)?;
+        let (commands, inbox) = mpsc::channel();
+        let thread_path = path.to_owned();
+        std::thread::Builder::new()
+            .name("outbox-writer".into())
+            .spawn(move || write_loop(conn, &thread_path, inbox, group_commit_max.max(1), &committed))
+            .map_err(OutboxError::Thread)?;
+        Ok(Self { commands, path: path.to_owned() })
+    }
+
+    /// Commits `items` durably; returns the assigned seq of each event (None for quarantine entries).
+    pub async fn append(&self, items: Vec<Intake>) -> Result<Vec<Option<i64>>, OutboxError> {
+        let (reply, receipt) = oneshot::channel();
+        self.commands.send(Command::Append { items, reply }).map_err(|_| OutboxError::WriterGone)?;
+        receipt.await.map_err(|_| OutboxError::WriterGone)?.map_err(|reason| self.failed(reason))
+    }
+
+    /// Deletes every event with `seq <= seq`: Kafka has confirmed them.
+    pub async fn delete_up_to(&self, seq: i64) -> Result<(), OutboxError> {
+        let (reply, receipt) = oneshot::channel();
+        self.commands.send(Command::DeleteUpTo { seq, reply }).map_err(|_| OutboxError::WriterGone)?;
+        receipt.await.map_err(|_| OutboxError::WriterGone)?.map_err(|reason| self.failed(reason))
+    }
+
+    fn failed(&self, reason: String) -> OutboxError {
+        OutboxError::BadRow { path: self.path.clone(), seq: 0, reason }
+    }
+}
+
+fn write_loop(
+    mut conn: Connection,
+    path: &Path,
+    inbox: mpsc::Receiver<Command>,
+    group_commit_max: usize,
+    committed: &Notify,
+) {
+    // Ends when every handle is dropped.
+    while let Ok(first) = inbox.recv() {
+        let mut group = vec![first];
+        let mut rows = group_rows(&group[0]);
+        while rows < group_commit_max {
+            match inbox.try_recv() {
+                Ok(next) => {
+                    rows += group_rows(&next);
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let added_events = group.iter().any(|command| {
+            matches!(command, Command::Append { items, .. } if items.iter().any(|i| matches!(i, Intake::Event(_))))
+        });
+        match commit_group(&mut conn, path, &group) {
+            Ok(results) => {
+                for (command, result) in group.into_iter().zip(results) {
+                    match (command, result) {
+                        (Command::Append { reply, .. }, Done::Appended(seqs)) => {
+                            let _ = reply.send(Ok(seqs));
+                        }
+                        (Command::DeleteUpTo { reply, .. }, Done::Deleted) => {
+                            let _ = reply.send(Ok(()));
+                        }
+                        _ => unreachable!("results follow commands one to one"),
+                    }
+                }
+                if added_events {
+                    committed.notify_one();
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "outbox commit failed; nothing of this group is acknowledged");
+                let reason = error.to_string();
+                for command in group {
+                    match command {
+                        Command::Append { reply, .. } => drop(reply.send(Err(reason.clone()))),
+                        Command::DeleteUpTo { reply, .. } => drop(reply.send(Err(reason.clone()))),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn group_rows(command: &Command) -> usize {
+    match command {
+        Command::Append { items, .. } => items.len().max(1),
+        Command::DeleteUpTo { .. } => 1,
+    }
+}
+
+enum Done {
+    Appended(Vec<Option<i64>>),
+    Deleted,
+}
+
+fn commit_group(conn: &mut Connection, path: &Path, group: &[Command]) -> Result<Vec<Done>, OutboxError> {
+    let err = sqlite_err(path);
+    let tx = conn.transaction().map_err(&err)?;
+    let mut next_seq: i64 = tx
+        .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| row.get::<_, String>(0))
+        .map_err(&err)?
+        .parse()
+        .map_err(|_| OutboxError::BadRow { path: path.to_owned(), seq: 0, reason: "meta next_seq is not a number".into() })?;
+    let mut results = Vec::with_capacity(group.len());
+    for command in group {
+        match command {
+            Command::Append { items, .. } => {
+                results.push(Done::Appended(append_items(&tx, path, items, &mut next_seq)?));
+            }
+            Command::DeleteUpTo { seq, .. } => {
+                tx.execute("DELETE FROM events WHERE seq <= ?1", params![seq]).map_err(&err)?;
+                results.push(Done::Deleted);
+            }
+        }
+    }
+    tx.execute("UPDATE meta SET value = ?1 WHERE key = 'next_seq'", params![next_seq.to_string()])
+        .map_err(&err)?;
+    tx.commit().map_err(&err)?;
+    Ok(results)
+}
+
+fn append_items(
+    tx: &Transaction<'_>,
+    path: &Path,
+    items: &[Intake],
+    next_seq: &mut i64,
+) -> Result<Vec<Option<i64>>, OutboxError> {
+    let err = sqlite_err(path);
+    let mut insert_event = tx
+        .prepare_cached("INSERT INTO events (seq, event_id, captured_at_ms, body) VALUES (?1, ?2, ?3, ?4)")
+        .map_err(&err)?;
+    let mut insert_quarantine = tx
+        .prepare_cached(
+            "INSERT INTO quarantine (received_at_ms, source, origin, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(&err)?;
+    let mut seqs = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Intake::Event(event) => {
+                let seq = *next_seq;
+                let mut stored = (**event).clone();
+                stored.seq = seq;
+                let body = linegate_schemas::to_cbor(&stored).map_err(|e| OutboxError::BadRow {
+                    path: path.to_owned(),
+                    seq,
+                    reason: e.to_string(),
+                })?;
+                insert_event.execute(params![seq, stored.event_id, stored.timestamp, body]).map_err(&err)?;
+                *next_seq += 1;
+                seqs.push(Some(seq));
+            }
+            Intake::Quarantine(entry) => {
+                insert_quarantine
+                    .execute(params![entry.received_at_ms, entry.source, entry.origin, entry.payload, entry.reason])
+                    .map_err(&err)?;
+                seqs.push(None);
+            }
+        }
+    }
+    Ok(seqs)
+}

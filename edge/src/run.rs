@@ -1,0 +1,93 @@
+//! `linegate-edge run`: wires outbox, forwarder and sources together and shuts them down in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{watch, Notify};
+
+use crate::config::EdgeConfig;
+use crate::outbox::{OutboxReader, OutboxWriter};
+use crate::{forward, source};
+
+/// How long the sources get to commit and acknowledge what they hold after SIGTERM.
+const SOURCE_STOP: Duration = Duration::from_secs(8);
+/// How long the forwarder gets to finish its round after the sources stopped.
+const FORWARD_STOP: Duration = Duration::from_secs(5);
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.station.data_dir).with_context(|| {
+        format!("cannot create the data directory {}", config.station.data_dir.display())
+    })?;
+    let outbox_path = config.outbox_path();
+    let committed = Arc::new(Notify::new());
+    let writer = OutboxWriter::start(
+        &outbox_path,
+        &config.station.id,
+        config.outbox.synchronous,
+        config.outbox.group_commit_max,
+        Arc::clone(&committed),
+    )?;
+    let reader = OutboxReader::open(&outbox_path)?;
+    tracing::info!(
+        station = %config.station.id,
+        outbox = %outbox_path.display(),
+        waiting = reader.depth()?,
+        next_seq = reader.next_seq()?,
+        "linegate-edge started"
+    );
+
+    let (stop, stopped) = watch::channel(false);
+    let mut forwarder = tokio::spawn(forward::run(
+        config.kafka.clone(),
+        config.forward.clone(),
+        reader,
+        writer.clone(),
+        committed,
+        stopped.clone(),
+    ));
+    let mut sources = Vec::new();
+    if let Some(mqtt) = config.mqtt.clone() {
+        sources.push(tokio::spawn(source::mqtt::run(mqtt, config.station.id.clone(), writer.clone(), stopped)));
+    }
+    drop(writer);
+
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("stopping: finishing in-flight results"),
+        result = &mut forwarder => {
+            return match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(error.into()),
+                Err(panic) => Err(anyhow::anyhow!("the forwarder stopped unexpectedly: {panic}")),
+            };
+        }
+    }
+    let _ = stop.send(true);
+    for source in sources {
+        if tokio::time::timeout(SOURCE_STOP, source).await.is_err() {
+            tracing::warn!("a source did not stop in time");
+        }
+    }
+    if tokio::time::timeout(FORWARD_STOP, &mut forwarder).await.is_err() {
+        tracing::warn!("the forwarder did not finish its round in time; unconfirmed events stay in the outbox");
+        forwarder.abort();
+    }
+    tracing::info!("linegate-edge stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The MQTT source: QoS 1 subscriptions with manual acknowledgements.
+//!
+//! Two tasks, as rumqttc intends: the event loop task owns the connection (it alone polls, reconnects and
+//! subscribes) and passes publishes on; the intake task takes what is queued, commits it to the outbox in one
+//! group, and only then queues the PUBACKs. A payload that is not a station result document is committed to the
+//! quarantine table and then acknowledged, so it neither blocks the topic nor disappears.
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeReasonCode};
+use tokio::sync::{mpsc, watch};
+
+use crate::capture::{envelope, now_ms, parse_document};
+use crate::config::MqttConfig;
+use crate::outbox::{Intake, OutboxWriter, QuarantineEntry};
+
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+
+/// Runs the MQTT source until `shutdown` turns true; then commits and acknowledges what it already received.
+pub async fn run(
+    config: MqttConfig,
+    station_id: String,
+    writer: OutboxWriter,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
+    options.set_keep_alive(Duration::from_secs(config.keep_alive_secs.max(5)));
+    options.set_clean_session(false);
+    options.set_manual_acks(true);
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    let (publishes, inbox) = mpsc::channel(config.intake_batch_max * 4);
+    let intake = tokio::spawn(intake_loop(inbox, client.clone(), writer, station_id, config.intake_batch_max));
+
+    let mut connection = ConnectionState::new(&config);
+    loop {
+        tokio::select! {
+            event = eventloop.poll() => {
+                if let Some(publish) = connection.handle(event, &client).await {
+                    if publishes.send(publish).await.is_err() {
+                        break; // intake stopped: the outbox writer is gone
+                    }
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    // Let intake commit and ack what it has, while the event loop keeps sending the acks out.
+    drop(publishes);
+    let flush = async {
+        let mut intake = intake;
+        loop {
+            tokio::select! {
+                _ = &mut intake => break,
+                event = eventloop.poll() => { connection.handle(event, &client).await; }
+            }
+        }
+        let _ = client.try_disconnect();
+        while let Ok(event) = eventloop.poll().await {
+            if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_FLUSH, flush).await.is_err() {
+        tracing::warn!("MQTT shutdown did not finish in time; the broker redelivers unacknowledged results");
+    }
+}
+
+/// Connection bookkeeping of the event loop task: logs once per state change, backs off on errors.
+struct ConnectionState {
+    host: String,
+    port: u16,
+    topics: Vec<String>,
+    connected: bool,
+    backoff: Duration,
+}
+
+impl ConnectionState {
+    fn new(config: &MqttConfig) -> Self {
+        Self {
+            host: config.host.clone(),
+            port: config.port,
+            topics: config.topics.clone(),
+            connected: false,
+            backoff: Duration::from_millis(250),
+        }
+    }
+
+    /// Reacts to one event-loop outcome; returns a publish to take in.
+    async fn handle(
+        &mut self,
+        event: Result<Event, rumqttc::ConnectionError>,
+        client: &AsyncClient,
+    ) -> Option<Publish> {
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                tracing::info!(host = %self.host, port = self.port, session_present = ack.session_present, "MQTT connected");
+                self.connected = true;
+                self.backoff = Duration::from_millis(250);
+                for topic in &self.topics {
+                    if let Err(error) = client.try_subscribe(topic, QoS::AtLeastOnce) {
+                        tracing::error!(%topic, %error, "cannot queue the MQTT subscription");
+                    }
+                }
+                None
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack.return_codes.iter().any(|code| matches!(code, SubscribeReasonCode::Failure)) {
+                    tracing::error!(topics = ?self.topics, "the MQTT broker refused a subscription; check its ACL");
+                }
+                None
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => Some(publish),
+            Ok(_) => None,
+            Err(error) => {
+                if self.connected {
+                    tracing::warn!(host = %self.host, port = self.port, %error, "MQTT connection lost; reconnecting");
+                    self.connected = false;
+                } else {
+                    tracing::debug!(%error, "MQTT connect failed");
+                }
+                tokio::time::sleep(self.backoff).await;
+                self.backoff = (self.backoff * 2).min(RECONNECT_BACKOFF_MAX);
+                None
+            }
+        }
+    }
+}
+
+async fn intake_loop(
+    mut inbox: mpsc::Receiver<Publish>,
+    client: AsyncClient,
+    writer: OutboxWriter,
+    station_id: String,
+    batch_max: usize,
+) {
+    while let Some(first) = inbox.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < batch_max {
+            match inbox.try_recv() {
+                Ok(publish) => batch.push(publish),
+                Err(_) => break,
+            }
+        }
+        let items: Vec<Intake> = batch.iter().map(|publish| to_intake(publish, &station_id)).collect();
+        // Retry the same items (same event ids) until the outbox takes them; nothing is acked before.
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match writer.append(items.clone()).await {
+                Ok(_) => break,
+                Err(crate::outbox::OutboxError::WriterGone) => return,
+                Err(error) => {
+                    tracing::error!(%error, "outbox refused results; not acknowledging them, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        for publish in &batch {
+            if client.ack(publish).await.is_err() {
+                return; // event loop gone; the broker redelivers what was not acknowledged
+            }
+        }
+    }
+}
+
+fn to_intake(publish: &Publish, station_id: &str) -> Intake {
+    let received_at_ms = now_ms();
+    match parse_document(&publish.payload) {
+        Ok((event, trace_id)) => Intake::Event(Box::new(envelope(station_id, event, trace_id, received_at_ms))),
+        Err(error) => {
+            tracing::warn!(topic = %publish.topic, %error, "quarantined an MQTT payload");
+            Intake::Quarantine(QuarantineEntry {
+                source: "mqtt".to_owned(),
+                origin: publish.topic.clone(),
+                payload: publish.payload.to_vec(),
+                reason: error.to_string(),
+                received_at_ms,
+            })
+        }
+    }
+}
