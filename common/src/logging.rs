@@ -14,9 +14,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber; the level comes from `RUST_LOG` (default `info`). Safe to call twice.
+/// Default filter: `apache_avro` warns on every parse that the EdgeEvent payload union has one member, which
+/// is deliberate (more event families join it later), so only its errors are shown.
+const DEFAULT_FILTER: &str = "info,apache_avro=error";
+
+/// Installs the global subscriber; the filter comes from `RUST_LOG` (default [`DEFAULT_FILTER`]). Safe to
+/// call twice.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),

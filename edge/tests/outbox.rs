@@ -1,0 +1,115 @@
+//! The outbox against a real SQLite file: sequence numbers, group commit, deletion, quarantine, reopening.
+
+use std::sync::Arc;
+
+use linegate_edge::capture::envelope;
+use linegate_edge::outbox::{Intake, OutboxError, OutboxReader, OutboxWriter, QuarantineEntry, Synchronous};
+use linegate_schemas::{InspectionEvent, InspectionEventType};
+use tokio::sync::Notify;
+
+fn event(n: u32) -> Intake {
+    let inspection = InspectionEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_type: InspectionEventType::InspectionCreated,
+        timestamp: 1_700_000_000_000 + i64::from(n),
+        inspection_id: format!("insp-{n}"),
+        batch_id: "B-1".into(),
+        chip_id: format!("C-{n}"),
+        inspection_type: "optical".into(),
+        status: "CREATED".into(),
+        quality_score: None,
+        defects: vec![],
+        metadata: Default::default(),
+    };
+    Intake::Event(Box::new(envelope("ST-01", inspection, None, 1_700_000_000_000)))
+}
+
+fn quarantine() -> Intake {
+    Intake::Quarantine(QuarantineEntry {
+        source: "mqtt".into(),
+        origin: "stations/ST-01/results".into(),
+        payload: b"{not json".to_vec(),
+        reason: "not a station result document".into(),
+        received_at_ms: 1,
+    })
+}
+
+fn start(path: &std::path::Path) -> OutboxWriter {
+    OutboxWriter::start(path, "ST-01", Synchronous::Full, 100, Arc::new(Notify::new())).unwrap()
+}
+
+#[tokio::test]
+async fn seq_is_gapless_across_quarantine_entries_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let writer = start(&path);
+    let seqs = writer.append(vec![event(1), quarantine(), event(2)]).await.unwrap();
+    assert_eq!(seqs, vec![Some(1), None, Some(2)]);
+    drop(writer);
+
+    let writer = start(&path);
+    assert_eq!(writer.append(vec![event(3)]).await.unwrap(), vec![Some(3)]);
+    let reader = OutboxReader::open(&path).unwrap();
+    let stored = reader.read_after(0, 10).unwrap();
+    let seqs: Vec<i64> = stored.iter().map(|s| s.event.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    assert_eq!(stored[1].event.payload_inspection().chip_id, "C-2");
+    assert_eq!(reader.quarantined().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn delete_up_to_keeps_later_events_and_the_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let writer = start(&path);
+    writer.append((1..=5).map(event).collect()).await.unwrap();
+    writer.delete_up_to(3).await.unwrap();
+    let reader = OutboxReader::open(&path).unwrap();
+    assert_eq!(reader.depth().unwrap(), 2);
+    assert_eq!(reader.read_after(0, 10).unwrap()[0].seq, 4);
+    writer.delete_up_to(5).await.unwrap();
+    assert_eq!(writer.append(vec![event(6)]).await.unwrap(), vec![Some(6)]);
+}
+
+#[tokio::test]
+async fn concurrent_appends_are_each_committed_once_in_order_of_arrival() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let writer = start(&path);
+    let tasks: Vec<_> = (0..20)
+        .map(|t| {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.append((0..50).map(|n| event(t * 100 + n)).collect()).await })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap().unwrap().into_iter().flatten());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=1000).collect::<Vec<i64>>());
+}
+
+#[tokio::test]
+async fn an_outbox_of_another_station_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    drop(start(&path));
+    let err = OutboxWriter::start(&path, "ST-02", Synchronous::Full, 100, Arc::new(Notify::new()))
+        .err()
+        .expect("a second station must be refused");
+    assert!(matches!(err, OutboxError::WrongStation { .. }), "{err}");
+    assert!(err.to_string().contains("belongs to station ST-01, not ST-02"), "{err}");
+}
+
+trait PayloadInspection {
+    fn payload_inspection(&self) -> &InspectionEvent;
+}
+
+impl PayloadInspection for linegate_schemas::EdgeEvent {
+    fn payload_inspection(&self) -> &InspectionEvent {
+        match &self.payload {
+            linegate_schemas::EdgePayload::Inspection(inspection) => inspection,
+        }
+    }
+}
