@@ -1,1 +1,11 @@
-//! placeholder
+//! Support for linegate's end-to-end tests and demo: real brokers on free loopback ports, the real binaries
+//! as child processes, and Kafka and MQTT helpers. Everything started here stops when dropped.
+
+pub mod brokers;
+pub mod kafka;
+pub mod mqtt;
+pub mod process;
+pub mod station;
+
+pub use brokers::{Mosquitto, Tansu};
+pub use process::{bin_path, free_port, repo_root, ChildProcess};

@@ -1,0 +1,135 @@
+//! Kafka helpers for tests: readiness, reading a whole topic, producing a raw record.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+/// One record as read back.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub value: Vec<u8>,
+    /// Headers in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Record {
+    /// Header `name` as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// Key as text.
+    pub fn key_str(&self) -> Option<&str> {
+        self.key.as_deref().and_then(|k| std::str::from_utf8(k).ok())
+    }
+}
+
+fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("linegate-test-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()?)
+}
+
+/// Waits until the broker answers a metadata request.
+pub fn wait_ready(bootstrap: &str, timeout: Duration) -> anyhow::Result<()> {
+    let consumer = consumer(bootstrap)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match consumer.fetch_metadata(None, Duration::from_secs(2)) {
+            Ok(_) => return Ok(()),
+            Err(error) if Instant::now() > deadline => bail!("Kafka at {bootstrap} not ready: {error}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Reads `topic` from the beginning of every partition until at least `expected` records arrived, then for
+/// `grace` more to catch extras. Fails with the count if `timeout` passes first.
+pub fn consume_until(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+    grace: Duration,
+) -> anyhow::Result<Vec<Record>> {
+    let consumer = consumer(bootstrap)?;
+    let deadline = Instant::now() + timeout;
+    let partitions = loop {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
+        let count = metadata.ok().and_then(|m| m.topics().first().map(|t| t.partitions().len())).unwrap_or(0);
+        if count > 0 {
+            break count;
+        }
+        if Instant::now() > deadline {
+            bail!("topic {topic} does not exist on {bootstrap}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment.add_partition_offset(topic, i32::try_from(partition)?, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let mut records = Vec::new();
+    let mut grace_end: Option<Instant> = None;
+    loop {
+        if records.len() >= expected && grace_end.is_none() {
+            grace_end = Some(Instant::now() + grace);
+        }
+        if grace_end.is_some_and(|end| Instant::now() >= end) {
+            return Ok(records);
+        }
+        if Instant::now() > deadline {
+            bail!("{topic}: {} of {expected} records arrived within {timeout:?}", records.len());
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => records.push(Record {
+                topic: message.topic().to_owned(),
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().unwrap_or_default().to_vec(),
+                headers: message
+                    .headers()
+                    .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
+                    .unwrap_or_default(),
+            }),
+            Some(Err(error)) => eprintln!("consume {topic}: {error}"),
+            None => {}
+        }
+    }
+}
+
+/// Produces one raw record and waits for its acknowledgement.
+pub async fn produce(bootstrap: &str, topic: &str, key: Option<&[u8]>, value: &[u8]) -> anyhow::Result<()> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("message.timeout.ms", "30000")
+        .create()?;
+    let mut record = FutureRecord::to(topic).payload(value).headers(OwnedHeaders::new());
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .map_err(|(error, _)| error)
+        .with_context(|| format!("producing to {topic}"))?;
+    Ok(())
+}
