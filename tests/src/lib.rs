@@ -5,6 +5,7 @@ pub mod brokers;
 pub mod kafka;
 pub mod mqtt;
 pub mod process;
+pub mod stack;
 pub mod station;
 
 pub use brokers::{Mosquitto, Tansu};
