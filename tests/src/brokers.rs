@@ -68,7 +68,9 @@ impl Tansu {
     /// Starts a broker whose data lives in a SQLite file, so that it survives [`Tansu::stop`].
     pub fn start_sqlite() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let storage = format!("sqlite://{}", dir.path().join("tansu.db").display());
+        // tansu reads `sqlite://PATH` with PATH relative to its working directory; an absolute path needs
+        // the extra slash of `sqlite:////abs/path`.
+        let storage = format!("sqlite:///{}", dir.path().join("tansu.db").display());
         Self::start_with(storage, dir)
     }
 
