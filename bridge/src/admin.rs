@@ -20,25 +20,42 @@ pub enum AdminError {
     },
     /// The broker refused to create a topic.
     #[error("the broker refused to create topic {topic}: {code}")]
-    Refused { topic: String, code: RDKafkaErrorCode },
+    Refused {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
 }
 
 /// Creates every planned topic that is missing; returns the names it created.
-pub async fn create_missing(kafka: &KafkaConfig, plan: &TopicPlan) -> Result<Vec<String>, AdminError> {
-    let kafka_err = |source| AdminError::Kafka { bootstrap: kafka.bootstrap.clone(), source };
-    let admin: AdminClient<DefaultClientContext> = kafka.client_config(&[]).create().map_err(kafka_err)?;
+pub async fn create_missing(
+    kafka: &KafkaConfig,
+    plan: &TopicPlan,
+) -> Result<Vec<String>, AdminError> {
+    let kafka_err = |source| AdminError::Kafka {
+        bootstrap: kafka.bootstrap.clone(),
+        source,
+    };
+    let admin: AdminClient<DefaultClientContext> =
+        kafka.client_config(&[]).create().map_err(kafka_err)?;
     let retention: Vec<String> = plan.topics().map(|t| t.retention_ms.to_string()).collect();
     let new_topics: Vec<NewTopic<'_>> = plan
         .topics()
         .zip(&retention)
         .map(|(topic, retention)| {
-            NewTopic::new(&topic.name, topic.partitions, TopicReplication::Fixed(topic.replication_factor))
-                .set("retention.ms", retention)
-                .set("cleanup.policy", topic.cleanup_policy.as_kafka())
+            NewTopic::new(
+                &topic.name,
+                topic.partitions,
+                TopicReplication::Fixed(topic.replication_factor),
+            )
+            .set("retention.ms", retention)
+            .set("cleanup.policy", topic.cleanup_policy.as_kafka())
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin.create_topics(&new_topics, &options).await.map_err(kafka_err)?;
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(kafka_err)?;
     let mut created = Vec::new();
     for result in results {
         match result {

@@ -90,14 +90,20 @@ pub struct QualityConfig {
 
 impl Default for QualityConfig {
     fn default() -> Self {
-        Self { default_threshold: 0.8, thresholds: BTreeMap::new() }
+        Self {
+            default_threshold: 0.8,
+            thresholds: BTreeMap::new(),
+        }
     }
 }
 
 impl QualityConfig {
     /// The threshold that applies to `inspection_type`.
     pub fn threshold_for(&self, inspection_type: &str) -> f64 {
-        self.thresholds.get(inspection_type).copied().unwrap_or(self.default_threshold)
+        self.thresholds
+            .get(inspection_type)
+            .copied()
+            .unwrap_or(self.default_threshold)
     }
 }
 
@@ -133,13 +139,23 @@ impl BridgeConfig {
         config.validate(&file)?;
         let plan_path = match config.bridge.topics_file.is_absolute() {
             true => config.bridge.topics_file.clone(),
-            false => path.parent().unwrap_or(Path::new(".")).join(&config.bridge.topics_file),
+            false => path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(&config.bridge.topics_file),
         };
         if !plan_path.exists() {
-            return Err(file.invalid("bridge.topics_file", format!("{} does not exist", plan_path.display())));
+            return Err(file.invalid(
+                "bridge.topics_file",
+                format!("{} does not exist", plan_path.display()),
+            ));
         }
         let plan = TopicPlan::load(&plan_path)?;
-        Ok(Loaded { config, plan, plan_path })
+        Ok(Loaded {
+            config,
+            plan,
+            plan_path,
+        })
     }
 
     fn validate(&self, file: &ConfigFile) -> Result<(), ConfigError> {
@@ -164,7 +180,10 @@ impl BridgeConfig {
         }
         let in_range = |value: f64| value.is_finite() && (0.0..=1.0).contains(&value);
         if !in_range(self.quality.default_threshold) {
-            return Err(file.invalid("quality.default_threshold", "must be a score between 0 and 1"));
+            return Err(file.invalid(
+                "quality.default_threshold",
+                "must be a score between 0 and 1",
+            ));
         }
         for (inspection_type, value) in &self.quality.thresholds {
             if !in_range(*value) {
@@ -195,16 +214,23 @@ mod tests {
         assert_eq!(config.bridge.group_id, "linegate-bridge");
         assert_eq!(config.kafka.bootstrap, "127.0.0.1:9092");
         assert_eq!(config.quality.threshold_for("xray"), 0.90);
-        assert_eq!(config.quality.threshold_for("unknown"), config.quality.default_threshold);
+        assert_eq!(
+            config.quality.threshold_for("unknown"),
+            config.quality.default_threshold
+        );
         assert_eq!(config.topics.dlq, "edge.station.events.dlq");
     }
 
     #[test]
     fn out_of_range_threshold_names_line_and_key() {
-        let raw = "[bridge]\ngroup_id = \"g\"\ntopics_file = \"t.toml\"\n[kafka]\nbootstrap = \"k:1\"\n\
+        let raw =
+            "[bridge]\ngroup_id = \"g\"\ntopics_file = \"t.toml\"\n[kafka]\nbootstrap = \"k:1\"\n\
                    [quality.thresholds]\noptical = 1.5\n";
         let err = parse(raw).unwrap_err().to_string();
-        assert_eq!(err, "bridge.toml:7: key `quality.thresholds.optical`: 1.5 is not a score between 0 and 1");
+        assert_eq!(
+            err,
+            "bridge.toml:7: key `quality.thresholds.optical`: 1.5 is not a score between 0 and 1"
+        );
     }
 
     #[test]

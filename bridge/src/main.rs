@@ -50,7 +50,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     linegate_common::logging::init(loaded.config.bridge.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -70,18 +74,31 @@ fn main() -> ExitCode {
 fn print_summary(path: &std::path::Path, loaded: &Loaded) {
     let config = &loaded.config;
     println!("{}: valid", path.display());
-    println!("  group {} on {}", config.bridge.group_id, config.kafka.bootstrap);
+    println!(
+        "  group {} on {}",
+        config.bridge.group_id, config.kafka.bootstrap
+    );
     println!(
         "  {} -> {}, {}, {} (dead letters: {})",
-        config.topics.input, config.topics.lifecycle, config.topics.quality, config.topics.audit, config.topics.dlq
+        config.topics.input,
+        config.topics.lifecycle,
+        config.topics.quality,
+        config.topics.audit,
+        config.topics.dlq
     );
-    println!("  topic plan {} with {} topics", loaded.plan_path.display(), loaded.plan.topics().count());
+    println!(
+        "  topic plan {} with {} topics",
+        loaded.plan_path.display(),
+        loaded.plan.topics().count()
+    );
 }
 
 async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let config = loaded.config;
     if config.bridge.create_topics {
-        let created = admin::create_missing(&config.kafka, &loaded.plan).await.context("provisioning topics")?;
+        let created = admin::create_missing(&config.kafka, &loaded.plan)
+            .await
+            .context("provisioning topics")?;
         if !created.is_empty() {
             tracing::info!(topics = ?created, "created missing topics");
         }

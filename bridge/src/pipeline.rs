@@ -60,7 +60,11 @@ impl Pipeline {
                 ("message.timeout.ms", "60000"),
             ])
             .create()?;
-        Ok(Self { consumer, producer, config })
+        Ok(Self {
+            consumer,
+            producer,
+            config,
+        })
     }
 
     /// Runs rounds until `shutdown` turns true; the round in progress is finished and committed first.
@@ -68,14 +72,24 @@ impl Pipeline {
         let mut totals = Totals::default();
         let mut last_summary = Instant::now();
         loop {
-            let Some(batch) = self.next_batch(&mut shutdown).await else { break };
+            let Some(batch) = self.next_batch(&mut shutdown).await else {
+                break;
+            };
             self.process(&batch, &mut totals, &shutdown).await;
             if last_summary.elapsed() >= SUMMARY_EVERY {
-                tracing::info!(accepted = totals.accepted, rejected = totals.rejected, "bridge progress");
+                tracing::info!(
+                    accepted = totals.accepted,
+                    rejected = totals.rejected,
+                    "bridge progress"
+                );
                 last_summary = Instant::now();
             }
         }
-        tracing::info!(accepted = totals.accepted, rejected = totals.rejected, "bridge stopped");
+        tracing::info!(
+            accepted = totals.accepted,
+            rejected = totals.rejected,
+            "bridge stopped"
+        );
     }
 
     async fn next_batch(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<OwnedMessage>> {
@@ -92,7 +106,8 @@ impl Pipeline {
             }
         };
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.bridge.batch_wait_ms);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.config.bridge.batch_wait_ms);
         while batch.len() < self.config.bridge.batch_max {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Ok(Ok(message)) => batch.push(message.detach()),
@@ -103,7 +118,12 @@ impl Pipeline {
         Some(batch)
     }
 
-    async fn process(&self, batch: &[OwnedMessage], totals: &mut Totals, shutdown: &watch::Receiver<bool>) {
+    async fn process(
+        &self,
+        batch: &[OwnedMessage],
+        totals: &mut Totals,
+        shutdown: &watch::Receiver<bool>,
+    ) {
         let ctx = RouteContext {
             topics: &self.config.topics,
             quality: &self.config.quality,
@@ -150,15 +170,25 @@ impl Pipeline {
         for output in outputs {
             let mut headers = OwnedHeaders::new_with_capacity(output.headers.len());
             for (key, value) in &output.headers {
-                headers = headers.insert(Header { key, value: Some(value) });
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value),
+                });
             }
-            let mut record = FutureRecord::to(&output.topic).payload(&output.value).headers(headers);
+            let mut record = FutureRecord::to(&output.topic)
+                .payload(&output.value)
+                .headers(headers);
             if let Some(key) = &output.key {
                 record = record.key(key);
             }
             match self.producer.send_result(record) {
                 Ok(delivery) => deliveries.push(delivery),
-                Err((error, _)) => return Err(format!("cannot queue an output to {}: {error}", output.topic)),
+                Err((error, _)) => {
+                    return Err(format!(
+                        "cannot queue an output to {}: {error}",
+                        output.topic
+                    ))
+                }
             }
         }
         let mut failure = None;
@@ -175,12 +205,16 @@ impl Pipeline {
     fn commit(&self, batch: &[OwnedMessage]) {
         let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
         for message in batch {
-            let entry = next.entry((message.topic(), message.partition())).or_insert(0);
+            let entry = next
+                .entry((message.topic(), message.partition()))
+                .or_insert(0);
             *entry = (*entry).max(message.offset() + 1);
         }
         let mut offsets = TopicPartitionList::new();
         for ((topic, partition), offset) in next {
-            if let Err(error) = offsets.add_partition_offset(topic, partition, Offset::Offset(offset)) {
+            if let Err(error) =
+                offsets.add_partition_offset(topic, partition, Offset::Offset(offset))
+            {
                 tracing::error!(%error, topic, partition, "cannot build the offset commit");
             }
         }
@@ -198,6 +232,8 @@ struct Totals {
 }
 
 fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }

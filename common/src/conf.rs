@@ -19,17 +19,38 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// A `${VAR}` without default names a variable that is not set.
-    #[error("{path}:{line}: environment variable {var} is not set; set it or write ${{{var}:-default}}")]
-    MissingVariable { path: PathBuf, line: usize, var: String },
+    #[error(
+        "{path}:{line}: environment variable {var} is not set; set it or write ${{{var}:-default}}"
+    )]
+    MissingVariable {
+        path: PathBuf,
+        line: usize,
+        var: String,
+    },
     /// A `${` without a closing brace, or a variable name with characters a shell would not accept.
     #[error("{path}:{line}: malformed interpolation: {reason}")]
-    BadInterpolation { path: PathBuf, line: usize, reason: String },
+    BadInterpolation {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     /// TOML syntax or a value of the wrong type or an unknown key.
     #[error("{path}:{line}:{column}: {message} (in `{text}`)")]
-    Parse { path: PathBuf, line: usize, column: usize, text: String, message: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        text: String,
+        message: String,
+    },
     /// The file parses but a value is not acceptable.
     #[error("{path}:{line}: key `{key}`: {message}")]
-    Invalid { path: PathBuf, line: usize, key: String, message: String },
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
 }
 
 /// A config file after interpolation: its path and text, kept so that later validation errors can point at the
@@ -43,8 +64,10 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Reads and interpolates `path` with the process environment.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
-        let raw = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let raw = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_text(path, &raw, |name| std::env::var(name).ok())
     }
 
@@ -62,7 +85,10 @@ impl ConfigFile {
                 interpolate_line(line, &lookup, &mut text).map_err(|e| e.at(path, index + 1))?;
             }
         }
-        Ok(Self { path: path.to_owned(), text })
+        Ok(Self {
+            path: path.to_owned(),
+            text,
+        })
     }
 
     /// The file's path as given.
@@ -84,7 +110,13 @@ impl ConfigFile {
                 path: self.path.clone(),
                 line,
                 column,
-                text: self.text.lines().nth(line - 1).unwrap_or("").trim().to_owned(),
+                text: self
+                    .text
+                    .lines()
+                    .nth(line - 1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned(),
                 message: e.message().trim().to_owned(),
             }
         })
@@ -111,8 +143,16 @@ struct LineError {
 impl LineError {
     fn at(self, path: &Path, line: usize) -> ConfigError {
         match self.missing {
-            Some(var) => ConfigError::MissingVariable { path: path.to_owned(), line, var },
-            None => ConfigError::BadInterpolation { path: path.to_owned(), line, reason: self.reason },
+            Some(var) => ConfigError::MissingVariable {
+                path: path.to_owned(),
+                line,
+                var,
+            },
+            None => ConfigError::BadInterpolation {
+                path: path.to_owned(),
+                line,
+                reason: self.reason,
+            },
         }
     }
 }
@@ -154,12 +194,19 @@ fn interpolate_line(
         let value = match (lookup(name).filter(|v| !v.is_empty()), default) {
             (Some(value), _) => value,
             (None, Some(default)) => default.to_owned(),
-            (None, None) => return Err(LineError { missing: Some(name.to_owned()), reason: String::new() }),
+            (None, None) => {
+                return Err(LineError {
+                    missing: Some(name.to_owned()),
+                    reason: String::new(),
+                })
+            }
         };
         if value.contains('\n') {
             return Err(LineError {
                 missing: None,
-                reason: format!("the value of {name} spans several lines, which a config value may not"),
+                reason: format!(
+                    "the value of {name} spans several lines, which a config value may not"
+                ),
             });
         }
         out.push_str(&value);
@@ -188,14 +235,25 @@ fn find_key_line(text: &str, key: &str) -> usize {
     for (index, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if let Some(header) = trimmed.strip_prefix('[') {
-            current = header.trim_start_matches('[').split(']').next().unwrap_or("").trim().to_owned();
+            current = header
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
             if current == table && header_line.is_none() {
                 header_line = Some(index + 1);
             }
             continue;
         }
         if current == table {
-            let name = trimmed.split('=').next().unwrap_or("").trim().trim_matches('"');
+            let name = trimmed
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
             if trimmed.contains('=') && name == leaf {
                 return index + 1;
             }
@@ -209,7 +267,10 @@ mod tests {
     use super::*;
 
     fn load(raw: &str, env: &[(&str, &str)]) -> Result<ConfigFile, ConfigError> {
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         ConfigFile::from_text(Path::new("station.toml"), raw, move |name| {
             env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
@@ -261,12 +322,20 @@ mod tests {
     #[test]
     fn unclosed_interpolation_is_reported() {
         let err = load("a = \"${HOST\"\n", &[]).unwrap_err();
-        assert!(err.to_string().starts_with("station.toml:1: malformed interpolation"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("station.toml:1: malformed interpolation"),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_type_names_line_and_text() {
-        let file = load("[kafka]\nbootstrap = \"k:9092\"\nlinger_ms = \"soon\"\n", &[]).unwrap();
+        let file = load(
+            "[kafka]\nbootstrap = \"k:9092\"\nlinger_ms = \"soon\"\n",
+            &[],
+        )
+        .unwrap();
         let err = file.parse::<Sample>().unwrap_err().to_string();
         assert!(err.starts_with("station.toml:3:"), "{err}");
         assert!(err.contains("linger_ms = \"soon\""), "{err}");
@@ -283,8 +352,13 @@ mod tests {
     #[test]
     fn invalid_value_points_at_the_key_line() {
         let file = load("[mqtt]\nport = 1\n[kafka]\n\nbootstrap = \"\"\n", &[]).unwrap();
-        let err = file.invalid("kafka.bootstrap", "must not be empty").to_string();
-        assert_eq!(err, "station.toml:5: key `kafka.bootstrap`: must not be empty");
+        let err = file
+            .invalid("kafka.bootstrap", "must not be empty")
+            .to_string();
+        assert_eq!(
+            err,
+            "station.toml:5: key `kafka.bootstrap`: must not be empty"
+        );
         let err = file.invalid("kafka.linger_ms", "too big").to_string();
         assert_eq!(err, "station.toml:3: key `kafka.linger_ms`: too big");
     }

@@ -121,12 +121,17 @@ impl TopicPlan {
             if spec.partitions < 1 {
                 return Err(file.invalid(&key("partitions"), "must be at least 1"));
             }
-            let replication_factor = spec.replication_factor.unwrap_or(parsed.defaults.replication_factor);
+            let replication_factor = spec
+                .replication_factor
+                .unwrap_or(parsed.defaults.replication_factor);
             if replication_factor < 1 {
                 return Err(file.invalid(&key("replication_factor"), "must be at least 1"));
             }
             if spec.retention_ms < -1 || spec.retention_ms == 0 {
-                return Err(file.invalid(&key("retention_ms"), "must be positive, or -1 to keep forever"));
+                return Err(file.invalid(
+                    &key("retention_ms"),
+                    "must be positive, or -1 to keep forever",
+                ));
             }
             let planned = PlannedTopic {
                 name: name.clone(),
@@ -156,7 +161,9 @@ fn valid_topic_name(name: &str) -> bool {
         && name.len() <= 249
         && name != "."
         && name != ".."
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 #[cfg(test)]
@@ -166,7 +173,9 @@ mod tests {
     fn plan(raw: &str, replication: Option<&str>) -> Result<TopicPlan, ConfigError> {
         let replication = replication.map(str::to_owned);
         let file = ConfigFile::from_text(Path::new("topics.toml"), raw, move |name| {
-            (name == "LINEGATE_TOPIC_REPLICATION").then(|| replication.clone()).flatten()
+            (name == "LINEGATE_TOPIC_REPLICATION")
+                .then(|| replication.clone())
+                .flatten()
         })?;
         TopicPlan::from_file(&file)
     }
@@ -175,13 +184,28 @@ mod tests {
     fn shipped_plan_has_every_default_topic_and_adr_004_numbers() {
         let raw = include_str!("../../config/topics.toml");
         let plan = plan(raw, Some("1")).unwrap();
-        for name in [EDGE_EVENTS, EDGE_EVENTS_DLQ, INSPECTION_LIFECYCLE, QUALITY_EVENTS, AUDIT_EVENTS] {
-            assert!(plan.get(name).is_some(), "{name} missing from config/topics.toml");
+        for name in [
+            EDGE_EVENTS,
+            EDGE_EVENTS_DLQ,
+            INSPECTION_LIFECYCLE,
+            QUALITY_EVENTS,
+            AUDIT_EVENTS,
+        ] {
+            assert!(
+                plan.get(name).is_some(),
+                "{name} missing from config/topics.toml"
+            );
         }
         let lifecycle = plan.get(INSPECTION_LIFECYCLE).unwrap();
-        assert_eq!((lifecycle.partitions, lifecycle.retention_ms), (12, 2_592_000_000));
+        assert_eq!(
+            (lifecycle.partitions, lifecycle.retention_ms),
+            (12, 2_592_000_000)
+        );
         let audit = plan.get(AUDIT_EVENTS).unwrap();
-        assert_eq!((audit.partitions, audit.cleanup_policy), (4, CleanupPolicy::Compact));
+        assert_eq!(
+            (audit.partitions, audit.cleanup_policy),
+            (4, CleanupPolicy::Compact)
+        );
         assert_eq!(audit.replication_factor, 1);
     }
 
@@ -196,7 +220,10 @@ mod tests {
     fn zero_partitions_is_rejected_at_its_line() {
         let raw = "[defaults]\nreplication_factor = 1\n\n[topics.\"a.b\"]\npartitions = 0\nretention_ms = 1\ncleanup_policy = \"delete\"\n";
         let err = plan(raw, None).unwrap_err().to_string();
-        assert_eq!(err, "topics.toml:5: key `topics.\"a.b\".partitions`: must be at least 1");
+        assert_eq!(
+            err,
+            "topics.toml:5: key `topics.\"a.b\".partitions`: must be at least 1"
+        );
     }
 
     #[test]

@@ -77,7 +77,10 @@ pub struct OutboxConfig {
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        Self { synchronous: Synchronous::Full, group_commit_max: 1000 }
+        Self {
+            synchronous: Synchronous::Full,
+            group_commit_max: 1000,
+        }
     }
 }
 
@@ -125,8 +128,16 @@ impl EdgeConfig {
 
     fn validate(&self, file: &ConfigFile) -> Result<(), ConfigError> {
         let id = &self.station.id;
-        if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(file.invalid("station.id", format!("`{id}` is not 1 to 128 letters, digits, '-', '_' or '.'")));
+        if id.is_empty()
+            || id.len() > 128
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(file.invalid(
+                "station.id",
+                format!("`{id}` is not 1 to 128 letters, digits, '-', '_' or '.'"),
+            ));
         }
         if self.station.data_dir.as_os_str().is_empty() {
             return Err(file.invalid("station.data_dir", "must name a directory"));
@@ -151,10 +162,16 @@ impl EdgeConfig {
             return Err(file.invalid("mqtt.port", "must be 1 to 65535"));
         }
         if mqtt.client_id.is_empty() {
-            return Err(file.invalid("mqtt.client_id", "must be set: a fixed id keeps the session across restarts"));
+            return Err(file.invalid(
+                "mqtt.client_id",
+                "must be set: a fixed id keeps the session across restarts",
+            ));
         }
         if mqtt.topics.is_empty() || mqtt.topics.iter().any(String::is_empty) {
-            return Err(file.invalid("mqtt.topics", "must list at least one non-empty topic filter"));
+            return Err(file.invalid(
+                "mqtt.topics",
+                "must list at least one non-empty topic filter",
+            ));
         }
         if mqtt.intake_batch_max == 0 {
             return Err(file.invalid("mqtt.intake_batch_max", "must be at least 1"));
@@ -198,21 +215,27 @@ mod tests {
 
     #[test]
     fn bad_station_id_names_line_and_key() {
-        let raw = "[station]\nid = \"ST 01\"\ndata_dir = \"/tmp/x\"\n[kafka]\nbootstrap = \"k:9092\"\n";
+        let raw =
+            "[station]\nid = \"ST 01\"\ndata_dir = \"/tmp/x\"\n[kafka]\nbootstrap = \"k:9092\"\n";
         let err = load_text(raw).unwrap_err().to_string();
         assert!(err.starts_with("edge.toml:2: key `station.id`"), "{err}");
     }
 
     #[test]
     fn bad_bootstrap_names_line_and_key() {
-        let raw = "[station]\nid = \"ST-01\"\ndata_dir = \"/tmp/x\"\n[kafka]\nbootstrap = \"kafka\"\n";
+        let raw =
+            "[station]\nid = \"ST-01\"\ndata_dir = \"/tmp/x\"\n[kafka]\nbootstrap = \"kafka\"\n";
         let err = load_text(raw).unwrap_err().to_string();
-        assert!(err.starts_with("edge.toml:5: key `kafka.bootstrap`: `kafka` is not host:port"), "{err}");
+        assert!(
+            err.starts_with("edge.toml:5: key `kafka.bootstrap`: `kafka` is not host:port"),
+            "{err}"
+        );
     }
 
     #[test]
     fn missing_source_is_an_error() {
-        let raw = "[station]\nid = \"ST-01\"\ndata_dir = \"/tmp/x\"\n[kafka]\nbootstrap = \"k:9092\"\n";
+        let raw =
+            "[station]\nid = \"ST-01\"\ndata_dir = \"/tmp/x\"\n[kafka]\nbootstrap = \"k:9092\"\n";
         let err = load_text(raw).unwrap_err().to_string();
         assert!(err.contains("no source is configured"), "{err}");
     }

@@ -97,7 +97,9 @@ async fn read_batch(
 ) -> Result<Vec<StoredEvent>, String> {
     let reader = Arc::clone(reader);
     tokio::task::spawn_blocking(move || {
-        let reader = reader.lock().map_err(|_| "outbox reader poisoned".to_owned())?;
+        let reader = reader
+            .lock()
+            .map_err(|_| "outbox reader poisoned".to_owned())?;
         reader.read_after(after, limit).map_err(|e| e.to_string())
     })
     .await
@@ -119,16 +121,31 @@ async fn send_round(producer: &FutureProducer, topic: &str, batch: &[StoredEvent
             Err(error) => {
                 // A stored event that the contract cannot encode is a defect of this build; stop here
                 // rather than skip it, so nothing is reordered or lost.
-                failure = Some(format!("event seq {} cannot be encoded: {error}", stored.seq));
+                failure = Some(format!(
+                    "event seq {} cannot be encoded: {error}",
+                    stored.seq
+                ));
                 break;
             }
         };
         let seq = stored.seq.to_string();
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "station_id", value: Some(stored.event.station_id.as_str()) })
-            .insert(Header { key: "seq", value: Some(seq.as_str()) })
-            .insert(Header { key: "idempotency-key", value: Some(stored.event.event_id.as_str()) });
-        let record = FutureRecord::to(topic).key(&stored.event.station_id).payload(&value).headers(headers);
+            .insert(Header {
+                key: "station_id",
+                value: Some(stored.event.station_id.as_str()),
+            })
+            .insert(Header {
+                key: "seq",
+                value: Some(seq.as_str()),
+            })
+            .insert(Header {
+                key: "idempotency-key",
+                value: Some(stored.event.event_id.as_str()),
+            });
+        let record = FutureRecord::to(topic)
+            .key(&stored.event.station_id)
+            .payload(&value)
+            .headers(headers);
         match producer.send_result(record) {
             Ok(delivery) => deliveries.push((stored.seq, delivery)),
             Err((error, _)) => {
@@ -149,7 +166,9 @@ async fn send_round(producer: &FutureProducer, topic: &str, batch: &[StoredEvent
             }
             Err(_) => {
                 broken = true;
-                failure.get_or_insert_with(|| format!("event seq {seq}: the producer dropped the delivery"));
+                failure.get_or_insert_with(|| {
+                    format!("event seq {seq}: the producer dropped the delivery")
+                });
             }
         }
     }

@@ -35,10 +35,23 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => match EdgeConfig::load(&file) {
             Ok(config) => {
                 println!("{}: valid", file.display());
-                println!("  station {} with outbox {}", config.station.id, config.outbox_path().display());
-                println!("  kafka {} topic {}", config.kafka.bootstrap, config.forward.topic);
+                println!(
+                    "  station {} with outbox {}",
+                    config.station.id,
+                    config.outbox_path().display()
+                );
+                println!(
+                    "  kafka {} topic {}",
+                    config.kafka.bootstrap, config.forward.topic
+                );
                 if let Some(mqtt) = &config.mqtt {
-                    println!("  mqtt {}:{} as {} on {}", mqtt.host, mqtt.port, mqtt.client_id, mqtt.topics.join(", "));
+                    println!(
+                        "  mqtt {}:{} as {} on {}",
+                        mqtt.host,
+                        mqtt.port,
+                        mqtt.client_id,
+                        mqtt.topics.join(", ")
+                    );
                 }
                 ExitCode::SUCCESS
             }
@@ -56,7 +69,11 @@ fn main() -> ExitCode {
                 }
             };
             linegate_common::logging::init(config.station.log_format);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(error) => {
                     eprintln!("error: cannot start the async runtime: {error}");

@@ -18,7 +18,10 @@ const FORWARD_STOP: Duration = Duration::from_secs(5);
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.station.data_dir).with_context(|| {
-        format!("cannot create the data directory {}", config.station.data_dir.display())
+        format!(
+            "cannot create the data directory {}",
+            config.station.data_dir.display()
+        )
     })?;
     let outbox_path = config.outbox_path();
     let committed = Arc::new(Notify::new());
@@ -49,7 +52,12 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
     ));
     let mut sources = Vec::new();
     if let Some(mqtt) = config.mqtt.clone() {
-        sources.push(tokio::spawn(source::mqtt::run(mqtt, config.station.id.clone(), writer.clone(), stopped)));
+        sources.push(tokio::spawn(source::mqtt::run(
+            mqtt,
+            config.station.id.clone(),
+            writer.clone(),
+            stopped,
+        )));
     }
     drop(writer);
 
@@ -69,8 +77,13 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
             tracing::warn!("a source did not stop in time");
         }
     }
-    if tokio::time::timeout(FORWARD_STOP, &mut forwarder).await.is_err() {
-        tracing::warn!("the forwarder did not finish its round in time; unconfirmed events stay in the outbox");
+    if tokio::time::timeout(FORWARD_STOP, &mut forwarder)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the forwarder did not finish its round in time; unconfirmed events stay in the outbox"
+        );
         forwarder.abort();
     }
     tracing::info!("linegate-edge stopped");

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use linegate_edge::capture::envelope;
-use linegate_edge::outbox::{Intake, OutboxError, OutboxReader, OutboxWriter, QuarantineEntry, Synchronous};
+use linegate_edge::outbox::{
+    Intake, OutboxError, OutboxReader, OutboxWriter, QuarantineEntry, Synchronous,
+};
 use linegate_schemas::{InspectionEvent, InspectionEventType};
 use tokio::sync::Notify;
 
@@ -21,7 +23,12 @@ fn event(n: u32) -> Intake {
         defects: vec![],
         metadata: Default::default(),
     };
-    Intake::Event(Box::new(envelope("ST-01", inspection, None, 1_700_000_000_000)))
+    Intake::Event(Box::new(envelope(
+        "ST-01",
+        inspection,
+        None,
+        1_700_000_000_000,
+    )))
 }
 
 fn quarantine() -> Intake {
@@ -35,7 +42,14 @@ fn quarantine() -> Intake {
 }
 
 fn start(path: &std::path::Path) -> OutboxWriter {
-    OutboxWriter::start(path, "ST-01", Synchronous::Full, 100, Arc::new(Notify::new())).unwrap()
+    OutboxWriter::start(
+        path,
+        "ST-01",
+        Synchronous::Full,
+        100,
+        Arc::new(Notify::new()),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -43,7 +57,10 @@ async fn seq_is_gapless_across_quarantine_entries_and_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outbox.db");
     let writer = start(&path);
-    let seqs = writer.append(vec![event(1), quarantine(), event(2)]).await.unwrap();
+    let seqs = writer
+        .append(vec![event(1), quarantine(), event(2)])
+        .await
+        .unwrap();
     assert_eq!(seqs, vec![Some(1), None, Some(2)]);
     drop(writer);
 
@@ -79,7 +96,11 @@ async fn concurrent_appends_are_each_committed_once_in_order_of_arrival() {
     let tasks: Vec<_> = (0..20)
         .map(|t| {
             let writer = writer.clone();
-            tokio::spawn(async move { writer.append((0..50).map(|n| event(t * 100 + n)).collect()).await })
+            tokio::spawn(async move {
+                writer
+                    .append((0..50).map(|n| event(t * 100 + n)).collect())
+                    .await
+            })
         })
         .collect();
     let mut all = Vec::new();
@@ -95,11 +116,21 @@ async fn an_outbox_of_another_station_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outbox.db");
     drop(start(&path));
-    let err = OutboxWriter::start(&path, "ST-02", Synchronous::Full, 100, Arc::new(Notify::new()))
-        .err()
-        .expect("a second station must be refused");
+    let err = OutboxWriter::start(
+        &path,
+        "ST-02",
+        Synchronous::Full,
+        100,
+        Arc::new(Notify::new()),
+    )
+    .err()
+    .expect("a second station must be refused");
     assert!(matches!(err, OutboxError::WrongStation { .. }), "{err}");
-    assert!(err.to_string().contains("belongs to station ST-01, not ST-02"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("belongs to station ST-01, not ST-02"),
+        "{err}"
+    );
 }
 
 trait PayloadInspection {

@@ -29,10 +29,14 @@ pub fn full_name(definition: &Value) -> Option<String> {
 fn inline(value: &Value, library: &HashMap<String, Value>, defined: &mut HashSet<String>) -> Value {
     match value {
         Value::String(name) => match library.get(name) {
-            Some(definition) if defined.insert(name.clone()) => inline(definition, library, defined),
+            Some(definition) if defined.insert(name.clone()) => {
+                inline(definition, library, defined)
+            }
             _ => value.clone(),
         },
-        Value::Array(items) => Value::Array(items.iter().map(|v| inline(v, library, defined)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| inline(v, library, defined)).collect())
+        }
         Value::Object(map) => {
             if let Some(name) = full_name(value).filter(|_| map.contains_key("fields")) {
                 defined.insert(name);

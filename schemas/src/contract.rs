@@ -56,7 +56,10 @@ impl MessageKind {
 /// The `.avsc` sources, one record per file, as edited by people.
 const SOURCES: &[(&str, &str)] = &[
     ("defect", include_str!("../avro/defect.avsc")),
-    ("inspection_event", include_str!("../avro/inspection_event.avsc")),
+    (
+        "inspection_event",
+        include_str!("../avro/inspection_event.avsc"),
+    ),
     ("edge_event", include_str!("../avro/edge_event.avsc")),
     ("quality_event", include_str!("../avro/quality_event.avsc")),
     ("audit_event", include_str!("../avro/audit_event.avsc")),
@@ -137,7 +140,8 @@ impl Contract {
         let mut current = HashMap::new();
         for kind in MessageKind::ALL {
             let root = &roots[kind.file_stem()];
-            let json = serde_json::to_string_pretty(&compose(root, &library)).map_err(|e| bad(kind.name(), e))?;
+            let json = serde_json::to_string_pretty(&compose(root, &library))
+                .map_err(|e| bad(kind.name(), e))?;
             current.insert(kind, compile(kind.name(), json)?);
         }
         let mut writers = HashMap::new();
@@ -166,10 +170,20 @@ impl Contract {
 fn compile(label: &str, json: String) -> Result<Compiled, SchemaError> {
     let schema = Schema::parse_str(&json).map_err(|e| bad(label, e))?;
     let bytes = schema.fingerprint::<Rabin>().bytes;
-    let fingerprint: [u8; 8] = bytes.as_slice().try_into().map_err(|_| bad(label, "fingerprint is not 8 bytes"))?;
-    Ok(Compiled { schema, fingerprint, json })
+    let fingerprint: [u8; 8] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| bad(label, "fingerprint is not 8 bytes"))?;
+    Ok(Compiled {
+        schema,
+        fingerprint,
+        json,
+    })
 }
 
 fn bad(name: &str, reason: impl std::fmt::Display) -> SchemaError {
-    SchemaError::BadBundledSchema { name: name.to_owned(), reason: reason.to_string() }
+    SchemaError::BadBundledSchema {
+        name: name.to_owned(),
+        reason: reason.to_string(),
+    }
 }

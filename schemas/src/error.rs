@@ -11,7 +11,10 @@ pub enum SchemaError {
     NotSingleObject { found: String },
     /// The writer's fingerprint is not a released version of the expected message kind.
     #[error("unknown writer schema fingerprint {fingerprint} for {kind}: the producer uses a schema this build does not know")]
-    UnknownFingerprint { kind: &'static str, fingerprint: String },
+    UnknownFingerprint {
+        kind: &'static str,
+        fingerprint: String,
+    },
     /// The body does not decode with the writer schema or does not resolve to the reader schema.
     #[error("{kind} body does not decode: {reason}")]
     Avro { kind: &'static str, reason: String },

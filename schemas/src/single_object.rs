@@ -26,7 +26,10 @@ pub trait AvroMessage: Sized {
     /// (e.g. the Confluent registry format).
     fn to_datum(&self) -> Result<Vec<u8>, SchemaError> {
         let schema = &Contract::global().current(Self::KIND).schema;
-        let value = self.to_avro()?.resolve(schema).map_err(|e| mapping(Self::KIND, e))?;
+        let value = self
+            .to_avro()?
+            .resolve(schema)
+            .map_err(|e| mapping(Self::KIND, e))?;
         apache_avro::to_avro_datum(schema, value).map_err(|e| mapping(Self::KIND, e))
     }
 }
@@ -45,19 +48,37 @@ pub fn encode<M: AvroMessage>(message: &M) -> Result<Vec<u8>, SchemaError> {
 /// Decodes a single-object message of kind `M`, written with any released version of its schema.
 pub fn decode<M: AvroMessage>(bytes: &[u8]) -> Result<M, SchemaError> {
     if bytes.len() < HEADER_LEN || bytes[..2] != SINGLE_OBJECT_MAGIC {
-        let found = bytes.iter().take(2).map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(" ");
-        return Err(SchemaError::NotSingleObject { found: if found.is_empty() { "nothing".into() } else { found } });
+        let found = bytes
+            .iter()
+            .take(2)
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Err(SchemaError::NotSingleObject {
+            found: if found.is_empty() {
+                "nothing".into()
+            } else {
+                found
+            },
+        });
     }
     let fingerprint: [u8; 8] = bytes[2..HEADER_LEN].try_into().expect("slice of 8 bytes");
     let contract = Contract::global();
-    let writer = contract.writer(M::KIND, &fingerprint).ok_or_else(|| SchemaError::UnknownFingerprint {
-        kind: M::KIND.name(),
-        fingerprint: fingerprint.iter().map(|b| format!("{b:02x}")).collect(),
-    })?;
+    let writer =
+        contract
+            .writer(M::KIND, &fingerprint)
+            .ok_or_else(|| SchemaError::UnknownFingerprint {
+                kind: M::KIND.name(),
+                fingerprint: fingerprint.iter().map(|b| format!("{b:02x}")).collect(),
+            })?;
     let mut body = &bytes[HEADER_LEN..];
     let reader = &contract.current(M::KIND).schema;
-    let value = apache_avro::from_avro_datum(writer, &mut body, Some(reader))
-        .map_err(|e| SchemaError::Avro { kind: M::KIND.name(), reason: e.to_string() })?;
+    let value = apache_avro::from_avro_datum(writer, &mut body, Some(reader)).map_err(|e| {
+        SchemaError::Avro {
+            kind: M::KIND.name(),
+            reason: e.to_string(),
+        }
+    })?;
     if !body.is_empty() {
         return Err(SchemaError::Avro {
             kind: M::KIND.name(),
@@ -68,7 +89,10 @@ pub fn decode<M: AvroMessage>(bytes: &[u8]) -> Result<M, SchemaError> {
 }
 
 fn mapping(kind: MessageKind, e: impl std::fmt::Display) -> SchemaError {
-    SchemaError::Mapping { kind: kind.name(), reason: e.to_string() }
+    SchemaError::Mapping {
+        kind: kind.name(),
+        reason: e.to_string(),
+    }
 }
 
 macro_rules! serde_message {
@@ -115,8 +139,14 @@ impl AvroMessage for EdgeEvent {
             ("event_id".into(), Value::String(self.event_id.clone())),
             ("timestamp".into(), Value::Long(self.timestamp)),
             ("trace_id".into(), Value::String(self.trace_id.clone())),
-            ("source_service".into(), Value::String(self.source_service.clone())),
-            ("schema_version".into(), Value::String(self.schema_version.clone())),
+            (
+                "source_service".into(),
+                Value::String(self.source_service.clone()),
+            ),
+            (
+                "schema_version".into(),
+                Value::String(self.schema_version.clone()),
+            ),
             ("station_id".into(), Value::String(self.station_id.clone())),
             ("seq".into(), Value::Long(self.seq)),
             ("payload".into(), payload),
@@ -128,8 +158,15 @@ impl AvroMessage for EdgeEvent {
             return Err(mapping(Self::KIND, "the body is not a record"));
         };
         let payload = match fields.iter().find(|(name, _)| name == "payload") {
-            Some((_, Value::Union(0, inner))) => EdgePayload::Inspection(InspectionEvent::from_avro((**inner).clone())?),
-            Some((_, other)) => return Err(mapping(Self::KIND, format!("unknown payload branch {other:?}"))),
+            Some((_, Value::Union(0, inner))) => {
+                EdgePayload::Inspection(InspectionEvent::from_avro((**inner).clone())?)
+            }
+            Some((_, other)) => {
+                return Err(mapping(
+                    Self::KIND,
+                    format!("unknown payload branch {other:?}"),
+                ))
+            }
             None => return Err(mapping(Self::KIND, "the payload field is missing")),
         };
         let e: Envelope = apache_avro::from_value(&value).map_err(|e| mapping(Self::KIND, e))?;

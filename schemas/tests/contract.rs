@@ -88,17 +88,37 @@ fn audit() -> AuditEvent {
 
 #[test]
 fn every_kind_round_trips_through_single_object_encoding() {
-    assert_eq!(decode::<EdgeEvent>(&encode(&edge_event()).unwrap()).unwrap(), edge_event());
-    assert_eq!(decode::<InspectionEvent>(&encode(&inspection()).unwrap()).unwrap(), inspection());
-    assert_eq!(decode::<QualityEvent>(&encode(&quality()).unwrap()).unwrap(), quality());
-    assert_eq!(decode::<AuditEvent>(&encode(&audit()).unwrap()).unwrap(), audit());
+    assert_eq!(
+        decode::<EdgeEvent>(&encode(&edge_event()).unwrap()).unwrap(),
+        edge_event()
+    );
+    assert_eq!(
+        decode::<InspectionEvent>(&encode(&inspection()).unwrap()).unwrap(),
+        inspection()
+    );
+    assert_eq!(
+        decode::<QualityEvent>(&encode(&quality()).unwrap()).unwrap(),
+        quality()
+    );
+    assert_eq!(
+        decode::<AuditEvent>(&encode(&audit()).unwrap()).unwrap(),
+        audit()
+    );
 }
 
 #[test]
 fn every_inspection_event_type_round_trips() {
     for kind in InspectionEventType::ALL {
-        let event = InspectionEvent { event_type: kind, quality_score: None, defects: vec![], ..inspection() };
-        assert_eq!(decode::<InspectionEvent>(&encode(&event).unwrap()).unwrap(), event);
+        let event = InspectionEvent {
+            event_type: kind,
+            quality_score: None,
+            defects: vec![],
+            ..inspection()
+        };
+        assert_eq!(
+            decode::<InspectionEvent>(&encode(&event).unwrap()).unwrap(),
+            event
+        );
     }
 }
 
@@ -106,7 +126,12 @@ fn every_inspection_event_type_round_trips() {
 fn encoding_starts_with_marker_and_current_fingerprint() {
     let bytes = encode(&edge_event()).unwrap();
     assert_eq!(bytes[..2], SINGLE_OBJECT_MAGIC);
-    assert_eq!(bytes[2..10], Contract::global().current(MessageKind::EdgeEvent).fingerprint);
+    assert_eq!(
+        bytes[2..10],
+        Contract::global()
+            .current(MessageKind::EdgeEvent)
+            .fingerprint
+    );
 }
 
 #[test]
@@ -114,36 +139,66 @@ fn fingerprint_matches_the_avro_spec_test_vector() {
     // CRC-64-AVRO of the canonical form `"int"`, from the Avro project's test data, as a signed long.
     let schema = Schema::parse_str(r#""int""#).unwrap();
     let bytes = schema.fingerprint::<apache_avro::rabin::Rabin>().bytes;
-    assert_eq!(i64::from_le_bytes(bytes.try_into().unwrap()), 8247732601305521295);
+    assert_eq!(
+        i64::from_le_bytes(bytes.try_into().unwrap()),
+        8247732601305521295
+    );
 }
 
 #[test]
 fn an_event_of_another_kind_is_refused_by_fingerprint() {
     let err = decode::<EdgeEvent>(&encode(&inspection()).unwrap()).unwrap_err();
-    assert!(matches!(err, SchemaError::UnknownFingerprint { kind: "EdgeEvent", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            SchemaError::UnknownFingerprint {
+                kind: "EdgeEvent",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn bytes_without_the_marker_are_refused_with_what_was_found() {
     let err = decode::<EdgeEvent>(b"{\"json\": true}").unwrap_err();
-    assert_eq!(err.to_string(), "not an Avro single-object message: expected marker C3 01, found 7B 22");
+    assert_eq!(
+        err.to_string(),
+        "not an Avro single-object message: expected marker C3 01, found 7B 22"
+    );
 }
 
 #[test]
 fn a_truncated_body_is_refused() {
     let bytes = encode(&edge_event()).unwrap();
-    assert!(matches!(decode::<EdgeEvent>(&bytes[..bytes.len() - 5]), Err(SchemaError::Avro { .. })));
+    assert!(matches!(
+        decode::<EdgeEvent>(&bytes[..bytes.len() - 5]),
+        Err(SchemaError::Avro { .. })
+    ));
 }
 
 #[test]
 fn an_invalid_uuid_does_not_encode() {
-    let event = EdgeEvent { event_id: "not-a-uuid".into(), ..edge_event() };
-    assert!(matches!(encode(&event), Err(SchemaError::Mapping { kind: "EdgeEvent", .. })));
+    let event = EdgeEvent {
+        event_id: "not-a-uuid".into(),
+        ..edge_event()
+    };
+    assert!(matches!(
+        encode(&event),
+        Err(SchemaError::Mapping {
+            kind: "EdgeEvent",
+            ..
+        })
+    ));
 }
 
 #[test]
 fn cbor_storage_round_trips() {
-    assert_eq!(from_cbor::<EdgeEvent>(&to_cbor(&edge_event()).unwrap()).unwrap(), edge_event());
+    assert_eq!(
+        from_cbor::<EdgeEvent>(&to_cbor(&edge_event()).unwrap()).unwrap(),
+        edge_event()
+    );
 }
 
 #[test]
@@ -172,7 +227,11 @@ fn current_schema_reads_every_released_version() {
         let writer = Schema::parse_str(released.json).unwrap();
         let reader = &contract.current(released.kind).schema;
         SchemaCompatibility::can_read(&writer, reader).unwrap_or_else(|e| {
-            panic!("{} v{} is not readable by the current schema: {e}", released.kind.name(), released.version)
+            panic!(
+                "{} v{} is not readable by the current schema: {e}",
+                released.kind.name(),
+                released.version
+            )
         });
     }
 }
@@ -182,13 +241,29 @@ fn each_release_reads_the_one_before() {
     for kind in MessageKind::ALL {
         let mut versions: Vec<_> = RELEASED.iter().filter(|r| r.kind == kind).collect();
         versions.sort_by_key(|r| r.version);
-        assert_eq!(versions.first().map(|r| r.version), Some(1), "{} has no v1", kind.name());
+        assert_eq!(
+            versions.first().map(|r| r.version),
+            Some(1),
+            "{} has no v1",
+            kind.name()
+        );
         for pair in versions.windows(2) {
-            assert_eq!(pair[1].version, pair[0].version + 1, "{} versions have a gap", kind.name());
+            assert_eq!(
+                pair[1].version,
+                pair[0].version + 1,
+                "{} versions have a gap",
+                kind.name()
+            );
             let old = Schema::parse_str(pair[0].json).unwrap();
             let new = Schema::parse_str(pair[1].json).unwrap();
-            SchemaCompatibility::can_read(&old, &new)
-                .unwrap_or_else(|e| panic!("{} v{} cannot read v{}: {e}", kind.name(), pair[1].version, pair[0].version));
+            SchemaCompatibility::can_read(&old, &new).unwrap_or_else(|e| {
+                panic!(
+                    "{} v{} cannot read v{}: {e}",
+                    kind.name(),
+                    pair[1].version,
+                    pair[0].version
+                )
+            });
         }
     }
 }
@@ -200,7 +275,11 @@ fn every_released_file_is_listed() {
     for kind in std::fs::read_dir(&dir).unwrap() {
         on_disk += std::fs::read_dir(kind.unwrap().path()).unwrap().count();
     }
-    assert_eq!(on_disk, RELEASED.len(), "a file under released/ is not listed in RELEASED");
+    assert_eq!(
+        on_disk,
+        RELEASED.len(),
+        "a file under released/ is not listed in RELEASED"
+    );
 }
 
 #[test]
@@ -208,9 +287,15 @@ fn every_field_of_every_source_schema_has_a_doc() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("avro");
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         for field in json["fields"].as_array().unwrap() {
-            assert!(field["doc"].is_string(), "{}: field {} has no doc", path.display(), field["name"]);
+            assert!(
+                field["doc"].is_string(),
+                "{}: field {} has no doc",
+                path.display(),
+                field["name"]
+            );
         }
     }
 }

@@ -19,7 +19,11 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Starts a broker on a free port.
     pub fn start() -> anyhow::Result<Self> {
-        let mut broker = Self { port: free_port(), dir: tempfile::tempdir()?, process: None };
+        let mut broker = Self {
+            port: free_port(),
+            dir: tempfile::tempdir()?,
+            process: None,
+        };
         broker.start_again()?;
         Ok(broker)
     }
@@ -31,7 +35,10 @@ impl Mosquitto {
         let mut process = ChildProcess::spawn(
             "mosquitto",
             &script,
-            &[&self.port.to_string(), data.to_str().expect("utf-8 temp path")],
+            &[
+                &self.port.to_string(),
+                data.to_str().expect("utf-8 temp path"),
+            ],
             &[],
             &self.dir.path().join("mosquitto.log"),
         )?;
@@ -75,7 +82,12 @@ impl Tansu {
     }
 
     fn start_with(storage: String, dir: TempDir) -> anyhow::Result<Self> {
-        let mut broker = Self { port: free_port(), storage, dir, process: None };
+        let mut broker = Self {
+            port: free_port(),
+            storage,
+            dir,
+            process: None,
+        };
         broker.start_again()?;
         Ok(broker)
     }

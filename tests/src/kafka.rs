@@ -28,19 +28,27 @@ pub struct Record {
 impl Record {
     /// Header `name` as text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| std::str::from_utf8(v).ok())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
     /// Key as text.
     pub fn key_str(&self) -> Option<&str> {
-        self.key.as_deref().and_then(|k| std::str::from_utf8(k).ok())
+        self.key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
     }
 }
 
 fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("linegate-test-{}", uuid::Uuid::new_v4()))
+        .set(
+            "group.id",
+            format!("linegate-test-{}", uuid::Uuid::new_v4()),
+        )
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .create()?)
@@ -53,7 +61,9 @@ pub fn wait_ready(bootstrap: &str, timeout: Duration) -> anyhow::Result<()> {
     loop {
         match consumer.fetch_metadata(None, Duration::from_secs(2)) {
             Ok(_) => return Ok(()),
-            Err(error) if Instant::now() > deadline => bail!("Kafka at {bootstrap} not ready: {error}"),
+            Err(error) if Instant::now() > deadline => {
+                bail!("Kafka at {bootstrap} not ready: {error}")
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
@@ -72,7 +82,10 @@ pub fn consume_until(
     let deadline = Instant::now() + timeout;
     let partitions = loop {
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
-        let count = metadata.ok().and_then(|m| m.topics().first().map(|t| t.partitions().len())).unwrap_or(0);
+        let count = metadata
+            .ok()
+            .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+            .unwrap_or(0);
         if count > 0 {
             break count;
         }
@@ -96,7 +109,10 @@ pub fn consume_until(
             return Ok(records);
         }
         if Instant::now() > deadline {
-            bail!("{topic}: {} of {expected} records arrived within {timeout:?}", records.len());
+            bail!(
+                "{topic}: {} of {expected} records arrived within {timeout:?}",
+                records.len()
+            );
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => records.push(Record {
@@ -107,7 +123,11 @@ pub fn consume_until(
                 value: message.payload().unwrap_or_default().to_vec(),
                 headers: message
                     .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
                     .unwrap_or_default(),
             }),
             Some(Err(error)) => eprintln!("consume {topic}: {error}"),
@@ -117,12 +137,19 @@ pub fn consume_until(
 }
 
 /// Produces one raw record and waits for its acknowledgement.
-pub async fn produce(bootstrap: &str, topic: &str, key: Option<&[u8]>, value: &[u8]) -> anyhow::Result<()> {
+pub async fn produce(
+    bootstrap: &str,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: &[u8],
+) -> anyhow::Result<()> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("message.timeout.ms", "30000")
         .create()?;
-    let mut record = FutureRecord::to(topic).payload(value).headers(OwnedHeaders::new());
+    let mut record = FutureRecord::to(topic)
+        .payload(value)
+        .headers(OwnedHeaders::new());
     if let Some(key) = key {
         record = record.key(key);
     }

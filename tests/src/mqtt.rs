@@ -7,7 +7,13 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 
 /// Publishes `payloads` to `topic` in order with QoS 1 and returns when the broker acknowledged all of them.
 /// `rate` limits messages per second (0 = as fast as the broker takes them).
-pub async fn publish_all(port: u16, client_id: &str, topic: &str, payloads: &[Vec<u8>], rate: u32) -> anyhow::Result<()> {
+pub async fn publish_all(
+    port: u16,
+    client_id: &str,
+    topic: &str,
+    payloads: &[Vec<u8>],
+    rate: u32,
+) -> anyhow::Result<()> {
     let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(1 << 20, 1 << 20);
@@ -19,7 +25,9 @@ pub async fn publish_all(port: u16, client_id: &str, topic: &str, payloads: &[Ve
         tokio::spawn(async move {
             let pause = (rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(rate)));
             for payload in payloads {
-                client.publish(&topic, QoS::AtLeastOnce, false, payload).await?;
+                client
+                    .publish(&topic, QoS::AtLeastOnce, false, payload)
+                    .await?;
                 if let Some(pause) = pause {
                     tokio::time::sleep(pause).await;
                 }
@@ -32,8 +40,13 @@ pub async fn publish_all(port: u16, client_id: &str, topic: &str, payloads: &[Ve
         match tokio::time::timeout(Duration::from_secs(30), eventloop.poll()).await {
             Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
             Ok(Ok(_)) => {}
-            Ok(Err(error)) => bail!("MQTT publish to port {port} failed after {acked} acks: {error}"),
-            Err(_) => bail!("MQTT: no progress for 30 s after {acked} of {} acks", payloads.len()),
+            Ok(Err(error)) => {
+                bail!("MQTT publish to port {port} failed after {acked} acks: {error}")
+            }
+            Err(_) => bail!(
+                "MQTT: no progress for 30 s after {acked} of {} acks",
+                payloads.len()
+            ),
         }
     }
     sender.await??;

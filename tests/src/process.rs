@@ -10,12 +10,18 @@ use anyhow::{bail, Context};
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
 }
 
 /// The workspace root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
 }
 
 /// A workspace binary of the same profile as the running test (target/<profile>/NAME).
@@ -26,7 +32,11 @@ pub fn bin_path(name: &str) -> PathBuf {
         dir.pop();
     }
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
     path
 }
 
@@ -46,15 +56,29 @@ impl ChildProcess {
         env: &[(&str, String)],
         log: &Path,
     ) -> anyhow::Result<Self> {
-        let out = File::options().create(true).append(true).open(log).with_context(|| format!("log {}", log.display()))?;
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("log {}", log.display()))?;
         let err = out.try_clone()?;
         let mut command = Command::new(program);
-        command.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
         for (key, value) in env {
             command.env(key, value);
         }
-        let child = command.spawn().with_context(|| format!("cannot start {}", program.display()))?;
-        Ok(Self { name: name.to_owned(), child: Some(child), log: log.to_owned() })
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", program.display()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child: Some(child),
+            log: log.to_owned(),
+        })
     }
 
     /// The process id, while running.
@@ -72,8 +96,12 @@ impl ChildProcess {
 
     /// SIGTERM, then wait up to `grace` before SIGKILL; returns whether it exited by itself.
     pub fn terminate(&mut self, grace: Duration) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -88,14 +116,21 @@ impl ChildProcess {
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// The last `lines` lines of its output, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
-        format!("--- {} ({}) ---\n{}", self.name, self.log.display(), all[all.len().saturating_sub(lines)..].join("\n"))
+        format!(
+            "--- {} ({}) ---\n{}",
+            self.name,
+            self.log.display(),
+            all[all.len().saturating_sub(lines)..].join("\n")
+        )
     }
 }
 
@@ -113,9 +148,17 @@ pub fn wait_for_port(child: &mut ChildProcess, port: u16, timeout: Duration) -> 
             return Ok(());
         }
         if !child.is_running() {
-            bail!("{} exited during start-up\n{}", child.name, child.log_tail(20));
+            bail!(
+                "{} exited during start-up\n{}",
+                child.name,
+                child.log_tail(20)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    bail!("{} did not listen on port {port} within {timeout:?}\n{}", child.name, child.log_tail(20))
+    bail!(
+        "{} did not listen on port {port} within {timeout:?}\n{}",
+        child.name,
+        child.log_tail(20)
+    )
 }

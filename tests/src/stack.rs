@@ -23,7 +23,12 @@ pub fn start_bridge(tansu: &Tansu, group: &str, dir: &Path) -> anyhow::Result<Ch
 
 /// Starts `linegate-edge run` for `station` with `config/edge.example.toml`; its outbox is in
 /// `dir/edge-<station>/outbox.db`.
-pub fn start_edge(station: &str, mosquitto: &Mosquitto, tansu: &Tansu, dir: &Path) -> anyhow::Result<ChildProcess> {
+pub fn start_edge(
+    station: &str,
+    mosquitto: &Mosquitto,
+    tansu: &Tansu,
+    dir: &Path,
+) -> anyhow::Result<ChildProcess> {
     let config = repo_root().join("config/edge.example.toml");
     ChildProcess::spawn(
         "linegate-edge",
@@ -31,7 +36,10 @@ pub fn start_edge(station: &str, mosquitto: &Mosquitto, tansu: &Tansu, dir: &Pat
         &["run", "--config", config.to_str().expect("utf-8 path")],
         &[
             ("LINEGATE_STATION_ID", station.to_owned()),
-            ("LINEGATE_DATA_DIR", dir.join(format!("edge-{station}")).display().to_string()),
+            (
+                "LINEGATE_DATA_DIR",
+                dir.join(format!("edge-{station}")).display().to_string(),
+            ),
             ("LINEGATE_MQTT_PORT", mosquitto.port().to_string()),
             ("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap()),
         ],

@@ -41,7 +41,10 @@ pub fn inspection_documents(station: &str, inspections: usize, seed: u64) -> Vec
         let inspection_type = rng.pick(&INSPECTION_TYPES);
         let batch_id = format!("LOT-{}", 100 + n / 50);
         let chip_id = format!("{station}-CHIP-{n:06}");
-        let mut steps: Vec<(&str, &str)> = vec![("INSPECTION_CREATED", "CREATED"), ("INSPECTION_STARTED", "RUNNING")];
+        let mut steps: Vec<(&str, &str)> = vec![
+            ("INSPECTION_CREATED", "CREATED"),
+            ("INSPECTION_STARTED", "RUNNING"),
+        ];
         let defective = rng.unit() < 0.2;
         if defective {
             steps.push(("DEFECT_DETECTED", "RUNNING"));
@@ -53,7 +56,10 @@ pub fn inspection_documents(station: &str, inspections: usize, seed: u64) -> Vec
         }
         for (event_type, status) in steps {
             clock_ms += 1 + i64::try_from(rng.next() % 400).unwrap_or(0);
-            let defects = if defective && event_type != "INSPECTION_CREATED" && event_type != "INSPECTION_STARTED" {
+            let defects = if defective
+                && event_type != "INSPECTION_CREATED"
+                && event_type != "INSPECTION_STARTED"
+            {
                 json!([{
                     "defect_type": rng.pick(&DEFECT_TYPES),
                     "severity": rng.pick(&SEVERITIES),
@@ -87,7 +93,8 @@ pub fn inspection_documents(station: &str, inspections: usize, seed: u64) -> Vec
 
 fn timestamp(ms: i64, index: usize) -> Value {
     if index % 2 == 0 {
-        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).expect("valid time");
+        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .expect("valid time");
         json!(at.format(&Rfc3339).expect("formattable"))
     } else {
         json!(ms)
@@ -113,7 +120,9 @@ pub fn unparseable_payload() -> Vec<u8> {
 
 /// A well-formed document whose score is out of range: the edge forwards it, the bridge rejects it to the DLQ.
 pub fn out_of_range_document(station: &str) -> Value {
-    let mut document = inspection_documents(station, 1, 424_242).pop().expect("one document");
+    let mut document = inspection_documents(station, 1, 424_242)
+        .pop()
+        .expect("one document");
     document["event_type"] = json!("INSPECTION_COMPLETED");
     document["event_id"] = json!(uuid::Uuid::new_v4().to_string());
     document["quality_score"] = json!(1.7);

@@ -19,7 +19,8 @@ const GRACE: Duration = Duration::from_secs(3);
 
 fn outbox_depth(station: &str, dir: &std::path::Path) -> i64 {
     let conn = rusqlite::Connection::open(outbox_path(station, dir)).unwrap();
-    conn.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0)).unwrap()
+    conn.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,12 +29,24 @@ async fn results_captured_while_kafka_is_down_are_all_delivered_in_order_after_i
     let mosquitto = Mosquitto::start().unwrap();
     let mut tansu = Tansu::start_sqlite().unwrap();
     let _bridge = start_bridge(&tansu, "restart-test", dir.path()).unwrap();
-    let _edges: Vec<_> = STATIONS.iter().map(|s| start_edge(s, &mosquitto, &tansu, dir.path()).unwrap()).collect();
+    let _edges: Vec<_> = STATIONS
+        .iter()
+        .map(|s| start_edge(s, &mosquitto, &tansu, dir.path()).unwrap())
+        .collect();
     // The bridge creates the topics; wait until it did, so the outage does not hit topic creation.
-    consume_until(&tansu.bootstrap(), "inspection.lifecycle", 0, WAIT, Duration::ZERO).unwrap();
+    consume_until(
+        &tansu.bootstrap(),
+        "inspection.lifecycle",
+        0,
+        WAIT,
+        Duration::ZERO,
+    )
+    .unwrap();
 
-    let documents: BTreeMap<&str, Vec<serde_json::Value>> =
-        STATIONS.iter().map(|s| (*s, inspection_documents(s, INSPECTIONS_PER_STATION, 11))).collect();
+    let documents: BTreeMap<&str, Vec<serde_json::Value>> = STATIONS
+        .iter()
+        .map(|s| (*s, inspection_documents(s, INSPECTIONS_PER_STATION, 11)))
+        .collect();
     let mut publishing = Vec::new();
     for (station, docs) in &documents {
         let payloads: Vec<Vec<u8>> = docs.iter().map(|d| d.to_string().into_bytes()).collect();
@@ -50,7 +63,10 @@ async fn results_captured_while_kafka_is_down_are_all_delivered_in_order_after_i
         task.await.unwrap().unwrap(); // the edges acknowledged everything while Kafka was down
     }
     let waiting: i64 = STATIONS.iter().map(|s| outbox_depth(s, dir.path())).sum();
-    assert!(waiting > 0, "the outage must leave results waiting in the outboxes");
+    assert!(
+        waiting > 0,
+        "the outage must leave results waiting in the outboxes"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     tansu.start_again().unwrap();
 
@@ -80,13 +96,22 @@ async fn results_captured_while_kafka_is_down_are_all_delivered_in_order_after_i
         }
         let expected: Vec<i64> = (1..=i64::try_from(documents[station].len()).unwrap()).collect();
         assert_eq!(first_seen, expected, "{station}: sequence after the outage");
-        eprintln!("{station}: {} records for {} results ({} repeated)", seqs.len(), expected.len(), seqs.len() - expected.len());
+        eprintln!(
+            "{station}: {} records for {} results ({} repeated)",
+            seqs.len(),
+            expected.len(),
+            seqs.len() - expected.len()
+        );
     }
 
     let lifecycle = consume_until(&bootstrap, "inspection.lifecycle", total, WAIT, GRACE).unwrap();
     let by_id: HashMap<&str, (&str, usize)> = documents
         .iter()
-        .flat_map(|(station, docs)| docs.iter().enumerate().map(move |(i, d)| (d["event_id"].as_str().unwrap(), (*station, i))))
+        .flat_map(|(station, docs)| {
+            docs.iter()
+                .enumerate()
+                .map(move |(i, d)| (d["event_id"].as_str().unwrap(), (*station, i)))
+        })
         .collect();
     let mut delivered = HashSet::new();
     let mut last_index: HashMap<(i32, &str), usize> = HashMap::new();
@@ -97,11 +122,22 @@ async fn results_captured_while_kafka_is_down_are_all_delivered_in_order_after_i
             continue; // a repeat of an earlier record (at-least-once); order is judged on first arrivals
         }
         if let Some(previous) = last_index.insert((record.partition, station), index) {
-            assert!(previous < index, "{station}: result {index} arrived after {previous}");
+            assert!(
+                previous < index,
+                "{station}: result {index} arrived after {previous}"
+            );
         }
     }
-    assert_eq!(delivered.len(), total, "every result must reach inspection.lifecycle");
+    assert_eq!(
+        delivered.len(),
+        total,
+        "every result must reach inspection.lifecycle"
+    );
     for station in STATIONS {
-        assert_eq!(outbox_depth(station, dir.path()), 0, "{station}: outbox drained");
+        assert_eq!(
+            outbox_depth(station, dir.path()),
+            0,
+            "{station}: outbox drained"
+        );
     }
 }

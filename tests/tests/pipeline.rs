@@ -5,9 +5,13 @@ use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until, Record};
 use linegate_e2e::stack::{outbox_path, start_bridge, start_edge, station_topic};
-use linegate_e2e::station::{document_time_ms, inspection_documents, out_of_range_document, unparseable_payload};
+use linegate_e2e::station::{
+    document_time_ms, inspection_documents, out_of_range_document, unparseable_payload,
+};
 use linegate_e2e::{mqtt, Mosquitto, Tansu};
-use linegate_schemas::{decode, AuditEvent, AuditOutcome, EdgeEvent, InspectionEvent, QualityEvent, QualityVerdict};
+use linegate_schemas::{
+    decode, AuditEvent, AuditOutcome, EdgeEvent, InspectionEvent, QualityEvent, QualityVerdict,
+};
 use serde_json::Value;
 
 const STATIONS: [&str; 3] = ["ST-01", "ST-02", "ST-03"];
@@ -21,11 +25,16 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
     let mosquitto = Mosquitto::start().unwrap();
     let tansu = Tansu::start_memory().unwrap();
     let _bridge = start_bridge(&tansu, "pipeline-test", dir.path()).unwrap();
-    let _edges: Vec<_> = STATIONS.iter().map(|s| start_edge(s, &mosquitto, &tansu, dir.path()).unwrap()).collect();
+    let _edges: Vec<_> = STATIONS
+        .iter()
+        .map(|s| start_edge(s, &mosquitto, &tansu, dir.path()).unwrap())
+        .collect();
 
     // What each station publishes: valid documents, one the edge cannot parse, one the bridge must reject.
-    let documents: BTreeMap<&str, Vec<Value>> =
-        STATIONS.iter().map(|s| (*s, inspection_documents(s, INSPECTIONS_PER_STATION, 7))).collect();
+    let documents: BTreeMap<&str, Vec<Value>> = STATIONS
+        .iter()
+        .map(|s| (*s, inspection_documents(s, INSPECTIONS_PER_STATION, 7)))
+        .collect();
     let mut publishing = Vec::new();
     for (station, docs) in &documents {
         let mut payloads: Vec<Vec<u8>> = docs.iter().map(|d| d.to_string().into_bytes()).collect();
@@ -41,11 +50,16 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
         task.await.unwrap().unwrap();
     }
     let valid: usize = documents.values().map(Vec::len).sum();
-    assert!(valid >= 1000, "the test must carry at least 1000 results, has {valid}");
+    assert!(
+        valid >= 1000,
+        "the test must carry at least 1000 results, has {valid}"
+    );
     let by_id: HashMap<String, (&str, usize, &Value)> = documents
         .iter()
         .flat_map(|(station, docs)| {
-            docs.iter().enumerate().map(move |(i, d)| (d["event_id"].as_str().unwrap().to_owned(), (*station, i, d)))
+            docs.iter()
+                .enumerate()
+                .map(move |(i, d)| (d["event_id"].as_str().unwrap().to_owned(), (*station, i, d)))
         })
         .collect();
 
@@ -59,12 +73,22 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
     .unwrap();
 
     // Exactly N, each published result once, with its fields.
-    assert_eq!(lifecycle.len(), valid, "lifecycle must hold every valid result exactly once");
+    assert_eq!(
+        lifecycle.len(),
+        valid,
+        "lifecycle must hold every valid result exactly once"
+    );
     let mut seen = HashMap::new();
     for record in &lifecycle {
         let event: InspectionEvent = decode(&record.value).unwrap();
-        let (station, index, document) = by_id.get(&event.event_id).expect("an event that was published");
-        assert!(seen.insert(event.event_id.clone(), ()).is_none(), "duplicate {}", event.event_id);
+        let (station, index, document) = by_id
+            .get(&event.event_id)
+            .expect("an event that was published");
+        assert!(
+            seen.insert(event.event_id.clone(), ()).is_none(),
+            "duplicate {}",
+            event.event_id
+        );
         assert_eq!(record.header("station_id"), Some(*station));
         assert_eq!(record.key_str(), Some(event.inspection_id.as_str()));
         assert_fields(&event, document, *index);
@@ -76,12 +100,23 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
         let event: InspectionEvent = decode(&record.value).unwrap();
         let (station, index, _) = by_id[&event.event_id];
         if let Some(previous) = last_index.insert((record.partition, station.to_owned()), index) {
-            assert!(previous < index, "{station}: result {index} arrived after {previous} in partition {}", record.partition);
+            assert!(
+                previous < index,
+                "{station}: result {index} arrived after {previous} in partition {}",
+                record.partition
+            );
         }
     }
 
     // On the ingest topic each station is one partition with seq 1, 2, 3, ... without a gap.
-    let ingest = consume_until(&bootstrap, "edge.station.events", valid + STATIONS.len(), WAIT, GRACE).unwrap();
+    let ingest = consume_until(
+        &bootstrap,
+        "edge.station.events",
+        valid + STATIONS.len(),
+        WAIT,
+        GRACE,
+    )
+    .unwrap();
     assert_eq!(ingest.len(), valid + STATIONS.len());
     for station in STATIONS {
         let seqs: Vec<i64> = ingest
@@ -89,14 +124,22 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
             .filter(|r| r.key_str() == Some(station))
             .map(|r| decode::<EdgeEvent>(&r.value).unwrap().seq)
             .collect();
-        let expected: Vec<i64> = (1..=i64::try_from(documents[station].len() + 1).unwrap()).collect();
-        assert_eq!(seqs, expected, "{station}: outbox sequence on edge.station.events");
+        let expected: Vec<i64> =
+            (1..=i64::try_from(documents[station].len() + 1).unwrap()).collect();
+        assert_eq!(
+            seqs, expected,
+            "{station}: outbox sequence on edge.station.events"
+        );
     }
 
     // One quality verdict per completed inspection, judged against the example config's thresholds.
-    let completed: Vec<&Value> =
-        documents.values().flatten().filter(|d| d["event_type"] == "INSPECTION_COMPLETED").collect();
-    let quality = consume_until(&bootstrap, "quality.events", completed.len(), WAIT, GRACE).unwrap();
+    let completed: Vec<&Value> = documents
+        .values()
+        .flatten()
+        .filter(|d| d["event_type"] == "INSPECTION_COMPLETED")
+        .collect();
+    let quality =
+        consume_until(&bootstrap, "quality.events", completed.len(), WAIT, GRACE).unwrap();
     assert_eq!(quality.len(), completed.len());
     for record in &quality {
         let verdict: QualityEvent = decode(&record.value).unwrap();
@@ -109,27 +152,49 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
             other => panic!("unexpected inspection type {other}"),
         };
         let score = document["quality_score"].as_f64().unwrap();
-        let expected = if score >= threshold { QualityVerdict::Pass } else { QualityVerdict::Fail };
-        assert_eq!((verdict.threshold, verdict.verdict), (threshold, expected), "{verdict:?}");
+        let expected = if score >= threshold {
+            QualityVerdict::Pass
+        } else {
+            QualityVerdict::Fail
+        };
+        assert_eq!(
+            (verdict.threshold, verdict.verdict),
+            (threshold, expected),
+            "{verdict:?}"
+        );
         assert_eq!(verdict.quality_score, Some(score));
     }
 
     // One audit record per input: every valid result accepted, each out-of-range one rejected.
-    let audit = consume_until(&bootstrap, "audit.events", valid + STATIONS.len(), WAIT, GRACE).unwrap();
+    let audit = consume_until(
+        &bootstrap,
+        "audit.events",
+        valid + STATIONS.len(),
+        WAIT,
+        GRACE,
+    )
+    .unwrap();
     assert_eq!(audit.len(), valid + STATIONS.len());
-    let outcomes = audit.iter().map(|r| decode::<AuditEvent>(&r.value).unwrap().outcome).fold(
-        BTreeMap::new(),
-        |mut counts, outcome| {
+    let outcomes = audit
+        .iter()
+        .map(|r| decode::<AuditEvent>(&r.value).unwrap().outcome)
+        .fold(BTreeMap::new(), |mut counts, outcome| {
             *counts.entry(format!("{outcome:?}")).or_insert(0) += 1;
             counts
-        },
-    );
+        });
     assert_eq!(outcomes.get("Accepted"), Some(&valid));
     assert_eq!(outcomes.get("Rejected"), Some(&STATIONS.len()));
     let _ = AuditOutcome::Accepted;
 
     // The out-of-range result of each station is in the DLQ with its reason and origin.
-    let dead = consume_until(&bootstrap, "edge.station.events.dlq", STATIONS.len(), WAIT, GRACE).unwrap();
+    let dead = consume_until(
+        &bootstrap,
+        "edge.station.events.dlq",
+        STATIONS.len(),
+        WAIT,
+        GRACE,
+    )
+    .unwrap();
     assert_eq!(dead.len(), STATIONS.len());
     for record in &dead {
         assert_dead_letter(record);
@@ -146,13 +211,21 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
             .map(Result::unwrap)
             .collect();
         assert_eq!(reasons.len(), 1, "{station} quarantine");
-        assert!(reasons[0].contains("not a station result document"), "{}", reasons[0]);
+        assert!(
+            reasons[0].contains("not a station result document"),
+            "{}",
+            reasons[0]
+        );
     }
 }
 
 fn assert_fields(event: &InspectionEvent, document: &Value, index: usize) {
     let text = |key: &str| document[key].as_str().unwrap().to_owned();
-    assert_eq!(event.event_type.symbol(), text("event_type"), "document {index}");
+    assert_eq!(
+        event.event_type.symbol(),
+        text("event_type"),
+        "document {index}"
+    );
     assert_eq!(event.inspection_id, text("inspection_id"));
     assert_eq!(event.batch_id, text("batch_id"));
     assert_eq!(event.chip_id, text("chip_id"));
@@ -166,15 +239,25 @@ fn assert_fields(event: &InspectionEvent, document: &Value, index: usize) {
         assert_eq!(defect.severity, expected["severity"].as_str().unwrap());
         assert_eq!(defect.confidence, expected["confidence"].as_f64().unwrap());
     }
-    assert_eq!(event.metadata["recipe"], document["metadata"]["recipe"].as_str().unwrap());
+    assert_eq!(
+        event.metadata["recipe"],
+        document["metadata"]["recipe"].as_str().unwrap()
+    );
 }
 
 fn assert_dead_letter(record: &Record) {
     assert_eq!(record.header("error.class"), Some("validation"));
     let message = record.header("error.message").unwrap();
-    assert!(message.starts_with("quality_score 1.7 is outside 0..1"), "{message}");
+    assert!(
+        message.starts_with("quality_score 1.7 is outside 0..1"),
+        "{message}"
+    );
     assert_eq!(record.header("source.topic"), Some("edge.station.events"));
-    assert!(record.header("source.offset").unwrap().parse::<i64>().is_ok());
+    assert!(record
+        .header("source.offset")
+        .unwrap()
+        .parse::<i64>()
+        .is_ok());
     let event: EdgeEvent = decode(&record.value).expect("the DLQ keeps the record unchanged");
     assert_eq!(record.key_str(), Some(event.station_id.as_str()));
 }

@@ -13,7 +13,8 @@ use crate::config::{QualityConfig, TopicNames};
 pub use validate::Rejection;
 
 /// Namespace of linegate's derived ids (UUID v5).
-pub const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c69_6e65_6761_7465_8000_0000_0000_0001);
+pub const ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6c69_6e65_6761_7465_8000_0000_0000_0001);
 
 /// One consumed record, borrowed from the consumer.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +47,10 @@ pub struct Output {
 impl Output {
     /// The value of header `name`, as text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(key, _)| key == name).and_then(|(_, value)| std::str::from_utf8(value).ok())
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .and_then(|(_, value)| std::str::from_utf8(value).ok())
     }
 }
 
@@ -83,19 +87,33 @@ pub fn route(record: &InputRecord<'_>, ctx: &RouteContext<'_>) -> Routed {
         return reject(record, ctx, Some(&event), rejection);
     }
     match accept(record, ctx, &event) {
-        Ok(outputs) => Routed { outputs, rejection: None },
+        Ok(outputs) => Routed {
+            outputs,
+            rejection: None,
+        },
         Err(rejection) => reject(record, ctx, Some(&event), rejection),
     }
 }
 
-fn accept(record: &InputRecord<'_>, ctx: &RouteContext<'_>, event: &EdgeEvent) -> Result<Vec<Output>, Rejection> {
+fn accept(
+    record: &InputRecord<'_>,
+    ctx: &RouteContext<'_>,
+    event: &EdgeEvent,
+) -> Result<Vec<Output>, Rejection> {
     let EdgePayload::Inspection(inspection) = &event.payload;
     let mut outputs = vec![outputs::lifecycle(ctx, event, inspection)?];
     if inspection.event_type == InspectionEventType::InspectionCompleted {
         outputs.push(outputs::quality(ctx, event, inspection)?);
     }
     let written: Vec<String> = outputs.iter().map(|o| o.topic.clone()).collect();
-    outputs.push(outputs::audit(record, ctx, Some(event), AuditOutcome::Accepted, None, written)?);
+    outputs.push(outputs::audit(
+        record,
+        ctx,
+        Some(event),
+        AuditOutcome::Accepted,
+        None,
+        written,
+    )?);
     Ok(outputs)
 }
 
@@ -117,7 +135,10 @@ fn reject(
     let mut outputs = vec![dlq];
     // The audit record of a rejection holds only strings and numbers we produced; it always encodes.
     outputs.extend(audit.ok());
-    Routed { outputs, rejection: Some(rejection) }
+    Routed {
+        outputs,
+        rejection: Some(rejection),
+    }
 }
 
 #[cfg(test)]

@@ -1,14 +1,17 @@
 //! Building each output record: value, key and headers.
 
 use linegate_schemas::{
-    AuditEvent, AuditOutcome, EdgeEvent, InspectionEvent, QualityEvent, QualityVerdict, SCHEMA_VERSION,
+    AuditEvent, AuditOutcome, EdgeEvent, InspectionEvent, QualityEvent, QualityVerdict,
+    SCHEMA_VERSION,
 };
 use sha2::{Digest, Sha256};
 
 use super::{InputRecord, Output, Rejection, RouteContext, ID_NAMESPACE};
 
 fn derived_id(name: &str) -> String {
-    uuid::Uuid::new_v5(&ID_NAMESPACE, name.as_bytes()).hyphenated().to_string()
+    uuid::Uuid::new_v5(&ID_NAMESPACE, name.as_bytes())
+        .hyphenated()
+        .to_string()
 }
 
 /// Headers every output of an accepted event carries: where it came from, and adr-004's idempotency key.
@@ -16,7 +19,10 @@ fn event_headers(event: &EdgeEvent, output_id: &str) -> Vec<(String, Vec<u8>)> {
     vec![
         ("station_id".into(), event.station_id.clone().into_bytes()),
         ("seq".into(), event.seq.to_string().into_bytes()),
-        ("source.event_id".into(), event.event_id.clone().into_bytes()),
+        (
+            "source.event_id".into(),
+            event.event_id.clone().into_bytes(),
+        ),
         ("idempotency-key".into(), output_id.as_bytes().to_vec()),
         ("trace_id".into(), event.trace_id.clone().into_bytes()),
     ]
@@ -27,7 +33,8 @@ pub(super) fn lifecycle(
     event: &EdgeEvent,
     inspection: &InspectionEvent,
 ) -> Result<Output, Rejection> {
-    let value = linegate_schemas::encode(inspection).map_err(|e| Rejection::encode("lifecycle", e))?;
+    let value =
+        linegate_schemas::encode(inspection).map_err(|e| Rejection::encode("lifecycle", e))?;
     Ok(Output {
         topic: ctx.topics.lifecycle.clone(),
         key: Some(inspection.inspection_id.clone().into_bytes()),
@@ -45,13 +52,22 @@ pub(super) fn quality(
     let (verdict, reason) = match inspection.quality_score {
         Some(score) if score >= threshold => (
             QualityVerdict::Pass,
-            format!("score {score} >= threshold {threshold} for {}", inspection.inspection_type),
+            format!(
+                "score {score} >= threshold {threshold} for {}",
+                inspection.inspection_type
+            ),
         ),
         Some(score) => (
             QualityVerdict::Fail,
-            format!("score {score} < threshold {threshold} for {}", inspection.inspection_type),
+            format!(
+                "score {score} < threshold {threshold} for {}",
+                inspection.inspection_type
+            ),
         ),
-        None => (QualityVerdict::Fail, "no quality_score reported for a completed inspection".to_owned()),
+        None => (
+            QualityVerdict::Fail,
+            "no quality_score reported for a completed inspection".to_owned(),
+        ),
     };
     let quality = QualityEvent {
         event_id: derived_id(&format!("quality:{}", event.event_id)),
@@ -91,7 +107,10 @@ pub(super) fn audit(
     outputs: Vec<String>,
 ) -> Result<Output, Rejection> {
     let audit = AuditEvent {
-        event_id: derived_id(&format!("audit:{}:{}:{}", record.topic, record.partition, record.offset)),
+        event_id: derived_id(&format!(
+            "audit:{}:{}:{}",
+            record.topic, record.partition, record.offset
+        )),
         timestamp: ctx.now_ms,
         source_service: ctx.service_name.to_owned(),
         schema_version: SCHEMA_VERSION.to_owned(),
@@ -110,13 +129,28 @@ pub(super) fn audit(
     let value = linegate_schemas::encode(&audit).map_err(|e| Rejection::encode("audit", e))?;
     let mut headers = match event {
         Some(event) => event_headers(event, &audit.event_id),
-        None => vec![("idempotency-key".into(), audit.event_id.clone().into_bytes())],
+        None => vec![(
+            "idempotency-key".into(),
+            audit.event_id.clone().into_bytes(),
+        )],
     };
-    headers.push(("source.offset".into(), record.offset.to_string().into_bytes()));
-    Ok(Output { topic: ctx.topics.audit.clone(), key: Some(audit.event_id.into_bytes()), value, headers })
+    headers.push((
+        "source.offset".into(),
+        record.offset.to_string().into_bytes(),
+    ));
+    Ok(Output {
+        topic: ctx.topics.audit.clone(),
+        key: Some(audit.event_id.into_bytes()),
+        value,
+        headers,
+    })
 }
 
-pub(super) fn dead_letter(record: &InputRecord<'_>, ctx: &RouteContext<'_>, rejection: &Rejection) -> Output {
+pub(super) fn dead_letter(
+    record: &InputRecord<'_>,
+    ctx: &RouteContext<'_>,
+    rejection: &Rejection,
+) -> Output {
     let text = |s: &str| s.as_bytes().to_vec();
     Output {
         topic: ctx.topics.dlq.clone(),
@@ -126,7 +160,10 @@ pub(super) fn dead_letter(record: &InputRecord<'_>, ctx: &RouteContext<'_>, reje
             ("error.class".into(), text(rejection.class)),
             ("error.message".into(), text(&rejection.message)),
             ("source.topic".into(), text(record.topic)),
-            ("source.partition".into(), text(&record.partition.to_string())),
+            (
+                "source.partition".into(),
+                text(&record.partition.to_string()),
+            ),
             ("source.offset".into(), text(&record.offset.to_string())),
             ("first.seen.ms".into(), text(&ctx.now_ms.to_string())),
             ("attempt".into(), text("1")),

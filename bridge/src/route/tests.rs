@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 
 use linegate_schemas::{
-    decode, encode, AuditEvent, AuditOutcome, Defect, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType,
-    QualityEvent, QualityVerdict,
+    decode, encode, AuditEvent, AuditOutcome, Defect, EdgeEvent, EdgePayload, InspectionEvent,
+    InspectionEventType, QualityEvent, QualityVerdict,
 };
 
 use super::*;
@@ -48,8 +48,19 @@ fn route_bytes(value: &[u8], key: Option<&[u8]>) -> Routed {
     let topics = TopicNames::default();
     let mut quality = QualityConfig::default();
     quality.thresholds.insert("optical".into(), 0.85);
-    let ctx = RouteContext { topics: &topics, quality: &quality, service_name: "linegate-bridge", now_ms: 5 };
-    let record = InputRecord { topic: "edge.station.events", partition: 3, offset: 77, key, value };
+    let ctx = RouteContext {
+        topics: &topics,
+        quality: &quality,
+        service_name: "linegate-bridge",
+        now_ms: 5,
+    };
+    let record = InputRecord {
+        topic: "edge.station.events",
+        partition: 3,
+        offset: 77,
+        key,
+        value,
+    };
     route(&record, &ctx)
 }
 
@@ -84,29 +95,47 @@ fn created_goes_to_lifecycle_and_audit_only() {
 #[test]
 fn completed_above_threshold_passes() {
     let routed = route_event(&event(InspectionEventType::InspectionCompleted, Some(0.9)));
-    assert_eq!(topics(&routed), ["inspection.lifecycle", "quality.events", "audit.events"]);
+    assert_eq!(
+        topics(&routed),
+        ["inspection.lifecycle", "quality.events", "audit.events"]
+    );
     assert_eq!(routed.outputs[1].key.as_deref(), Some(&b"ST-01"[..]));
     let quality = quality_of(&routed);
     assert_eq!(quality.verdict, QualityVerdict::Pass);
-    assert_eq!((quality.threshold, quality.seq, quality.defect_count), (0.85, 42, 1));
+    assert_eq!(
+        (quality.threshold, quality.seq, quality.defect_count),
+        (0.85, 42, 1)
+    );
     assert_eq!(quality.source_event_id, EVENT_ID);
     assert_eq!(quality.reason, "score 0.9 >= threshold 0.85 for optical");
 }
 
 #[test]
 fn completed_at_threshold_passes_and_just_below_fails() {
-    let at = quality_of(&route_event(&event(InspectionEventType::InspectionCompleted, Some(0.85))));
+    let at = quality_of(&route_event(&event(
+        InspectionEventType::InspectionCompleted,
+        Some(0.85),
+    )));
     assert_eq!(at.verdict, QualityVerdict::Pass);
-    let below = quality_of(&route_event(&event(InspectionEventType::InspectionCompleted, Some(0.8499))));
+    let below = quality_of(&route_event(&event(
+        InspectionEventType::InspectionCompleted,
+        Some(0.8499),
+    )));
     assert_eq!(below.verdict, QualityVerdict::Fail);
     assert_eq!(below.reason, "score 0.8499 < threshold 0.85 for optical");
 }
 
 #[test]
 fn completed_without_score_fails_with_reason() {
-    let quality = quality_of(&route_event(&event(InspectionEventType::InspectionCompleted, None)));
+    let quality = quality_of(&route_event(&event(
+        InspectionEventType::InspectionCompleted,
+        None,
+    )));
     assert_eq!(quality.verdict, QualityVerdict::Fail);
-    assert_eq!(quality.reason, "no quality_score reported for a completed inspection");
+    assert_eq!(
+        quality.reason,
+        "no quality_score reported for a completed inspection"
+    );
 }
 
 #[test]
@@ -114,7 +143,10 @@ fn unknown_inspection_type_uses_the_default_threshold() {
     let mut input = event(InspectionEventType::InspectionCompleted, Some(0.82));
     payload_mut(&mut input).inspection_type = "acoustic".into();
     let quality = quality_of(&route_event(&input));
-    assert_eq!((quality.threshold, quality.verdict), (0.8, QualityVerdict::Pass));
+    assert_eq!(
+        (quality.threshold, quality.verdict),
+        (0.8, QualityVerdict::Pass)
+    );
 }
 
 #[test]
@@ -125,10 +157,19 @@ fn accepted_audit_records_subject_outputs_and_hash() {
     let audit: AuditEvent = decode(&routed.outputs[2].value).unwrap();
     assert_eq!(audit.outcome, AuditOutcome::Accepted);
     assert_eq!(audit.subject_event_id.as_deref(), Some(EVENT_ID));
-    assert_eq!((audit.source_partition, audit.source_offset, audit.seq), (3, 77, Some(42)));
+    assert_eq!(
+        (audit.source_partition, audit.source_offset, audit.seq),
+        (3, 77, Some(42))
+    );
     assert_eq!(audit.outputs, ["inspection.lifecycle", "quality.events"]);
-    assert_eq!(audit.payload_sha256, hex::encode(sha2::Sha256::digest(&bytes)));
-    assert_eq!(routed.outputs[2].key.as_deref(), Some(audit.event_id.as_bytes()));
+    assert_eq!(
+        audit.payload_sha256,
+        hex::encode(sha2::Sha256::digest(&bytes))
+    );
+    assert_eq!(
+        routed.outputs[2].key.as_deref(),
+        Some(audit.event_id.as_bytes())
+    );
 }
 
 #[test]
@@ -149,7 +190,13 @@ fn garbage_goes_to_the_dlq_unchanged_with_headers_and_an_audit() {
     assert_eq!(dlq.value, b"{not avro");
     assert_eq!(dlq.key.as_deref(), Some(&b"ST-07"[..]));
     assert_eq!(dlq.header("error.class"), Some("decode"));
-    assert!(dlq.header("error.message").unwrap().contains("expected marker C3 01"), "{:?}", dlq.header("error.message"));
+    assert!(
+        dlq.header("error.message")
+            .unwrap()
+            .contains("expected marker C3 01"),
+        "{:?}",
+        dlq.header("error.message")
+    );
     assert_eq!(dlq.header("source.topic"), Some("edge.station.events"));
     assert_eq!(dlq.header("source.partition"), Some("3"));
     assert_eq!(dlq.header("source.offset"), Some("77"));
@@ -182,26 +229,47 @@ fn score_out_of_range_is_rejected_with_the_value_and_the_event() {
 
 #[test]
 fn each_validation_rule_names_its_field() {
-    let cases: Vec<(Box<dyn Fn(&mut EdgeEvent)>, &str)> = vec![
-        (Box::new(|e| payload_mut(e).event_id = uuid::Uuid::nil().to_string()), "payload event_id"),
-        (Box::new(|e| e.event_type = "INSPECTION_FAILED".into()), "envelope event_type `INSPECTION_FAILED`"),
+    type Change = Box<dyn Fn(&mut EdgeEvent)>;
+    let cases: Vec<(Change, &str)> = vec![
+        (
+            Box::new(|e| payload_mut(e).event_id = uuid::Uuid::nil().to_string()),
+            "payload event_id",
+        ),
+        (
+            Box::new(|e| e.event_type = "INSPECTION_FAILED".into()),
+            "envelope event_type `INSPECTION_FAILED`",
+        ),
         (Box::new(|e| e.seq = 0), "seq 0 is not a positive"),
-        (Box::new(|e| payload_mut(e).inspection_id = " ".into()), "inspection_id is empty"),
-        (Box::new(|e| payload_mut(e).defects[0].confidence = -0.1), "defects[0].confidence -0.1"),
-        (Box::new(|e| payload_mut(e).defects[0].severity = "BAD".into()), "defects[0].severity `BAD`"),
+        (
+            Box::new(|e| payload_mut(e).inspection_id = " ".into()),
+            "inspection_id is empty",
+        ),
+        (
+            Box::new(|e| payload_mut(e).defects[0].confidence = -0.1),
+            "defects[0].confidence -0.1",
+        ),
+        (
+            Box::new(|e| payload_mut(e).defects[0].severity = "BAD".into()),
+            "defects[0].severity `BAD`",
+        ),
     ];
     for (change, expected) in cases {
         let mut input = event(InspectionEventType::InspectionCreated, None);
         change(&mut input);
         let message = rejection_of(&input, Some(b"ST-01"));
-        assert!(message.contains(expected), "{message} should contain {expected}");
+        assert!(
+            message.contains(expected),
+            "{message} should contain {expected}"
+        );
     }
 }
 
 #[test]
 fn key_that_is_not_the_station_is_rejected() {
     let input = event(InspectionEventType::InspectionCreated, None);
-    assert!(rejection_of(&input, Some(b"ST-02")).contains("record key `ST-02` is not the station_id"));
+    assert!(
+        rejection_of(&input, Some(b"ST-02")).contains("record key `ST-02` is not the station_id")
+    );
 }
 
 use sha2::Digest;

@@ -14,18 +14,27 @@ pub struct Rejection {
 
 impl Rejection {
     pub(super) fn decode(error: SchemaError) -> Self {
-        Self { class: "decode", message: format!("not a readable EdgeEvent: {error}") }
+        Self {
+            class: "decode",
+            message: format!("not a readable EdgeEvent: {error}"),
+        }
     }
 
     fn invalid(event: &EdgeEvent, what: String) -> Self {
         Self {
             class: "validation",
-            message: format!("{what} (event {}, station {}, seq {})", event.event_id, event.station_id, event.seq),
+            message: format!(
+                "{what} (event {}, station {}, seq {})",
+                event.event_id, event.station_id, event.seq
+            ),
         }
     }
 
     pub(super) fn encode(what: &str, error: SchemaError) -> Self {
-        Self { class: "encode", message: format!("cannot encode the {what} output: {error}") }
+        Self {
+            class: "encode",
+            message: format!("cannot encode the {what} output: {error}"),
+        }
     }
 }
 
@@ -37,7 +46,10 @@ pub(super) fn validate(event: &EdgeEvent, key: Option<&[u8]>) -> Result<(), Reje
         return bad(format!("event_id `{}` is not a UUID", event.event_id));
     }
     if inspection.event_id != event.event_id {
-        return bad(format!("payload event_id `{}` differs from the envelope's", inspection.event_id));
+        return bad(format!(
+            "payload event_id `{}` differs from the envelope's",
+            inspection.event_id
+        ));
     }
     if inspection.event_type.symbol() != event.event_type {
         return bad(format!(
@@ -51,13 +63,22 @@ pub(super) fn validate(event: &EdgeEvent, key: Option<&[u8]>) -> Result<(), Reje
     }
     if let Some(key) = key {
         if key != event.station_id.as_bytes() {
-            return bad(format!("record key `{}` is not the station_id", String::from_utf8_lossy(key)));
+            return bad(format!(
+                "record key `{}` is not the station_id",
+                String::from_utf8_lossy(key)
+            ));
         }
     }
     if event.seq < 1 {
-        return bad(format!("seq {} is not a positive outbox sequence number", event.seq));
+        return bad(format!(
+            "seq {} is not a positive outbox sequence number",
+            event.seq
+        ));
     }
-    for (field, value) in [("inspection_id", &inspection.inspection_id), ("chip_id", &inspection.chip_id)] {
+    for (field, value) in [
+        ("inspection_id", &inspection.inspection_id),
+        ("chip_id", &inspection.chip_id),
+    ] {
         if value.trim().is_empty() {
             return bad(format!("{field} is empty"));
         }
@@ -69,10 +90,19 @@ pub(super) fn validate(event: &EdgeEvent, key: Option<&[u8]>) -> Result<(), Reje
     }
     for (index, defect) in inspection.defects.iter().enumerate() {
         if !defect.confidence.is_finite() || !(0.0..=1.0).contains(&defect.confidence) {
-            return bad(format!("defects[{index}].confidence {} is outside 0..1", defect.confidence));
+            return bad(format!(
+                "defects[{index}].confidence {} is outside 0..1",
+                defect.confidence
+            ));
         }
-        if !matches!(defect.severity.as_str(), "LOW" | "MEDIUM" | "HIGH" | "CRITICAL") {
-            return bad(format!("defects[{index}].severity `{}` is not LOW, MEDIUM, HIGH or CRITICAL", defect.severity));
+        if !matches!(
+            defect.severity.as_str(),
+            "LOW" | "MEDIUM" | "HIGH" | "CRITICAL"
+        ) {
+            return bad(format!(
+                "defects[{index}].severity `{}` is not LOW, MEDIUM, HIGH or CRITICAL",
+                defect.severity
+            ));
         }
     }
     Ok(())

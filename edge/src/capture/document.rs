@@ -110,7 +110,10 @@ mod tests {
         assert_eq!(event.event_id, "7f3c2b1a-0000-4000-8000-000000000001");
         assert_eq!(event.event_type, InspectionEventType::InspectionCompleted);
         assert_eq!(event.timestamp, 1_768_905_000_250);
-        assert_eq!((event.inspection_id.as_str(), event.chip_id.as_str()), ("insp-1", "C-42"));
+        assert_eq!(
+            (event.inspection_id.as_str(), event.chip_id.as_str()),
+            ("insp-1", "C-42")
+        );
         assert_eq!(event.quality_score, Some(0.93));
         assert_eq!(event.defects[0].location, "x=3,y=9");
         assert_eq!(event.metadata["recipe"], "R7");
@@ -124,20 +127,30 @@ mod tests {
         let (event, trace) = parse_document(doc.as_bytes()).unwrap();
         assert_eq!(event.timestamp, 1_768_905_000_250);
         assert!(uuid::Uuid::parse_str(&event.event_id).is_ok());
-        assert_eq!((event.quality_score, event.defects.len(), trace), (None, 0, None));
+        assert_eq!(
+            (event.quality_score, event.defects.len(), trace),
+            (None, 0, None)
+        );
     }
 
     #[test]
     fn missing_field_is_named() {
-        let err = parse_document(br#"{"event_type":"INSPECTION_CREATED","timestamp":1}"#).unwrap_err();
-        assert!(err.to_string().contains("missing field `inspection_id`"), "{err}");
+        let err =
+            parse_document(br#"{"event_type":"INSPECTION_CREATED","timestamp":1}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `inspection_id`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_field_is_named_not_dropped() {
         let doc = COMPLETED.replace("\"trace_id\"", "\"operator\": \"x\", \"trace_id\"");
         let err = parse_document(doc.as_bytes()).unwrap_err();
-        assert!(err.to_string().contains("unknown field `operator`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown field `operator`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -150,9 +163,15 @@ mod tests {
     #[test]
     fn bad_timestamp_and_bad_event_id_are_named() {
         let doc = COMPLETED.replace("2026-01-20T10:30:00.250Z", "yesterday");
-        assert!(parse_document(doc.as_bytes()).unwrap_err().to_string().contains("`yesterday`"));
+        assert!(parse_document(doc.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("`yesterday`"));
         let doc = COMPLETED.replace("7F3C2B1A-0000-4000-8000-000000000001", "42");
-        assert!(parse_document(doc.as_bytes()).unwrap_err().to_string().contains("`42` is not a UUID"));
+        assert!(parse_document(doc.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("`42` is not a UUID"));
     }
 
     #[test]

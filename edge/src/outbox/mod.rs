@@ -25,10 +25,18 @@ pub enum OutboxError {
     },
     /// The file belongs to another station; mixing two stations' sequences would corrupt both.
     #[error("outbox {path} belongs to station {found}, not {expected}; point data_dir elsewhere or move the file")]
-    WrongStation { path: PathBuf, expected: String, found: String },
+    WrongStation {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
     /// A stored row cannot be read back.
     #[error("outbox {path}: row seq {seq} is unreadable: {reason}")]
-    BadRow { path: PathBuf, seq: i64, reason: String },
+    BadRow {
+        path: PathBuf,
+        seq: i64,
+        reason: String,
+    },
     /// The writer thread could not be started.
     #[error("cannot start the outbox writer thread: {0}")]
     Thread(std::io::Error),

@@ -26,7 +26,10 @@ pub struct OutboxReader {
 impl OutboxReader {
     /// Opens a reader on an outbox the writer has created.
     pub fn open(path: &Path) -> Result<Self, OutboxError> {
-        Ok(Self { path: path.to_owned(), conn: open_for_reading(path)? })
+        Ok(Self {
+            path: path.to_owned(),
+            conn: open_for_reading(path)?,
+        })
     }
 
     /// Up to `limit` events with `seq > after`, oldest first.
@@ -38,16 +41,19 @@ impl OutboxReader {
             .map_err(&err)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![after, limit], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))
+            .query_map(params![after, limit], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })
             .map_err(&err)?;
         let mut events = Vec::new();
         for row in rows {
             let (seq, body) = row.map_err(&err)?;
-            let event: EdgeEvent = linegate_schemas::from_cbor(&body).map_err(|e| OutboxError::BadRow {
-                path: self.path.clone(),
-                seq,
-                reason: e.to_string(),
-            })?;
+            let event: EdgeEvent =
+                linegate_schemas::from_cbor(&body).map_err(|e| OutboxError::BadRow {
+                    path: self.path.clone(),
+                    seq,
+                    reason: e.to_string(),
+                })?;
             events.push(StoredEvent { seq, event });
         }
         Ok(events)
@@ -71,7 +77,9 @@ impl OutboxReader {
     pub fn next_seq(&self) -> Result<i64, OutboxError> {
         let value: String = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| row.get(0))
+            .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
+                row.get(0)
+            })
             .map_err(sqlite_err(&self.path))?;
         value.parse().map_err(|_| OutboxError::BadRow {
             path: self.path.clone(),

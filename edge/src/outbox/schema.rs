@@ -28,7 +28,10 @@ CREATE TABLE IF NOT EXISTS quarantine (
 ";
 
 pub(super) fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> OutboxError + '_ {
-    move |source| OutboxError::Sqlite { path: path.to_owned(), source }
+    move |source| OutboxError::Sqlite {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Opens (creating if needed) the outbox for `station_id` with the writer's pragmas.
@@ -49,7 +52,11 @@ pub(super) fn open_for_writing(
     .map_err(&err)?;
     conn.execute_batch(TABLES).map_err(&err)?;
     let found: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'station_id'", [], |row| row.get(0))
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'station_id'",
+            [],
+            |row| row.get(0),
+        )
         .optional()
         .map_err(&err)?;
     match found {
@@ -62,10 +69,16 @@ pub(super) fn open_for_writing(
         }
         Some(_) => {}
         None => {
-            conn.execute("INSERT INTO meta (key, value) VALUES ('station_id', ?1)", params![station_id])
-                .map_err(&err)?;
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', '1')", [])
-                .map_err(&err)?;
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('station_id', ?1)",
+                params![station_id],
+            )
+            .map_err(&err)?;
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', '1')",
+                [],
+            )
+            .map_err(&err)?;
         }
     }
     Ok(conn)
@@ -75,6 +88,7 @@ pub(super) fn open_for_writing(
 pub(super) fn open_for_reading(path: &Path) -> Result<Connection, OutboxError> {
     let err = sqlite_err(path);
     let conn = Connection::open(path).map_err(&err)?;
-    conn.execute_batch("PRAGMA busy_timeout=5000;").map_err(&err)?;
+    conn.execute_batch("PRAGMA busy_timeout=5000;")
+        .map_err(&err)?;
     Ok(conn)
 }

@@ -40,8 +40,14 @@ pub enum Intake {
 }
 
 enum Command {
-    Append { items: Vec<Intake>, reply: oneshot::Sender<Result<Vec<Option<i64>>, String>> },
-    DeleteUpTo { seq: i64, reply: oneshot::Sender<Result<(), String>> },
+    Append {
+        items: Vec<Intake>,
+        reply: oneshot::Sender<Result<Vec<Option<i64>>, String>>,
+    },
+    DeleteUpTo {
+        seq: i64,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// Handle to the writer thread; cheap to clone.
@@ -66,27 +72,52 @@ impl OutboxWriter {
         let thread_path = path.to_owned();
         std::thread::Builder::new()
             .name("outbox-writer".into())
-            .spawn(move || write_loop(conn, &thread_path, inbox, group_commit_max.max(1), &committed))
+            .spawn(move || {
+                write_loop(
+                    conn,
+                    &thread_path,
+                    inbox,
+                    group_commit_max.max(1),
+                    &committed,
+                )
+            })
             .map_err(OutboxError::Thread)?;
-        Ok(Self { commands, path: path.to_owned() })
+        Ok(Self {
+            commands,
+            path: path.to_owned(),
+        })
     }
 
     /// Commits `items` durably; returns the assigned seq of each event (None for quarantine entries).
     pub async fn append(&self, items: Vec<Intake>) -> Result<Vec<Option<i64>>, OutboxError> {
         let (reply, receipt) = oneshot::channel();
-        self.commands.send(Command::Append { items, reply }).map_err(|_| OutboxError::WriterGone)?;
-        receipt.await.map_err(|_| OutboxError::WriterGone)?.map_err(|reason| self.failed(reason))
+        self.commands
+            .send(Command::Append { items, reply })
+            .map_err(|_| OutboxError::WriterGone)?;
+        receipt
+            .await
+            .map_err(|_| OutboxError::WriterGone)?
+            .map_err(|reason| self.failed(reason))
     }
 
     /// Deletes every event with `seq <= seq`: Kafka has confirmed them.
     pub async fn delete_up_to(&self, seq: i64) -> Result<(), OutboxError> {
         let (reply, receipt) = oneshot::channel();
-        self.commands.send(Command::DeleteUpTo { seq, reply }).map_err(|_| OutboxError::WriterGone)?;
-        receipt.await.map_err(|_| OutboxError::WriterGone)?.map_err(|reason| self.failed(reason))
+        self.commands
+            .send(Command::DeleteUpTo { seq, reply })
+            .map_err(|_| OutboxError::WriterGone)?;
+        receipt
+            .await
+            .map_err(|_| OutboxError::WriterGone)?
+            .map_err(|reason| self.failed(reason))
     }
 
     fn failed(&self, reason: String) -> OutboxError {
-        OutboxError::BadRow { path: self.path.clone(), seq: 0, reason }
+        OutboxError::BadRow {
+            path: self.path.clone(),
+            seq: 0,
+            reason,
+        }
     }
 }
 
@@ -156,28 +187,47 @@ enum Done {
     Deleted,
 }
 
-fn commit_group(conn: &mut Connection, path: &Path, group: &[Command]) -> Result<Vec<Done>, OutboxError> {
+fn commit_group(
+    conn: &mut Connection,
+    path: &Path,
+    group: &[Command],
+) -> Result<Vec<Done>, OutboxError> {
     let err = sqlite_err(path);
     let tx = conn.transaction().map_err(&err)?;
     let mut next_seq: i64 = tx
-        .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| row.get::<_, String>(0))
+        .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
+            row.get::<_, String>(0)
+        })
         .map_err(&err)?
         .parse()
-        .map_err(|_| OutboxError::BadRow { path: path.to_owned(), seq: 0, reason: "meta next_seq is not a number".into() })?;
+        .map_err(|_| OutboxError::BadRow {
+            path: path.to_owned(),
+            seq: 0,
+            reason: "meta next_seq is not a number".into(),
+        })?;
     let mut results = Vec::with_capacity(group.len());
     for command in group {
         match command {
             Command::Append { items, .. } => {
-                results.push(Done::Appended(append_items(&tx, path, items, &mut next_seq)?));
+                results.push(Done::Appended(append_items(
+                    &tx,
+                    path,
+                    items,
+                    &mut next_seq,
+                )?));
             }
             Command::DeleteUpTo { seq, .. } => {
-                tx.execute("DELETE FROM events WHERE seq <= ?1", params![seq]).map_err(&err)?;
+                tx.execute("DELETE FROM events WHERE seq <= ?1", params![seq])
+                    .map_err(&err)?;
                 results.push(Done::Deleted);
             }
         }
     }
-    tx.execute("UPDATE meta SET value = ?1 WHERE key = 'next_seq'", params![next_seq.to_string()])
-        .map_err(&err)?;
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
+        params![next_seq.to_string()],
+    )
+    .map_err(&err)?;
     tx.commit().map_err(&err)?;
     Ok(results)
 }
@@ -190,7 +240,9 @@ fn append_items(
 ) -> Result<Vec<Option<i64>>, OutboxError> {
     let err = sqlite_err(path);
     let mut insert_event = tx
-        .prepare_cached("INSERT INTO events (seq, event_id, captured_at_ms, body) VALUES (?1, ?2, ?3, ?4)")
+        .prepare_cached(
+            "INSERT INTO events (seq, event_id, captured_at_ms, body) VALUES (?1, ?2, ?3, ?4)",
+        )
         .map_err(&err)?;
     let mut insert_quarantine = tx
         .prepare_cached(
@@ -209,13 +261,21 @@ fn append_items(
                     seq,
                     reason: e.to_string(),
                 })?;
-                insert_event.execute(params![seq, stored.event_id, stored.timestamp, body]).map_err(&err)?;
+                insert_event
+                    .execute(params![seq, stored.event_id, stored.timestamp, body])
+                    .map_err(&err)?;
                 *next_seq += 1;
                 seqs.push(Some(seq));
             }
             Intake::Quarantine(entry) => {
                 insert_quarantine
-                    .execute(params![entry.received_at_ms, entry.source, entry.origin, entry.payload, entry.reason])
+                    .execute(params![
+                        entry.received_at_ms,
+                        entry.source,
+                        entry.origin,
+                        entry.payload,
+                        entry.reason
+                    ])
                     .map_err(&err)?;
                 seqs.push(None);
             }

@@ -31,7 +31,13 @@ pub async fn run(
     options.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     let (publishes, inbox) = mpsc::channel(config.intake_batch_max * 4);
-    let intake = tokio::spawn(intake_loop(inbox, client.clone(), writer, station_id, config.intake_batch_max));
+    let intake = tokio::spawn(intake_loop(
+        inbox,
+        client.clone(),
+        writer,
+        station_id,
+        config.intake_batch_max,
+    ));
 
     let mut connection = ConnectionState::new(&config);
     loop {
@@ -64,7 +70,9 @@ pub async fn run(
         }
     };
     if tokio::time::timeout(SHUTDOWN_FLUSH, flush).await.is_err() {
-        tracing::warn!("MQTT shutdown did not finish in time; the broker redelivers unacknowledged results");
+        tracing::warn!(
+            "MQTT shutdown did not finish in time; the broker redelivers unacknowledged results"
+        );
     }
 }
 
@@ -107,7 +115,11 @@ impl ConnectionState {
                 None
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if ack.return_codes.iter().any(|code| matches!(code, SubscribeReasonCode::Failure)) {
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|code| matches!(code, SubscribeReasonCode::Failure))
+                {
                     tracing::error!(topics = ?self.topics, "the MQTT broker refused a subscription; check its ACL");
                 }
                 None
@@ -144,7 +156,10 @@ async fn intake_loop(
                 Err(_) => break,
             }
         }
-        let items: Vec<Intake> = batch.iter().map(|publish| to_intake(publish, &station_id)).collect();
+        let items: Vec<Intake> = batch
+            .iter()
+            .map(|publish| to_intake(publish, &station_id))
+            .collect();
         // Retry the same items (same event ids) until the outbox takes them; nothing is acked before.
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -169,7 +184,12 @@ async fn intake_loop(
 fn to_intake(publish: &Publish, station_id: &str) -> Intake {
     let received_at_ms = now_ms();
     match parse_document(&publish.payload) {
-        Ok((event, trace_id)) => Intake::Event(Box::new(envelope(station_id, event, trace_id, received_at_ms))),
+        Ok((event, trace_id)) => Intake::Event(Box::new(envelope(
+            station_id,
+            event,
+            trace_id,
+            received_at_ms,
+        ))),
         Err(error) => {
             tracing::warn!(topic = %publish.topic, %error, "quarantined an MQTT payload");
             Intake::Quarantine(QuarantineEntry {

@@ -38,17 +38,27 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut tasks = Vec::new();
     for station_id in &args.stations {
-        let mut payloads: Vec<Vec<u8>> = station::inspection_documents(station_id, args.inspections, args.seed)
-            .iter()
-            .map(|d| d.to_string().into_bytes())
-            .collect();
+        let mut payloads: Vec<Vec<u8>> =
+            station::inspection_documents(station_id, args.inspections, args.seed)
+                .iter()
+                .map(|d| d.to_string().into_bytes())
+                .collect();
         payloads.extend((0..args.malformed).map(|_| station::unparseable_payload()));
-        payloads.extend((0..args.invalid).map(|_| station::out_of_range_document(station_id).to_string().into_bytes()));
+        payloads.extend((0..args.invalid).map(|_| {
+            station::out_of_range_document(station_id)
+                .to_string()
+                .into_bytes()
+        }));
         let topic = args.topic_template.replace("{station}", station_id);
         let client_id = format!("station-sim-{station_id}-{}", std::process::id());
         let (port, rate) = (args.mqtt_port, args.rate);
-        println!("{station_id}: publishing {} payloads to {topic}", payloads.len());
-        tasks.push(tokio::spawn(async move { mqtt::publish_all(port, &client_id, &topic, &payloads, rate).await }));
+        println!(
+            "{station_id}: publishing {} payloads to {topic}",
+            payloads.len()
+        );
+        tasks.push(tokio::spawn(async move {
+            mqtt::publish_all(port, &client_id, &topic, &payloads, rate).await
+        }));
     }
     for task in tasks {
         task.await??;

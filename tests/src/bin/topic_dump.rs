@@ -27,7 +27,10 @@ struct Args {
 
 fn parse_expectation(text: &str) -> Result<(String, usize), String> {
     match text.split_once('=') {
-        Some((topic, n)) => Ok((topic.to_owned(), n.parse().map_err(|_| format!("`{n}` is not a count"))?)),
+        Some((topic, n)) => Ok((
+            topic.to_owned(),
+            n.parse().map_err(|_| format!("`{n}` is not a count"))?,
+        )),
         None => Ok((text.to_owned(), 0)),
     }
 }
@@ -37,7 +40,13 @@ fn main() -> anyhow::Result<()> {
     let mut short = false;
     for (topic, expected) in &args.topics {
         let timeout = Duration::from_secs(args.timeout_secs);
-        let records = match consume_until(&args.bootstrap, topic, *expected, timeout, Duration::from_secs(2)) {
+        let records = match consume_until(
+            &args.bootstrap,
+            topic,
+            *expected,
+            timeout,
+            Duration::from_secs(2),
+        ) {
             Ok(records) => records,
             Err(error) => {
                 println!("== {topic}: {error}");
@@ -49,7 +58,11 @@ fn main() -> anyhow::Result<()> {
             *counts.entry(r.partition).or_insert(0) += 1;
             counts
         });
-        println!("== {topic}: {} records (expected {expected}) over {} partitions", records.len(), per_partition.len());
+        println!(
+            "== {topic}: {} records (expected {expected}) over {} partitions",
+            records.len(),
+            per_partition.len()
+        );
         for record in records.iter().take(args.show) {
             println!("   {}", describe(topic, record));
         }
