@@ -46,6 +46,7 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
             mqtt::publish_all(port, &format!("sim-{topic}"), &topic, &payloads, 0).await
         }));
     }
+    let started = std::time::Instant::now();
     for task in publishing {
         task.await.unwrap().unwrap();
     }
@@ -72,6 +73,11 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
     .unwrap()
     .unwrap();
 
+    eprintln!(
+        "{valid} results from {} stations on inspection.lifecycle after {:?}",
+        STATIONS.len(),
+        started.elapsed()
+    );
     // Exactly N, each published result once, with its fields.
     assert_eq!(
         lifecycle.len(),
