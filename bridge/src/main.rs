@@ -106,26 +106,11 @@ async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let pipeline = Pipeline::new(config)?;
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        linegate_common::process::shutdown_signal().await;
         tracing::info!("stopping: finishing the round in progress");
         let _ = stop.send(true);
     });
     tracing::info!("linegate-bridge started");
     pipeline.run(stopped).await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

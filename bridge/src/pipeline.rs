@@ -128,7 +128,7 @@ impl Pipeline {
             topics: &self.config.topics,
             quality: &self.config.quality,
             service_name: &self.config.bridge.service_name,
-            now_ms: now_ms(),
+            now_ms: linegate_common::process::now_ms(),
         };
         let mut outputs = Vec::new();
         for message in batch {
@@ -229,11 +229,4 @@ impl Pipeline {
 struct Totals {
     accepted: u64,
     rejected: u64,
-}
-
-fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }

@@ -5,12 +5,14 @@
 //! - [`topics`]: the topic plan (`config/topics.toml`): names, partitions, retention, cleanup policy.
 //! - [`kafka`]: the Kafka client settings block both binaries accept.
 //! - [`logging`]: tracing set-up, human or JSON.
+//! - [`process`]: clock, runtime and stop signal of a daemon.
 //!
 //! This crate opens no connections: it turns files into validated values.
 
 pub mod conf;
 pub mod kafka;
 pub mod logging;
+pub mod process;
 pub mod topics;
 
 pub use conf::{ConfigError, ConfigFile};

@@ -62,7 +62,7 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
     drop(writer);
 
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("stopping: finishing in-flight results"),
+        _ = linegate_common::process::shutdown_signal() => tracing::info!("stopping: finishing in-flight results"),
         result = &mut forwarder => {
             return match result {
                 Ok(Ok(())) => Ok(()),
@@ -88,19 +88,4 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("linegate-edge stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -160,3 +160,29 @@ pub async fn produce(
         .with_context(|| format!("producing to {topic}"))?;
     Ok(())
 }
+
+/// [`consume_until`] from async code, on a blocking thread.
+pub async fn consume_until_async(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+    grace: Duration,
+) -> anyhow::Result<Vec<Record>> {
+    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || consume_until(&bootstrap, &topic, expected, timeout, grace))
+        .await?
+}
+
+/// The outbox sequence numbers of `station`'s EdgeEvents, in the order they were read.
+pub fn station_seqs(records: &[Record], station: &str) -> Vec<i64> {
+    records
+        .iter()
+        .filter(|r| r.key_str() == Some(station))
+        .map(|r| {
+            linegate_schemas::decode::<linegate_schemas::EdgeEvent>(&r.value)
+                .expect("an EdgeEvent")
+                .seq
+        })
+        .collect()
+}

@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use linegate_e2e::kafka::consume_until;
+use linegate_e2e::kafka::{consume_until_async, station_seqs};
 use linegate_e2e::stack::{outbox_path, start_bridge, start_edge, station_topic};
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{mqtt, Mosquitto, Tansu};
-use linegate_schemas::{decode, EdgeEvent, InspectionEvent};
+use linegate_schemas::{decode, InspectionEvent};
 
 const STATIONS: [&str; 2] = ["ST-11", "ST-12"];
 const INSPECTIONS_PER_STATION: usize = 120;
@@ -34,13 +34,14 @@ async fn results_captured_while_kafka_is_down_are_all_delivered_in_order_after_i
         .map(|s| start_edge(s, &mosquitto, &tansu, dir.path()).unwrap())
         .collect();
     // The bridge creates the topics; wait until it did, so the outage does not hit topic creation.
-    consume_until(
+    consume_until_async(
         &tansu.bootstrap(),
         "inspection.lifecycle",
         0,
         WAIT,
         Duration::ZERO,
     )
+    .await
     .unwrap();
 
     let documents: BTreeMap<&str, Vec<serde_json::Value>> = STATIONS
@@ -72,21 +73,13 @@ async fn results_captured_while_kafka_is_down_are_all_delivered_in_order_after_i
 
     let total: usize = documents.values().map(Vec::len).sum();
     let bootstrap = tansu.bootstrap();
-    let ingest = tokio::task::spawn_blocking({
-        let bootstrap = bootstrap.clone();
-        move || consume_until(&bootstrap, "edge.station.events", total, WAIT, GRACE)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let ingest = consume_until_async(&bootstrap, "edge.station.events", total, WAIT, GRACE)
+        .await
+        .unwrap();
     // Each station's outbox sequence arrives complete and in order; a resend after the outage may repeat
     // a sequence number (at-least-once) but never reorder or skip one.
     for station in STATIONS {
-        let seqs: Vec<i64> = ingest
-            .iter()
-            .filter(|r| r.key_str() == Some(station))
-            .map(|r| decode::<EdgeEvent>(&r.value).unwrap().seq)
-            .collect();
+        let seqs = station_seqs(&ingest, station);
         let mut first_seen = Vec::new();
         let mut seen = HashSet::new();
         for seq in &seqs {
@@ -104,7 +97,9 @@ async fn results_captured_while_kafka_is_down_are_all_delivered_in_order_after_i
         );
     }
 
-    let lifecycle = consume_until(&bootstrap, "inspection.lifecycle", total, WAIT, GRACE).unwrap();
+    let lifecycle = consume_until_async(&bootstrap, "inspection.lifecycle", total, WAIT, GRACE)
+        .await
+        .unwrap();
     let by_id: HashMap<&str, (&str, usize)> = documents
         .iter()
         .flat_map(|(station, docs)| {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use linegate_e2e::kafka::{consume_until, Record};
+use linegate_e2e::kafka::{consume_until_async, station_seqs, Record};
 use linegate_e2e::stack::{outbox_path, start_bridge, start_edge, station_topic};
 use linegate_e2e::station::{
     document_time_ms, inspection_documents, out_of_range_document, unparseable_payload,
@@ -65,13 +65,9 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
         .collect();
 
     let bootstrap = tansu.bootstrap();
-    let lifecycle = tokio::task::spawn_blocking({
-        let bootstrap = bootstrap.clone();
-        move || consume_until(&bootstrap, "inspection.lifecycle", valid, WAIT, GRACE)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let lifecycle = consume_until_async(&bootstrap, "inspection.lifecycle", valid, WAIT, GRACE)
+        .await
+        .unwrap();
 
     eprintln!(
         "{valid} results from {} stations on inspection.lifecycle after {:?}",
@@ -115,21 +111,18 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
     }
 
     // On the ingest topic each station is one partition with seq 1, 2, 3, ... without a gap.
-    let ingest = consume_until(
+    let ingest = consume_until_async(
         &bootstrap,
         "edge.station.events",
         valid + STATIONS.len(),
         WAIT,
         GRACE,
     )
+    .await
     .unwrap();
     assert_eq!(ingest.len(), valid + STATIONS.len());
     for station in STATIONS {
-        let seqs: Vec<i64> = ingest
-            .iter()
-            .filter(|r| r.key_str() == Some(station))
-            .map(|r| decode::<EdgeEvent>(&r.value).unwrap().seq)
-            .collect();
+        let seqs = station_seqs(&ingest, station);
         let expected: Vec<i64> =
             (1..=i64::try_from(documents[station].len() + 1).unwrap()).collect();
         assert_eq!(
@@ -144,8 +137,9 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
         .flatten()
         .filter(|d| d["event_type"] == "INSPECTION_COMPLETED")
         .collect();
-    let quality =
-        consume_until(&bootstrap, "quality.events", completed.len(), WAIT, GRACE).unwrap();
+    let quality = consume_until_async(&bootstrap, "quality.events", completed.len(), WAIT, GRACE)
+        .await
+        .unwrap();
     assert_eq!(quality.len(), completed.len());
     for record in &quality {
         let verdict: QualityEvent = decode(&record.value).unwrap();
@@ -172,13 +166,14 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
     }
 
     // One audit record per input: every valid result accepted, each out-of-range one rejected.
-    let audit = consume_until(
+    let audit = consume_until_async(
         &bootstrap,
         "audit.events",
         valid + STATIONS.len(),
         WAIT,
         GRACE,
     )
+    .await
     .unwrap();
     assert_eq!(audit.len(), valid + STATIONS.len());
     let outcomes = audit
@@ -193,13 +188,14 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
     let _ = AuditOutcome::Accepted;
 
     // The out-of-range result of each station is in the DLQ with its reason and origin.
-    let dead = consume_until(
+    let dead = consume_until_async(
         &bootstrap,
         "edge.station.events.dlq",
         STATIONS.len(),
         WAIT,
         GRACE,
     )
+    .await
     .unwrap();
     assert_eq!(dead.len(), STATIONS.len());
     for record in &dead {

@@ -33,10 +33,4 @@ pub fn envelope(
     }
 }
 
-/// Wall-clock time in epoch milliseconds.
-pub fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
-}
+pub use linegate_common::process::now_ms;
