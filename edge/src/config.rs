@@ -73,6 +73,8 @@ pub struct OutboxConfig {
     pub synchronous: Synchronous,
     /// Most rows committed in one transaction.
     pub group_commit_max: usize,
+    /// Hours an event id is remembered, so a result the station (or MQTT) delivers again is stored once.
+    pub dedup_window_hours: u32,
 }
 
 impl Default for OutboxConfig {
@@ -80,6 +82,7 @@ impl Default for OutboxConfig {
         Self {
             synchronous: Synchronous::Full,
             group_commit_max: 1000,
+            dedup_window_hours: 168,
         }
     }
 }
@@ -177,6 +180,15 @@ impl EdgeConfig {
             return Err(file.invalid("mqtt.intake_batch_max", "must be at least 1"));
         }
         Ok(())
+    }
+
+    /// The writer's options.
+    pub fn outbox_options(&self) -> crate::outbox::OutboxOptions {
+        crate::outbox::OutboxOptions {
+            synchronous: self.outbox.synchronous,
+            group_commit_max: self.outbox.group_commit_max,
+            dedup_window_ms: i64::from(self.outbox.dedup_window_hours) * 3_600_000,
+        }
     }
 
     /// Path of the outbox file.

@@ -28,8 +28,7 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
     let writer = OutboxWriter::start(
         &outbox_path,
         &config.station.id,
-        config.outbox.synchronous,
-        config.outbox.group_commit_max,
+        config.outbox_options(),
         Arc::clone(&committed),
     )?;
     let reader = OutboxReader::open(&outbox_path)?;

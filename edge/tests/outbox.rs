@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use linegate_edge::capture::envelope;
 use linegate_edge::outbox::{
-    Intake, OutboxError, OutboxReader, OutboxWriter, QuarantineEntry, Synchronous,
+    Intake, OutboxError, OutboxOptions, OutboxReader, OutboxWriter, QuarantineEntry, Stored,
+    Synchronous,
 };
 use linegate_schemas::{InspectionEvent, InspectionEventType};
 use tokio::sync::Notify;
@@ -41,15 +42,14 @@ fn quarantine() -> Intake {
     })
 }
 
+const OPTIONS: OutboxOptions = OutboxOptions {
+    synchronous: Synchronous::Full,
+    group_commit_max: 100,
+    dedup_window_ms: 3_600_000,
+};
+
 fn start(path: &std::path::Path) -> OutboxWriter {
-    OutboxWriter::start(
-        path,
-        "ST-01",
-        Synchronous::Full,
-        100,
-        Arc::new(Notify::new()),
-    )
-    .unwrap()
+    OutboxWriter::start(path, "ST-01", OPTIONS, Arc::new(Notify::new())).unwrap()
 }
 
 #[tokio::test]
@@ -61,11 +61,21 @@ async fn seq_is_gapless_across_quarantine_entries_and_reopening() {
         .append(vec![event(1), quarantine(), event(2)])
         .await
         .unwrap();
-    assert_eq!(seqs, vec![Some(1), None, Some(2)]);
+    assert_eq!(
+        seqs,
+        vec![
+            Stored::Event { seq: 1 },
+            Stored::Quarantined,
+            Stored::Event { seq: 2 }
+        ]
+    );
     drop(writer);
 
     let writer = start(&path);
-    assert_eq!(writer.append(vec![event(3)]).await.unwrap(), vec![Some(3)]);
+    assert_eq!(
+        writer.append(vec![event(3)]).await.unwrap(),
+        vec![Stored::Event { seq: 3 }]
+    );
     let reader = OutboxReader::open(&path).unwrap();
     let stored = reader.read_after(0, 10).unwrap();
     let seqs: Vec<i64> = stored.iter().map(|s| s.event.seq).collect();
@@ -85,7 +95,10 @@ async fn delete_up_to_keeps_later_events_and_the_sequence() {
     assert_eq!(reader.depth().unwrap(), 2);
     assert_eq!(reader.read_after(0, 10).unwrap()[0].seq, 4);
     writer.delete_up_to(5).await.unwrap();
-    assert_eq!(writer.append(vec![event(6)]).await.unwrap(), vec![Some(6)]);
+    assert_eq!(
+        writer.append(vec![event(6)]).await.unwrap(),
+        vec![Stored::Event { seq: 6 }]
+    );
 }
 
 #[tokio::test]
@@ -105,7 +118,16 @@ async fn concurrent_appends_are_each_committed_once_in_order_of_arrival() {
         .collect();
     let mut all = Vec::new();
     for task in tasks {
-        all.extend(task.await.unwrap().unwrap().into_iter().flatten());
+        all.extend(
+            task.await
+                .unwrap()
+                .unwrap()
+                .into_iter()
+                .filter_map(|stored| match stored {
+                    Stored::Event { seq } => Some(seq),
+                    _ => None,
+                }),
+        );
     }
     all.sort_unstable();
     assert_eq!(all, (1..=1000).collect::<Vec<i64>>());
@@ -116,15 +138,9 @@ async fn an_outbox_of_another_station_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outbox.db");
     drop(start(&path));
-    let err = OutboxWriter::start(
-        &path,
-        "ST-02",
-        Synchronous::Full,
-        100,
-        Arc::new(Notify::new()),
-    )
-    .err()
-    .expect("a second station must be refused");
+    let err = OutboxWriter::start(&path, "ST-02", OPTIONS, Arc::new(Notify::new()))
+        .err()
+        .expect("a second station must be refused");
     assert!(matches!(err, OutboxError::WrongStation { .. }), "{err}");
     assert!(
         err.to_string()
@@ -143,4 +159,24 @@ impl PayloadInspection for linegate_schemas::EdgeEvent {
             linegate_schemas::EdgePayload::Inspection(inspection) => inspection,
         }
     }
+}
+
+#[tokio::test]
+async fn a_result_delivered_again_is_stored_once_and_keeps_the_sequence_gapless() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let writer = start(&path);
+    let first = event(1);
+    let stored = writer.append(vec![first.clone(), event(2)]).await.unwrap();
+    assert_eq!(
+        stored,
+        vec![Stored::Event { seq: 1 }, Stored::Event { seq: 2 }]
+    );
+    drop(writer);
+    // After a restart, the broker redelivers the first result together with a new one.
+    let writer = start(&path);
+    let stored = writer.append(vec![first, event(3)]).await.unwrap();
+    assert_eq!(stored, vec![Stored::Duplicate, Stored::Event { seq: 3 }]);
+    let reader = OutboxReader::open(&path).unwrap();
+    assert_eq!(reader.depth().unwrap(), 3);
 }

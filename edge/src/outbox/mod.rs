@@ -9,7 +9,7 @@ mod schema;
 mod writer;
 
 pub use reader::{OutboxReader, StoredEvent};
-pub use writer::{Intake, OutboxWriter, QuarantineEntry};
+pub use writer::{Intake, OutboxWriter, QuarantineEntry, Stored};
 
 use std::path::PathBuf;
 
@@ -54,4 +54,15 @@ pub enum Synchronous {
     Full,
     /// fsync at WAL checkpoints only: survives a crash of the agent, not of the machine.
     Normal,
+}
+
+/// How the writer commits and deduplicates.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxOptions {
+    /// fsync policy.
+    pub synchronous: Synchronous,
+    /// Most rows in one transaction.
+    pub group_commit_max: usize,
+    /// How long an event id is remembered to drop a resend of the same result, in milliseconds.
+    pub dedup_window_ms: i64,
 }

@@ -17,6 +17,11 @@ CREATE TABLE IF NOT EXISTS events (
     captured_at_ms INTEGER NOT NULL,
     body           BLOB NOT NULL         -- CBOR of the EdgeEvent, seq included
 );
+CREATE TABLE IF NOT EXISTS seen (
+    event_id   TEXT PRIMARY KEY,         -- ids of events stored within the dedup window
+    seen_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_by_age ON seen (seen_at_ms);
 CREATE TABLE IF NOT EXISTS quarantine (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     received_at_ms INTEGER NOT NULL,

@@ -13,7 +13,10 @@ use rusqlite::{params, Connection, Transaction};
 use tokio::sync::{oneshot, Notify};
 
 use super::schema::{open_for_writing, sqlite_err};
-use super::{OutboxError, Synchronous};
+use super::{OutboxError, OutboxOptions};
+
+/// How often event ids older than the dedup window are forgotten.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A payload that could not be turned into an event: kept with its reason rather than lost or retried forever.
 #[derive(Debug, Clone)]
@@ -30,6 +33,17 @@ pub struct QuarantineEntry {
     pub received_at_ms: i64,
 }
 
+/// What the outbox did with one [`Intake`] item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored under this sequence number.
+    Event { seq: i64 },
+    /// An event id seen within the dedup window: not stored again, safe to acknowledge.
+    Duplicate,
+    /// Stored in the quarantine table.
+    Quarantined,
+}
+
 /// One item a source hands to the outbox.
 #[derive(Debug, Clone)]
 pub enum Intake {
@@ -42,7 +56,7 @@ pub enum Intake {
 enum Command {
     Append {
         items: Vec<Intake>,
-        reply: oneshot::Sender<Result<Vec<Option<i64>>, String>>,
+        reply: oneshot::Sender<Result<Vec<Stored>, String>>,
     },
     DeleteUpTo {
         seq: i64,
@@ -63,11 +77,12 @@ impl OutboxWriter {
     pub fn start(
         path: &Path,
         station_id: &str,
-        synchronous: Synchronous,
-        group_commit_max: usize,
+        options: OutboxOptions,
         committed: Arc<Notify>,
     ) -> Result<Self, OutboxError> {
-        let conn = open_for_writing(path, station_id, synchronous)?;
+        let conn = open_for_writing(path, station_id, options.synchronous)?;
+        let group_commit_max = options.group_commit_max.max(1);
+        let dedup_window_ms = options.dedup_window_ms;
         let (commands, inbox) = mpsc::channel();
         let thread_path = path.to_owned();
         std::thread::Builder::new()
@@ -77,7 +92,8 @@ impl OutboxWriter {
                     conn,
                     &thread_path,
                     inbox,
-                    group_commit_max.max(1),
+                    group_commit_max,
+                    dedup_window_ms,
                     &committed,
                 )
             })
@@ -88,8 +104,8 @@ impl OutboxWriter {
         })
     }
 
-    /// Commits `items` durably; returns the assigned seq of each event (None for quarantine entries).
-    pub async fn append(&self, items: Vec<Intake>) -> Result<Vec<Option<i64>>, OutboxError> {
+    /// Commits `items` durably; returns what became of each, in order.
+    pub async fn append(&self, items: Vec<Intake>) -> Result<Vec<Stored>, OutboxError> {
         let (reply, receipt) = oneshot::channel();
         self.commands
             .send(Command::Append { items, reply })
@@ -126,8 +142,11 @@ fn write_loop(
     path: &Path,
     inbox: mpsc::Receiver<Command>,
     group_commit_max: usize,
+    dedup_window_ms: i64,
     committed: &Notify,
 ) {
+    let mut last_prune = std::time::Instant::now();
+    prune_seen(&conn, path, dedup_window_ms);
     // Ends when every handle is dropped.
     while let Ok(first) = inbox.recv() {
         let mut group = vec![first];
@@ -144,6 +163,10 @@ fn write_loop(
         let added_events = group.iter().any(|command| {
             matches!(command, Command::Append { items, .. } if items.iter().any(|i| matches!(i, Intake::Event(_))))
         });
+        if last_prune.elapsed() >= PRUNE_EVERY {
+            prune_seen(&conn, path, dedup_window_ms);
+            last_prune = std::time::Instant::now();
+        }
         match commit_group(&mut conn, path, &group) {
             Ok(results) => {
                 for (command, result) in group.into_iter().zip(results) {
@@ -175,6 +198,18 @@ fn write_loop(
     }
 }
 
+/// Forgets event ids older than the dedup window (by the edge's capture time).
+fn prune_seen(conn: &Connection, path: &Path, dedup_window_ms: i64) {
+    let horizon = crate::capture::now_ms().saturating_sub(dedup_window_ms);
+    if let Err(source) = conn.execute("DELETE FROM seen WHERE seen_at_ms < ?1", params![horizon]) {
+        let error = OutboxError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        tracing::warn!(%error, "cannot prune the dedup window; it grows until the next try");
+    }
+}
+
 fn group_rows(command: &Command) -> usize {
     match command {
         Command::Append { items, .. } => items.len().max(1),
@@ -183,7 +218,7 @@ fn group_rows(command: &Command) -> usize {
 }
 
 enum Done {
-    Appended(Vec<Option<i64>>),
+    Appended(Vec<Stored>),
     Deleted,
 }
 
@@ -237,8 +272,12 @@ fn append_items(
     path: &Path,
     items: &[Intake],
     next_seq: &mut i64,
-) -> Result<Vec<Option<i64>>, OutboxError> {
+) -> Result<Vec<Stored>, OutboxError> {
     let err = sqlite_err(path);
+    let committed_at_ms = crate::capture::now_ms();
+    let mut remember = tx
+        .prepare_cached("INSERT OR IGNORE INTO seen (event_id, seen_at_ms) VALUES (?1, ?2)")
+        .map_err(&err)?;
     let mut insert_event = tx
         .prepare_cached(
             "INSERT INTO events (seq, event_id, captured_at_ms, body) VALUES (?1, ?2, ?3, ?4)",
@@ -253,6 +292,16 @@ fn append_items(
     for item in items {
         match item {
             Intake::Event(event) => {
+                // A result the station sent again (an MQTT redelivery after a crash between commit and
+                // PUBACK) has an event id already seen: acknowledge it, store it once.
+                if remember
+                    .execute(params![event.event_id, committed_at_ms])
+                    .map_err(&err)?
+                    == 0
+                {
+                    seqs.push(Stored::Duplicate);
+                    continue;
+                }
                 let seq = *next_seq;
                 let mut stored = (**event).clone();
                 stored.seq = seq;
@@ -265,7 +314,7 @@ fn append_items(
                     .execute(params![seq, stored.event_id, stored.timestamp, body])
                     .map_err(&err)?;
                 *next_seq += 1;
-                seqs.push(Some(seq));
+                seqs.push(Stored::Event { seq });
             }
             Intake::Quarantine(entry) => {
                 insert_quarantine
@@ -277,7 +326,7 @@ fn append_items(
                         entry.reason
                     ])
                     .map_err(&err)?;
-                seqs.push(None);
+                seqs.push(Stored::Quarantined);
             }
         }
     }

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::capture::{envelope, now_ms, parse_document};
 use crate::config::MqttConfig;
-use crate::outbox::{Intake, OutboxWriter, QuarantineEntry};
+use crate::outbox::{Intake, OutboxWriter, QuarantineEntry, Stored};
 
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
@@ -164,7 +164,19 @@ async fn intake_loop(
         let mut backoff = Duration::from_millis(100);
         loop {
             match writer.append(items.clone()).await {
-                Ok(_) => break,
+                Ok(stored) => {
+                    let repeats = stored
+                        .iter()
+                        .filter(|s| matches!(s, Stored::Duplicate))
+                        .count();
+                    if repeats > 0 {
+                        tracing::info!(
+                            repeats,
+                            "results delivered again were acknowledged and not stored twice"
+                        );
+                    }
+                    break;
+                }
                 Err(crate::outbox::OutboxError::WriterGone) => return,
                 Err(error) => {
                     tracing::error!(%error, "outbox refused results; not acknowledging them, retrying");
