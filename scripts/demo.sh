@@ -57,7 +57,15 @@ for station in "${station_list[@]}"; do
     "$bin/linegate-edge" run --config config/edge.example.toml > "$dir/edge-$station.log" 2>&1 &
   pids+=($!)
 done
-echo "demo: bridge and ${#station_list[@]} edges started"
+# The broker keeps results for an edge only once it has subscribed: wait for that before stations publish.
+for station in "${station_list[@]}"; do
+  for _ in $(seq 1 200); do
+    grep -q "MQTT subscribed" "$dir/edge-$station.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  grep -q "MQTT subscribed" "$dir/edge-$station.log" || { echo "demo: edge $station did not subscribe; see $dir/edge-$station.log" >&2; exit 1; }
+done
+echo "demo: bridge and ${#station_list[@]} edges started and subscribed"
 
 # Each station also sends one unparseable payload (quarantined at its edge) and one result with an
 # out-of-range score (rejected by the bridge to the dead-letter topic).

@@ -1,4 +1,14 @@
-//! Creating the topics of the plan that do not exist yet. Existing topics are never altered.
+//! Creating the topics of the plan that do not exist yet, at start, so that a fresh cluster (or tansu, which
+//! does not create topics on first use) is ready before the first record is routed.
+//!
+//! Existing topics are never altered: partitions, retention and cleanup of a live topic are an operator's
+//! call. A topic config the broker refuses is an error, not something to drop silently: a compacted
+//! `audit.events` created without `cleanup.policy=compact` would be a different topic.
+//!
+//! tansu 0.6.0 (the broker of the tests), checked with DescribeConfigs: it accepts `retention.ms` and
+//! `cleanup.policy` at creation and reports them back (flagged as defaults). It also accepts unknown config
+//! names, invalid values and a replication factor above its single broker without complaint, so it never
+//! exercises the refusal path here; Apache Kafka does (InvalidConfig, InvalidReplicationFactor).
 
 use std::time::Duration;
 
@@ -8,25 +18,36 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
+/// How long the broker may take to create the topics.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Why topics could not be provisioned.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    /// The admin client could not be created or the request failed as a whole.
+    /// The admin client could not be created or the request failed as a whole (broker unreachable).
     #[error("cannot create topics on {bootstrap}: {source}")]
     Kafka {
+        /// Where we tried.
         bootstrap: String,
+        /// What librdkafka said.
         #[source]
         source: rdkafka::error::KafkaError,
     },
-    /// The broker refused to create a topic.
-    #[error("the broker refused to create topic {topic}: {code}")]
+    /// The broker refused to create one topic (e.g. a replication factor above the broker count: set
+    /// `[defaults] replication_factor` in the topic plan, or LINEGATE_TOPIC_REPLICATION).
+    #[error(
+        "the broker refused to create topic {topic}: {code} (check its entry in the topic plan)"
+    )]
     Refused {
+        /// The topic.
         topic: String,
+        /// The broker's error code.
         code: RDKafkaErrorCode,
     },
 }
 
-/// Creates every planned topic that is missing; returns the names it created.
+/// Creates every planned topic that is missing, with its partitions, replication factor, `retention.ms`
+/// and `cleanup.policy`; returns the names it created ("already exists" is not an error).
 pub async fn create_missing(
     kafka: &KafkaConfig,
     plan: &TopicPlan,
@@ -51,7 +72,7 @@ pub async fn create_missing(
             .set("cleanup.policy", topic.cleanup_policy.as_kafka())
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let options = AdminOptions::new().operation_timeout(Some(CREATE_TIMEOUT));
     let results = admin
         .create_topics(&new_topics, &options)
         .await
@@ -60,7 +81,9 @@ pub async fn create_missing(
     for result in results {
         match result {
             Ok(name) => created.push(name),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(topic = %name, "topic exists; left as it is");
+            }
             Err((topic, code)) => return Err(AdminError::Refused { topic, code }),
         }
     }

@@ -1,10 +1,14 @@
 //! linegate-bridge: decodes what the edges send, validates it, and fans it out to the lifecycle, quality and
 //! audit topics, or to the dead-letter topic with the reason.
 //!
-//! [`route`] is the whole decision for one record and does no I/O; [`pipeline`] is the consume-produce-commit
-//! loop around it; [`admin`] provisions topics; [`config`] loads and validates the config file.
+//! Start reading at [`pipeline`], the consume -> route -> produce -> commit loop. [`consume`] is its input
+//! side (group consumer, offsets to commit); [`route`] is the whole decision for one record and does no I/O;
+//! [`produce`] delivers a round's outputs and waits for every acknowledgement; [`admin`] creates the missing topics of the plan at start; [`config`] loads and validates
+//! the config file. Errors are typed per module; only `main.rs` wraps them for the operator.
 
 pub mod admin;
 pub mod config;
+pub mod consume;
 pub mod pipeline;
+pub mod produce;
 pub mod route;

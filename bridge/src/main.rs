@@ -1,6 +1,9 @@
-//! The `linegate-bridge` command line.
+//! The `linegate-bridge` command line: `run --config FILE` starts the bridge, `check-config FILE` validates a
+//! config and its topic plan without connecting anywhere (exit 0 when valid, 2 with the error otherwise).
+//!
+//! Only this file uses anyhow: it adds the step that failed to the crate's typed errors for the operator.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -8,6 +11,9 @@ use clap::{Parser, Subcommand};
 use linegate_bridge::config::{BridgeConfig, Loaded};
 use linegate_bridge::{admin, pipeline::Pipeline};
 use tokio::sync::watch;
+
+/// Exit code of an invalid config, for scripts and `check-config`.
+const EXIT_INVALID_CONFIG: u8 = 2;
 
 /// linegate bridge: validates what the edges send and fans it into lifecycle, quality and audit topics.
 #[derive(Parser)]
@@ -19,7 +25,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the bridge with a config file.
+    /// Run the bridge with a config file until SIGTERM or Ctrl-C.
     Run {
         /// Bridge config file (TOML).
         #[arg(long)]
@@ -42,7 +48,7 @@ fn main() -> ExitCode {
         Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("error: {error}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_INVALID_CONFIG);
         }
     };
     if check_only {
@@ -50,11 +56,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     linegate_common::logging::init(loaded.config.bridge.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match linegate_common::process::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -71,7 +73,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn print_summary(path: &std::path::Path, loaded: &Loaded) {
+fn print_summary(path: &Path, loaded: &Loaded) {
     let config = &loaded.config;
     println!("{}: valid", path.display());
     println!(
@@ -87,9 +89,30 @@ fn print_summary(path: &std::path::Path, loaded: &Loaded) {
         config.topics.dlq
     );
     println!(
-        "  topic plan {} with {} topics",
+        "  rounds of up to {} records, waiting up to {} ms",
+        config.bridge.batch_max, config.bridge.batch_wait_ms
+    );
+    let thresholds: Vec<String> = config
+        .quality
+        .thresholds
+        .iter()
+        .map(|(kind, value)| format!("{kind} {value}"))
+        .collect();
+    println!(
+        "  quality thresholds: default {}{}{}",
+        config.quality.default_threshold,
+        if thresholds.is_empty() { "" } else { ", " },
+        thresholds.join(", ")
+    );
+    println!(
+        "  topic plan {} with {} topics{}",
         loaded.plan_path.display(),
-        loaded.plan.topics().count()
+        loaded.plan.topics().count(),
+        if config.bridge.create_topics {
+            " (missing ones are created at start)"
+        } else {
+            " (not created by the bridge)"
+        }
     );
 }
 
@@ -98,12 +121,17 @@ async fn run(loaded: Loaded) -> anyhow::Result<()> {
     if config.bridge.create_topics {
         let created = admin::create_missing(&config.kafka, &loaded.plan)
             .await
-            .context("provisioning topics")?;
+            .with_context(|| {
+                format!(
+                    "creating the topics of {} (set bridge.create_topics = false if they are managed elsewhere)",
+                    loaded.plan_path.display()
+                )
+            })?;
         if !created.is_empty() {
             tracing::info!(topics = ?created, "created missing topics");
         }
     }
-    let pipeline = Pipeline::new(config)?;
+    let pipeline = Pipeline::new(config).context("starting the pipeline")?;
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         linegate_common::process::shutdown_signal().await;

@@ -1,65 +1,95 @@
 //! The consume -> route -> produce -> commit loop (at-least-once).
 //!
-//! A round takes up to `batch_max` records, routes them in order, produces every output, waits until Kafka
-//! acknowledged all of them, and only then commits the consumer offsets. A failed delivery repeats the round's
-//! sends, so an output may be written twice (its id and `idempotency-key` header are the same both times) but
-//! never lost. Exactly-once with Kafka transactions is a later mode: tansu 0.6.0, the broker of the tests, does
-//! not route EndTxn, so a transactional commit cannot succeed against it.
+//! A round takes up to `batch_max` records (or what arrived within `batch_wait_ms`), routes them in order,
+//! produces every output, waits until Kafka acknowledged all of them, and only then commits the consumer
+//! offsets (per partition: last offset + 1). A failed delivery repeats the round's sends after a back-off,
+//! so an output may be written twice (same id, same `idempotency-key` header) but is never lost. If that
+//! lasts longer than `max.poll.interval.ms`, the group moves the partitions to another instance and the
+//! late commit fails: the round is then handled again there, still at-least-once.
+//!
+//! At-least-once is the mode for now. Exactly-once (a transactional producer with
+//! `send_offsets_to_transaction`, as in rust-rdkafka's `examples/transactions.rs`) is a later issue:
+//! tansu 0.6.0, the broker of the tests, does not route EndTxn, so a transactional commit cannot succeed
+//! against it.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::FutureProducer;
+use rdkafka::Message;
 use tokio::sync::watch;
 
 use crate::config::BridgeConfig;
+use crate::consume::{self, InputConsumer};
+use crate::produce::{self, DeliveryError};
 use crate::route::{route, InputRecord, Output, RouteContext};
 
-const RETRY_BACKOFF: Duration = Duration::from_secs(1);
-const SUMMARY_EVERY: Duration = Duration::from_secs(10);
+/// First wait after a failed consume or delivery; doubled per failure up to [`RETRY_BACKOFF_MAX`].
+const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// Longest wait between two attempts, so a recovered cluster is noticed quickly.
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often progress is logged at info while records flow; per-round counts are at debug.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
-/// Why the pipeline cannot run.
+/// Why the pipeline cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// The consumer or producer could not be created, or the subscription failed.
-    #[error("Kafka client set-up failed (check [kafka]): {0}")]
-    Client(#[from] rdkafka::error::KafkaError),
+    /// The consumer or producer could not be created (a librdkafka property in `[kafka.client]` is wrong).
+    #[error("cannot create the Kafka {client} (check [kafka] and [kafka.client]): {source}")]
+    Client {
+        /// `consumer` or `producer`.
+        client: &'static str,
+        /// What librdkafka said.
+        #[source]
+        source: KafkaError,
+    },
+    /// The subscription to the input topic was refused.
+    #[error("cannot subscribe to {topic}: {source}")]
+    Subscribe {
+        /// The input topic.
+        topic: String,
+        /// What librdkafka said.
+        #[source]
+        source: KafkaError,
+    },
 }
 
-/// Consumer and producer of one bridge instance.
+/// Consumer and producer of one bridge instance; the pipeline is the only user of both.
 pub struct Pipeline {
-    consumer: StreamConsumer,
+    consumer: InputConsumer,
     producer: FutureProducer,
     config: BridgeConfig,
+}
+
+/// What a run handled, for the progress and stop log lines.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Totals {
+    /// Inputs accepted and fanned out.
+    pub accepted: u64,
+    /// Inputs sent to the dead-letter topic.
+    pub rejected: u64,
 }
 
 impl Pipeline {
     /// Creates the clients and subscribes to the input topic.
     pub fn new(config: BridgeConfig) -> Result<Self, PipelineError> {
-        let consumer: StreamConsumer = config
-            .kafka
-            .client_config(&[
-                ("group.id", &config.bridge.group_id),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("auto.offset.reset", "earliest"),
-                ("enable.partition.eof", "false"),
-            ])
-            .create()?;
-        consumer.subscribe(&[&config.topics.input])?;
-        let producer: FutureProducer = config
-            .kafka
-            .client_config(&[
-                ("enable.idempotence", "true"),
-                ("acks", "all"),
-                ("linger.ms", "5"),
-                ("compression.type", "lz4"),
-                ("message.timeout.ms", "60000"),
-            ])
-            .create()?;
+        let consumer = consume::consumer(&config).map_err(|source| PipelineError::Client {
+            client: "consumer",
+            source,
+        })?;
+        consumer
+            .subscribe(&[&config.topics.input])
+            .map_err(|source| PipelineError::Subscribe {
+                topic: config.topics.input.clone(),
+                source,
+            })?;
+        let producer =
+            produce::producer(&config.kafka).map_err(|source| PipelineError::Client {
+                client: "producer",
+                source,
+            })?;
         Ok(Self {
             consumer,
             producer,
@@ -67,22 +97,26 @@ impl Pipeline {
         })
     }
 
-    /// Runs rounds until `shutdown` turns true; the round in progress is finished and committed first.
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs rounds until `shutdown` turns true (or its sender is dropped). A round in progress is finished,
+    /// delivered and committed first; only a round whose delivery keeps failing is left uncommitted, to be
+    /// repeated by whoever owns its partitions next.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Totals {
         let mut totals = Totals::default();
+        let mut reported = Totals::default();
         let mut last_summary = Instant::now();
-        loop {
+        while !*shutdown.borrow() {
             let Some(batch) = self.next_batch(&mut shutdown).await else {
                 break;
             };
-            self.process(&batch, &mut totals, &shutdown).await;
-            if last_summary.elapsed() >= SUMMARY_EVERY {
+            self.round(&batch, &mut totals, &shutdown).await;
+            let moved = totals.accepted + totals.rejected != reported.accepted + reported.rejected;
+            if moved && last_summary.elapsed() >= SUMMARY_EVERY {
                 tracing::info!(
                     accepted = totals.accepted,
                     rejected = totals.rejected,
                     "bridge progress"
                 );
-                last_summary = Instant::now();
+                (reported, last_summary) = (totals, Instant::now());
             }
         }
         tracing::info!(
@@ -90,47 +124,84 @@ impl Pipeline {
             rejected = totals.rejected,
             "bridge stopped"
         );
+        totals
     }
 
+    /// Waits for a first record (or the stop signal), then gathers more until the batch is full or
+    /// `batch_wait_ms` passed.
     async fn next_batch(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<OwnedMessage>> {
+        let mut backoff = RETRY_BACKOFF_MIN;
         let first = loop {
             tokio::select! {
+                biased;
+                _ = shutdown.changed() => return None,
                 received = self.consumer.recv() => match received {
                     Ok(message) => break message.detach(),
                     Err(error) => {
-                        tracing::warn!(%error, "consume failed; retrying");
-                        tokio::time::sleep(RETRY_BACKOFF).await;
+                        tracing::warn!(%error, retry_in = ?backoff, "consuming the input failed");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
                     }
                 },
-                _ = shutdown.changed() => return None,
             }
         };
         let mut batch = vec![first];
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(self.config.bridge.batch_wait_ms);
+        let wait = Duration::from_millis(self.config.bridge.batch_wait_ms);
+        let deadline = tokio::time::Instant::now() + wait;
         while batch.len() < self.config.bridge.batch_max {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Ok(Ok(message)) => batch.push(message.detach()),
-                Ok(Err(error)) => tracing::warn!(%error, "consume failed"),
+                Ok(Err(error)) => tracing::warn!(%error, "consuming the input failed"),
                 Err(_) => break,
             }
         }
         Some(batch)
     }
 
-    async fn process(
+    /// Routes a batch in order, delivers every output, then commits.
+    async fn round(
         &self,
         batch: &[OwnedMessage],
         totals: &mut Totals,
         shutdown: &watch::Receiver<bool>,
     ) {
+        let started = Instant::now();
+        let (outputs, counts) = self.route_batch(batch);
+        let mut backoff = RETRY_BACKOFF_MIN;
+        let mut attempt = 1;
+        while let Err(error) = produce::deliver_all(&self.producer, &outputs).await {
+            if *shutdown.borrow() {
+                tracing::error!(%error, records = batch.len(), "stopping with an undelivered round; its offsets stay uncommitted and it will be handled again");
+                return;
+            }
+            tracing::warn!(%error, attempt, outputs = outputs.len(), retry_in = ?backoff, "{}", retry_note(&error));
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+            attempt += 1;
+        }
+        self.commit(batch);
+        totals.accepted += counts.accepted;
+        totals.rejected += counts.rejected;
+        tracing::debug!(
+            records = batch.len(),
+            accepted = counts.accepted,
+            rejected = counts.rejected,
+            outputs = outputs.len(),
+            attempts = attempt,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "round committed"
+        );
+    }
+
+    fn route_batch(&self, batch: &[OwnedMessage]) -> (Vec<Output>, Totals) {
         let ctx = RouteContext {
             topics: &self.config.topics,
             quality: &self.config.quality,
             service_name: &self.config.bridge.service_name,
             now_ms: linegate_common::process::now_ms(),
         };
-        let mut outputs = Vec::new();
+        let mut counts = Totals::default();
+        let mut outputs = Vec::with_capacity(batch.len() * 3);
         for message in batch {
             let record = InputRecord {
                 topic: message.topic(),
@@ -142,91 +213,39 @@ impl Pipeline {
             let routed = route(&record, &ctx);
             match &routed.rejection {
                 Some(rejection) => {
-                    totals.rejected += 1;
+                    counts.rejected += 1;
                     tracing::warn!(
                         partition = record.partition,
                         offset = record.offset,
-                        class = rejection.class,
-                        %rejection,
-                        "input rejected to the dead-letter topic"
+                        class = rejection.class(),
+                        "input rejected to {}: {rejection}",
+                        self.config.topics.dlq
                     );
                 }
-                None => totals.accepted += 1,
+                None => counts.accepted += 1,
             }
             outputs.extend(routed.outputs);
         }
-        while let Err(error) = self.deliver(&outputs).await {
-            tracing::warn!(%error, outputs = outputs.len(), "output delivery failed; offsets not committed, retrying the round");
-            if *shutdown.borrow() {
-                return; // uncommitted: the next owner of these partitions repeats them
-            }
-            tokio::time::sleep(RETRY_BACKOFF).await;
-        }
-        self.commit(batch);
+        (outputs, counts)
     }
 
-    async fn deliver(&self, outputs: &[Output]) -> Result<(), String> {
-        let mut deliveries = Vec::with_capacity(outputs.len());
-        for output in outputs {
-            let mut headers = OwnedHeaders::new_with_capacity(output.headers.len());
-            for (key, value) in &output.headers {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value),
-                });
-            }
-            let mut record = FutureRecord::to(&output.topic)
-                .payload(&output.value)
-                .headers(headers);
-            if let Some(key) = &output.key {
-                record = record.key(key);
-            }
-            match self.producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err((error, _)) => {
-                    return Err(format!(
-                        "cannot queue an output to {}: {error}",
-                        output.topic
-                    ))
-                }
-            }
-        }
-        let mut failure = None;
-        for delivery in deliveries {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((error, _))) => failure = Some(error.to_string()),
-                Err(_) => failure = Some("the producer dropped a delivery".to_owned()),
-            }
-        }
-        failure.map_or(Ok(()), Err)
-    }
-
+    /// Commits the offsets after `batch`, synchronously so that a stop right after it loses nothing.
     fn commit(&self, batch: &[OwnedMessage]) {
-        let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-        for message in batch {
-            let entry = next
-                .entry((message.topic(), message.partition()))
-                .or_insert(0);
-            *entry = (*entry).max(message.offset() + 1);
-        }
-        let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), offset) in next {
-            if let Err(error) =
-                offsets.add_partition_offset(topic, partition, Offset::Offset(offset))
-            {
-                tracing::error!(%error, topic, partition, "cannot build the offset commit");
-            }
-        }
-        if let Err(error) = self.consumer.commit(&offsets, CommitMode::Sync) {
-            // After a rebalance the partitions may belong to another instance, which repeats them.
-            tracing::warn!(%error, "offset commit failed; these records will be handled again");
+        let positions = batch.iter().map(|m| (m.topic(), m.partition(), m.offset()));
+        let committed = consume::commit_list(positions)
+            .and_then(|offsets| self.consumer.commit(&offsets, CommitMode::Sync));
+        if let Err(error) = committed {
+            // After a rebalance the partitions may belong to another instance, which repeats the round.
+            tracing::warn!(%error, "offset commit failed; the records of this round will be handled again");
         }
     }
 }
 
-#[derive(Default)]
-struct Totals {
-    accepted: u64,
-    rejected: u64,
+fn retry_note(error: &DeliveryError) -> &'static str {
+    match error {
+        DeliveryError::Queue { .. } => {
+            "an output was not accepted by the producer (does the topic exist?); offsets not committed, repeating the round"
+        }
+        _ => "outputs not acknowledged by Kafka; offsets not committed, repeating the round",
+    }
 }

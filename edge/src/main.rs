@@ -27,11 +27,63 @@ enum Command {
         /// Station config file (TOML).
         file: PathBuf,
     },
+    /// Look into the station's outbox (read-only; safe while the agent runs).
+    Outbox {
+        /// Station config file (TOML), which says where the outbox is.
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxAction {
+    /// Waiting events, oldest age, next sequence number, quarantine size.
+    Stats,
+    /// The next events waiting for Kafka, as JSON lines.
+    Peek {
+        /// How many.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Quarantined payloads with their reasons, as JSON lines.
+    Quarantine {
+        /// How many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+fn outbox_command(config: PathBuf, action: OutboxAction) -> ExitCode {
+    let config = match EdgeConfig::load(&config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let result = match action {
+        OutboxAction::Stats => linegate_edge::ops::stats(&config, &mut out),
+        OutboxAction::Peek { limit } => linegate_edge::ops::peek(&config, limit, &mut out),
+        OutboxAction::Quarantine { limit } => {
+            linegate_edge::ops::quarantine_list(&config, limit, &mut out)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Outbox { config, action } => outbox_command(config, action),
         Command::CheckConfig { file } => match EdgeConfig::load(&file) {
             Ok(config) => {
                 println!("{}: valid", file.display());

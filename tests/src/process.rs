@@ -121,6 +121,32 @@ impl ChildProcess {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// Waits until its output contains `needle`; fails with the log tail after `timeout`.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if std::fs::read_to_string(&self.log)
+                .unwrap_or_default()
+                .contains(needle)
+            {
+                return Ok(());
+            }
+            if !self.is_running() {
+                bail!(
+                    "{} exited before logging `{needle}`\n{}",
+                    self.name,
+                    self.log_tail(20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "{} did not log `{needle}` within {timeout:?}\n{}",
+            self.name,
+            self.log_tail(20)
+        )
+    }
+
     /// The last `lines` lines of its output, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -1,6 +1,7 @@
 //! The linegate binaries wired to test brokers, the way an operator would run them with the example configs.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::brokers::{Mosquitto, Tansu};
 use crate::process::{bin_path, repo_root, ChildProcess};
@@ -21,7 +22,26 @@ pub fn start_bridge(tansu: &Tansu, group: &str, dir: &Path) -> anyhow::Result<Ch
     )
 }
 
-/// Starts `linegate-edge run` for `station` with `config/edge.example.toml`; its outbox is in
+/// The environment the example edge config takes for `station`.
+pub fn edge_env(
+    station: &str,
+    mosquitto: &Mosquitto,
+    tansu: &Tansu,
+    dir: &Path,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("LINEGATE_STATION_ID", station.to_owned()),
+        (
+            "LINEGATE_DATA_DIR",
+            dir.join(format!("edge-{station}")).display().to_string(),
+        ),
+        ("LINEGATE_MQTT_PORT", mosquitto.port().to_string()),
+        ("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap()),
+    ]
+}
+
+/// Starts `linegate-edge run` for `station` with `config/edge.example.toml` and, on its first start, returns
+/// once it has subscribed (before that, the broker keeps nothing for it). Its outbox is in
 /// `dir/edge-<station>/outbox.db`.
 pub fn start_edge(
     station: &str,
@@ -30,21 +50,47 @@ pub fn start_edge(
     dir: &Path,
 ) -> anyhow::Result<ChildProcess> {
     let config = repo_root().join("config/edge.example.toml");
-    ChildProcess::spawn(
+    let log = dir.join(format!("edge-{station}.log"));
+    let first_start = !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains(SUBSCRIBED);
+    let mut edge = ChildProcess::spawn(
         "linegate-edge",
         &bin_path("linegate-edge"),
         &["run", "--config", config.to_str().expect("utf-8 path")],
-        &[
-            ("LINEGATE_STATION_ID", station.to_owned()),
-            (
-                "LINEGATE_DATA_DIR",
-                dir.join(format!("edge-{station}")).display().to_string(),
-            ),
-            ("LINEGATE_MQTT_PORT", mosquitto.port().to_string()),
-            ("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap()),
-        ],
-        &dir.join(format!("edge-{station}.log")),
-    )
+        &edge_env(station, mosquitto, tansu, dir),
+        &log,
+    )?;
+    if first_start {
+        edge.wait_for_log(SUBSCRIBED, Duration::from_secs(20))?;
+    }
+    Ok(edge)
+}
+
+/// What the edge logs once its MQTT subscriptions are in place.
+const SUBSCRIBED: &str = "MQTT subscribed";
+
+/// Runs `linegate-edge outbox ARGS` for `station` and returns its stdout; panics with stderr on failure.
+pub fn edge_outbox_command(
+    station: &str,
+    mosquitto: &Mosquitto,
+    tansu: &Tansu,
+    dir: &Path,
+    args: &[&str],
+) -> String {
+    let config = repo_root().join("config/edge.example.toml");
+    let output = std::process::Command::new(bin_path("linegate-edge"))
+        .args(["outbox", "--config", config.to_str().expect("utf-8 path")])
+        .args(args)
+        .envs(edge_env(station, mosquitto, tansu, dir))
+        .output()
+        .expect("linegate-edge runs");
+    assert!(
+        output.status.success(),
+        "linegate-edge outbox {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
 }
 
 /// Path of a station's outbox under the test directory.

@@ -26,8 +26,8 @@ async fn ten_kill_9_of_the_edge_under_load_lose_nothing_and_reorder_nothing() {
         .await
         .unwrap();
     let mut edge = start_edge(STATION, &mosquitto, &tansu, dir.path()).unwrap();
-    // The first start subscribes; from then on the broker keeps the session while the edge is dead.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // start_edge returned after the first subscription; from then on the broker keeps the session while
+    // the edge is dead.
 
     let documents = inspection_documents(STATION, INSPECTIONS, 21);
     let payloads: Vec<Vec<u8>> = documents

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, station_seqs, Record};
-use linegate_e2e::stack::{outbox_path, start_bridge, start_edge, station_topic};
+use linegate_e2e::stack::{edge_outbox_command, start_bridge, start_edge, station_topic};
 use linegate_e2e::station::{
     document_time_ms, inspection_documents, out_of_range_document, unparseable_payload,
 };
@@ -24,8 +24,8 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
     let tansu = Tansu::start_memory().unwrap();
-    let _bridge = start_bridge(&tansu, "pipeline-test", dir.path()).unwrap();
-    let _edges: Vec<_> = STATIONS
+    let bridge = start_bridge(&tansu, "pipeline-test", dir.path()).unwrap();
+    let edges: Vec<_> = STATIONS
         .iter()
         .map(|s| start_edge(s, &mosquitto, &tansu, dir.path()).unwrap())
         .collect();
@@ -67,7 +67,14 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
     let bootstrap = tansu.bootstrap();
     let lifecycle = consume_until_async(&bootstrap, "inspection.lifecycle", valid, WAIT, GRACE)
         .await
-        .unwrap();
+        .unwrap_or_else(|e| {
+            let logs: Vec<String> = edges
+                .iter()
+                .chain([&bridge])
+                .map(|p| p.log_tail(15))
+                .collect();
+            panic!("{e}\n{}", logs.join("\n"))
+        });
 
     eprintln!(
         "{valid} results from {} stations on inspection.lifecycle after {:?}",
@@ -202,22 +209,31 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
         assert_dead_letter(record);
     }
 
-    // The unparseable payload of each station is in its edge's quarantine, not lost and not forwarded.
+    // The unparseable payload of each station is in its edge's quarantine, not lost and not forwarded, and
+    // the operator commands show it and an empty queue.
     for station in STATIONS {
-        let conn = rusqlite::Connection::open(outbox_path(station, dir.path())).unwrap();
-        let reasons: Vec<String> = conn
-            .prepare("SELECT reason FROM quarantine")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .map(Result::unwrap)
+        let listed = edge_outbox_command(station, &mosquitto, &tansu, dir.path(), &["quarantine"]);
+        let entries: Vec<Value> = listed
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(reasons.len(), 1, "{station} quarantine");
+        assert_eq!(entries.len(), 1, "{station} quarantine: {listed}");
         assert!(
-            reasons[0].contains("not a station result document"),
-            "{}",
-            reasons[0]
+            entries[0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("not a station result document"),
+            "{listed}"
         );
+        assert_eq!(entries[0]["origin"], station_topic(station).as_str());
+        assert_eq!(
+            entries[0]["payload"].as_str().unwrap().as_bytes(),
+            unparseable_payload()
+        );
+        let stats = edge_outbox_command(station, &mosquitto, &tansu, dir.path(), &["stats"]);
+        assert!(stats.contains("waiting      0"), "{stats}");
+        let next = format!("next seq     {}", documents[station].len() + 2);
+        assert!(stats.contains(&next), "{stats}");
     }
 }
 

@@ -1,22 +1,33 @@
 //! From one input record to its outputs: the bridge's whole decision, with no I/O.
 //!
-//! An input either is accepted (its InspectionEvent to lifecycle, a QualityEvent for a completed inspection,
+//! An input is either accepted (its InspectionEvent to lifecycle, a QualityEvent for a completed inspection,
 //! an AuditEvent) or rejected (the record unchanged to the DLQ with headers saying why, and an AuditEvent).
-//! Output ids are UUID v5 of input identities, so the same input always yields the same outputs.
+//! Every input yields exactly one audit record. Output ids are UUID v5 of input identities, so the same
+//! input always yields byte-identical outputs: a round repeated after a crash is recognisable downstream.
+//!
+//! `validate` holds the rules, `quality` the verdict, `audit` and `dlq` the records about the input; this
+//! file wires them and builds the lifecycle record. Nothing here knows about Kafka clients or clocks: the
+//! caller passes the handling time in [`RouteContext`].
 
-mod outputs;
+mod audit;
+mod dlq;
+mod quality;
 mod validate;
 
-use linegate_schemas::{AuditOutcome, EdgeEvent, EdgePayload, InspectionEventType};
+use linegate_schemas::{
+    AuditOutcome, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType,
+};
 
 use crate::config::{QualityConfig, TopicNames};
-pub use validate::Rejection;
+pub use quality::judge;
+pub use validate::{Problem, Rejection};
 
-/// Namespace of linegate's derived ids (UUID v5).
+/// Namespace of linegate's derived ids (UUID v5). Fixed forever: changing it would change every derived
+/// id, and a re-sent output would no longer match the first one.
 pub const ID_NAMESPACE: uuid::Uuid =
     uuid::Uuid::from_u128(0x6c69_6e65_6761_7465_8000_0000_0000_0001);
 
-/// One consumed record, borrowed from the consumer.
+/// One consumed record, borrowed from the consumer, so that routing needs no Kafka type.
 #[derive(Debug, Clone, Copy)]
 pub struct InputRecord<'a> {
     /// Topic it was read from.
@@ -27,11 +38,11 @@ pub struct InputRecord<'a> {
     pub offset: i64,
     /// Record key (the edge sets the station id).
     pub key: Option<&'a [u8]>,
-    /// Record value.
+    /// Record value (an empty slice for a tombstone).
     pub value: &'a [u8],
 }
 
-/// A record to produce.
+/// A record to produce, as plain data so that tests can inspect it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
     /// Destination topic.
@@ -45,7 +56,7 @@ pub struct Output {
 }
 
 impl Output {
-    /// The value of header `name`, as text.
+    /// The value of header `name`, as text; for tests and logs.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -54,7 +65,7 @@ impl Output {
     }
 }
 
-/// What routing needs besides the record: names, thresholds, and the clock (passed in for tests).
+/// What routing needs besides the record: names, thresholds, and the clock (passed in so tests are exact).
 #[derive(Debug, Clone, Copy)]
 pub struct RouteContext<'a> {
     /// Output topic names.
@@ -63,25 +74,24 @@ pub struct RouteContext<'a> {
     pub quality: &'a QualityConfig,
     /// `source_service` of outputs.
     pub service_name: &'a str,
-    /// Handling time, epoch milliseconds.
+    /// Handling time, epoch milliseconds: the audit timestamp and the DLQ's `first.seen.ms`.
     pub now_ms: i64,
 }
 
 /// The outputs of one input and what became of it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Routed {
     /// Records to produce, in order; the audit record is last.
     pub outputs: Vec<Output>,
-    /// Why the input was rejected, if it was.
+    /// Why the input was rejected, if it was; the pipeline logs and counts it.
     pub rejection: Option<Rejection>,
 }
 
-/// Decides what one input record becomes.
+/// Decides what one input record becomes. Never fails: what cannot be accepted is rejected with a reason.
 pub fn route(record: &InputRecord<'_>, ctx: &RouteContext<'_>) -> Routed {
-    let decoded = linegate_schemas::decode::<EdgeEvent>(record.value).map_err(Rejection::decode);
-    let event = match decoded {
+    let event = match linegate_schemas::decode::<EdgeEvent>(record.value) {
         Ok(event) => event,
-        Err(rejection) => return reject(record, ctx, None, rejection),
+        Err(error) => return reject(record, ctx, None, Rejection::Decode(error)),
     };
     if let Err(rejection) = validate::validate(&event, record.key) {
         return reject(record, ctx, Some(&event), rejection);
@@ -101,19 +111,24 @@ fn accept(
     event: &EdgeEvent,
 ) -> Result<Vec<Output>, Rejection> {
     let EdgePayload::Inspection(inspection) = &event.payload;
-    let mut outputs = vec![outputs::lifecycle(ctx, event, inspection)?];
+    let mut outputs = vec![lifecycle(ctx, event, inspection)?];
     if inspection.event_type == InspectionEventType::InspectionCompleted {
-        outputs.push(outputs::quality(ctx, event, inspection)?);
+        outputs.push(quality::output(ctx, event, inspection)?);
     }
-    let written: Vec<String> = outputs.iter().map(|o| o.topic.clone()).collect();
-    outputs.push(outputs::audit(
+    let written = outputs.iter().map(|o| o.topic.clone()).collect();
+    let audit = audit::output(
         record,
         ctx,
         Some(event),
         AuditOutcome::Accepted,
         None,
         written,
-    )?);
+    )
+    .map_err(|source| Rejection::Encode {
+        output: "audit",
+        source,
+    })?;
+    outputs.push(audit);
     Ok(outputs)
 }
 
@@ -123,8 +138,8 @@ fn reject(
     event: Option<&EdgeEvent>,
     rejection: Rejection,
 ) -> Routed {
-    let dlq = outputs::dead_letter(record, ctx, &rejection);
-    let audit = outputs::audit(
+    let mut outputs = vec![dlq::output(record, ctx, event, &rejection)];
+    let audit = audit::output(
         record,
         ctx,
         event,
@@ -132,13 +147,58 @@ fn reject(
         Some(rejection.to_string()),
         vec![ctx.topics.dlq.clone()],
     );
-    let mut outputs = vec![dlq];
-    // The audit record of a rejection holds only strings and numbers we produced; it always encodes.
+    // The audit record of a rejection holds only strings and numbers built here, so it always encodes; if a
+    // broken build ever failed to, the dead letter above still keeps the input.
     outputs.extend(audit.ok());
     Routed {
         outputs,
         rejection: Some(rejection),
     }
+}
+
+/// The accepted InspectionEvent, re-encoded on its own, keyed by inspection so one inspection's steps stay
+/// in one partition and in order.
+fn lifecycle(
+    ctx: &RouteContext<'_>,
+    event: &EdgeEvent,
+    inspection: &InspectionEvent,
+) -> Result<Output, Rejection> {
+    let value = linegate_schemas::encode(inspection).map_err(|source| Rejection::Encode {
+        output: "lifecycle",
+        source,
+    })?;
+    Ok(Output {
+        topic: ctx.topics.lifecycle.clone(),
+        key: Some(inspection.inspection_id.clone().into_bytes()),
+        value,
+        headers: event_headers(Some(event), &inspection.event_id),
+    })
+}
+
+/// UUID v5 of `name` in [`ID_NAMESPACE`], hyphenated.
+fn derived_id(name: &str) -> String {
+    uuid::Uuid::new_v5(&ID_NAMESPACE, name.as_bytes())
+        .hyphenated()
+        .to_string()
+}
+
+/// Headers every output carries: where it came from (when the input decoded), and adr-004's
+/// `idempotency-key`, which is the output's own id, so a consumer can drop a repeat without decoding.
+fn event_headers(event: Option<&EdgeEvent>, output_id: &str) -> Vec<(String, Vec<u8>)> {
+    let mut headers = Vec::with_capacity(5);
+    if let Some(event) = event {
+        headers.push(("station_id".into(), event.station_id.clone().into_bytes()));
+        headers.push(("seq".into(), event.seq.to_string().into_bytes()));
+        headers.push((
+            "source.event_id".into(),
+            event.event_id.clone().into_bytes(),
+        ));
+    }
+    headers.push(("idempotency-key".into(), output_id.as_bytes().to_vec()));
+    if let Some(event) = event {
+        headers.push(("trace_id".into(), event.trace_id.clone().into_bytes()));
+    }
+    headers
 }
 
 #[cfg(test)]

@@ -1,108 +1,192 @@
-//! What makes an EdgeEvent acceptable: ids, identity, ranges. Each failure says what and where.
+//! What makes an EdgeEvent acceptable: ids, identity, ranges. Each failure is a typed [`Problem`] whose
+//! message names the field and the value, and the [`Rejection`] around it names the event, so a dead letter
+//! can be traced back to its station and outbox row without decoding it.
+//!
+//! Shape (JSON keys, types) is the edge's job; this module judges values and consistency, which only the
+//! bridge can do for every station the same way.
 
 use linegate_schemas::{EdgeEvent, EdgePayload, SchemaError};
 
-/// Why an input was rejected: its class (a DLQ header) and a message an operator can act on.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{message}")]
-pub struct Rejection {
-    /// `decode` (not a readable EdgeEvent) or `validation` (readable, but wrong) or `encode`.
-    pub class: &'static str,
-    /// What is wrong, naming the field and the event.
-    pub message: String,
+/// Why an input was rejected. [`Rejection::class`] becomes the DLQ's `error.class` header and the
+/// `Display` text its `error.message`, so operators can filter by class and read the rest.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    /// The bytes are not an EdgeEvent of any released schema version.
+    #[error("not a readable EdgeEvent: {0}")]
+    Decode(#[source] SchemaError),
+    /// The event decodes but a value is wrong.
+    #[error("{problem} (event {event_id}, station {station_id}, seq {seq})")]
+    Invalid {
+        /// What is wrong.
+        problem: Problem,
+        /// Envelope event id, as sent.
+        event_id: String,
+        /// Envelope station id, as sent.
+        station_id: String,
+        /// Outbox sequence number, as sent.
+        seq: i64,
+    },
+    /// An output of an accepted event could not be encoded: a defect of this build, not of the input. The
+    /// input still goes to the DLQ so that it is not lost and can be replayed after a fix.
+    #[error("cannot encode the {output} output: {source}")]
+    Encode {
+        /// Which output (`lifecycle`, `quality`, `audit`).
+        output: &'static str,
+        /// Why the contract refused it.
+        #[source]
+        source: SchemaError,
+    },
 }
 
 impl Rejection {
-    pub(super) fn decode(error: SchemaError) -> Self {
-        Self {
-            class: "decode",
-            message: format!("not a readable EdgeEvent: {error}"),
+    /// The `error.class` header: `decode`, `validation` or `encode`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Rejection::Decode(_) => "decode",
+            Rejection::Invalid { .. } => "validation",
+            Rejection::Encode { .. } => "encode",
         }
     }
 
-    fn invalid(event: &EdgeEvent, what: String) -> Self {
-        Self {
-            class: "validation",
-            message: format!(
-                "{what} (event {}, station {}, seq {})",
-                event.event_id, event.station_id, event.seq
-            ),
+    /// The validation problem, if that is why the input was rejected.
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            Rejection::Invalid { problem, .. } => Some(problem),
+            _ => None,
         }
     }
 
-    pub(super) fn encode(what: &str, error: SchemaError) -> Self {
-        Self {
-            class: "encode",
-            message: format!("cannot encode the {what} output: {error}"),
+    fn invalid(event: &EdgeEvent, problem: Problem) -> Self {
+        Rejection::Invalid {
+            problem,
+            event_id: event.event_id.clone(),
+            station_id: event.station_id.clone(),
+            seq: event.seq,
         }
     }
 }
 
-/// Checks an event; `key` is the record key, which the edge sets to the station id.
+/// One validation rule that an event broke. The messages quote the offending value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Problem {
+    /// The envelope's event id does not parse as a UUID.
+    #[error("event_id `{0}` is not a UUID")]
+    EventIdNotUuid(String),
+    /// The payload carries another event id than the envelope.
+    #[error("payload event_id `{payload}` differs from the envelope's")]
+    PayloadEventIdDiffers {
+        /// The payload's event id.
+        payload: String,
+    },
+    /// The envelope's event type is not the payload's.
+    #[error("envelope event_type `{envelope}` differs from the payload's `{payload}`")]
+    EventTypeDiffers {
+        /// The envelope's event type.
+        envelope: String,
+        /// The payload's event type symbol.
+        payload: &'static str,
+    },
+    /// No station id: the event cannot be attributed.
+    #[error("station_id is empty")]
+    EmptyStationId,
+    /// The record key is not the station id, so the record may sit in another station's partition and
+    /// lose its order.
+    #[error("record key `{0}` is not the station_id")]
+    KeyNotStation(String),
+    /// The outbox sequence number starts at 1.
+    #[error("seq {0} is not a positive outbox sequence number")]
+    SeqNotPositive(i64),
+    /// A required identifier is empty or blank.
+    #[error("{0} is empty")]
+    EmptyField(&'static str),
+    /// The quality score is not a number within 0..1.
+    #[error("quality_score {0} is outside 0..1")]
+    ScoreOutOfRange(f64),
+    /// A defect confidence is not a number within 0..1.
+    #[error("defects[{index}].confidence {value} is outside 0..1")]
+    ConfidenceOutOfRange {
+        /// Position of the defect in the list.
+        index: usize,
+        /// The confidence sent.
+        value: f64,
+    },
+    /// A defect severity is not one of the documented four.
+    #[error("defects[{index}].severity `{value}` is not LOW, MEDIUM, HIGH or CRITICAL")]
+    UnknownSeverity {
+        /// Position of the defect in the list.
+        index: usize,
+        /// The severity sent.
+        value: String,
+    },
+}
+
+const SEVERITIES: [&str; 4] = ["LOW", "MEDIUM", "HIGH", "CRITICAL"];
+
+fn is_unit_score(value: f64) -> bool {
+    value.is_finite() && (0.0..=1.0).contains(&value)
+}
+
+/// Checks an event; `key` is the record key, which the edge sets to the station id. Returns the first rule
+/// broken, in the order of the envelope first, then the payload.
 pub(super) fn validate(event: &EdgeEvent, key: Option<&[u8]>) -> Result<(), Rejection> {
-    let bad = |what: String| Err(Rejection::invalid(event, what));
+    check(event, key).map_err(|problem| Rejection::invalid(event, problem))
+}
+
+fn check(event: &EdgeEvent, key: Option<&[u8]>) -> Result<(), Problem> {
     let EdgePayload::Inspection(inspection) = &event.payload;
     if uuid::Uuid::parse_str(&event.event_id).is_err() {
-        return bad(format!("event_id `{}` is not a UUID", event.event_id));
+        return Err(Problem::EventIdNotUuid(event.event_id.clone()));
     }
+    // Equal to a valid UUID, so the payload's id is a UUID too.
     if inspection.event_id != event.event_id {
-        return bad(format!(
-            "payload event_id `{}` differs from the envelope's",
-            inspection.event_id
-        ));
+        return Err(Problem::PayloadEventIdDiffers {
+            payload: inspection.event_id.clone(),
+        });
     }
     if inspection.event_type.symbol() != event.event_type {
-        return bad(format!(
-            "envelope event_type `{}` differs from the payload's `{}`",
-            event.event_type,
-            inspection.event_type.symbol()
-        ));
+        return Err(Problem::EventTypeDiffers {
+            envelope: event.event_type.clone(),
+            payload: inspection.event_type.symbol(),
+        });
     }
-    if event.station_id.is_empty() {
-        return bad("station_id is empty".to_owned());
+    if event.station_id.trim().is_empty() {
+        return Err(Problem::EmptyStationId);
     }
     if let Some(key) = key {
         if key != event.station_id.as_bytes() {
-            return bad(format!(
-                "record key `{}` is not the station_id",
-                String::from_utf8_lossy(key)
+            return Err(Problem::KeyNotStation(
+                String::from_utf8_lossy(key).into_owned(),
             ));
         }
     }
     if event.seq < 1 {
-        return bad(format!(
-            "seq {} is not a positive outbox sequence number",
-            event.seq
-        ));
+        return Err(Problem::SeqNotPositive(event.seq));
     }
     for (field, value) in [
         ("inspection_id", &inspection.inspection_id),
         ("chip_id", &inspection.chip_id),
     ] {
         if value.trim().is_empty() {
-            return bad(format!("{field} is empty"));
+            return Err(Problem::EmptyField(field));
         }
     }
     if let Some(score) = inspection.quality_score {
-        if !score.is_finite() || !(0.0..=1.0).contains(&score) {
-            return bad(format!("quality_score {score} is outside 0..1"));
+        if !is_unit_score(score) {
+            return Err(Problem::ScoreOutOfRange(score));
         }
     }
     for (index, defect) in inspection.defects.iter().enumerate() {
-        if !defect.confidence.is_finite() || !(0.0..=1.0).contains(&defect.confidence) {
-            return bad(format!(
-                "defects[{index}].confidence {} is outside 0..1",
-                defect.confidence
-            ));
+        if !is_unit_score(defect.confidence) {
+            return Err(Problem::ConfidenceOutOfRange {
+                index,
+                value: defect.confidence,
+            });
         }
-        if !matches!(
-            defect.severity.as_str(),
-            "LOW" | "MEDIUM" | "HIGH" | "CRITICAL"
-        ) {
-            return bad(format!(
-                "defects[{index}].severity `{}` is not LOW, MEDIUM, HIGH or CRITICAL",
-                defect.severity
-            ));
+        if !SEVERITIES.contains(&defect.severity.as_str()) {
+            return Err(Problem::UnknownSeverity {
+                index,
+                value: defect.severity.clone(),
+            });
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ mod reader;
 mod schema;
 mod writer;
 
-pub use reader::{OutboxReader, StoredEvent};
+pub use reader::{OutboxReader, OutboxStats, QuarantinedPayload, StoredEvent};
 pub use writer::{Intake, OutboxWriter, QuarantineEntry, Stored};
 
 use std::path::PathBuf;

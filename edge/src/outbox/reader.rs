@@ -88,3 +88,90 @@ impl OutboxReader {
         })
     }
 }
+
+/// The state of an outbox at a glance, for operators and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxStats {
+    /// Events waiting for Kafka.
+    pub depth: i64,
+    /// Lowest waiting seq, if any.
+    pub oldest_seq: Option<i64>,
+    /// Capture time of the oldest waiting event, epoch milliseconds.
+    pub oldest_captured_at_ms: Option<i64>,
+    /// The seq the next event will get.
+    pub next_seq: i64,
+    /// Payloads in quarantine.
+    pub quarantined: i64,
+    /// Size of the database file (without WAL), bytes.
+    pub file_bytes: i64,
+}
+
+/// One quarantined payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantinedPayload {
+    /// Row id, for later retry.
+    pub id: i64,
+    /// Receive time, epoch milliseconds.
+    pub received_at_ms: i64,
+    /// Source (`mqtt`).
+    pub source: String,
+    /// Where within the source (MQTT topic).
+    pub origin: String,
+    /// The payload as received.
+    pub payload: Vec<u8>,
+    /// Why it was not accepted.
+    pub reason: String,
+}
+
+impl OutboxReader {
+    /// Depth, oldest waiting event, sequence, quarantine and size.
+    pub fn stats(&self) -> Result<OutboxStats, OutboxError> {
+        let err = sqlite_err(&self.path);
+        let (depth, oldest_seq, oldest_captured_at_ms) = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*), MIN(seq), (SELECT captured_at_ms FROM events ORDER BY seq LIMIT 1) FROM events",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .map_err(&err)?;
+        let file_bytes = self
+            .conn
+            .query_row(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(&err)?;
+        Ok(OutboxStats {
+            depth,
+            oldest_seq,
+            oldest_captured_at_ms,
+            next_seq: self.next_seq()?,
+            quarantined: self.quarantined()?,
+            file_bytes,
+        })
+    }
+
+    /// Up to `limit` quarantined payloads, oldest first.
+    pub fn quarantine(&self, limit: usize) -> Result<Vec<QuarantinedPayload>, OutboxError> {
+        let err = sqlite_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, received_at_ms, source, origin, payload, reason FROM quarantine ORDER BY id LIMIT ?1")
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+                Ok(QuarantinedPayload {
+                    id: row.get(0)?,
+                    received_at_ms: row.get(1)?,
+                    source: row.get(2)?,
+                    origin: row.get(3)?,
+                    payload: row.get(4)?,
+                    reason: row.get(5)?,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+}

@@ -121,6 +121,8 @@ impl ConnectionState {
                     .any(|code| matches!(code, SubscribeReasonCode::Failure))
                 {
                     tracing::error!(topics = ?self.topics, "the MQTT broker refused a subscription; check its ACL");
+                } else {
+                    tracing::info!(topics = ?self.topics, "MQTT subscribed");
                 }
                 None
             }

@@ -1,0 +1,274 @@
+//! The bridge config file (`config/bridge.example.toml` documents every key), validated completely before
+//! anything connects, so the running pipeline never meets an invalid value and every mistake is reported
+//! with file, line and key.
+//!
+//! Not here: topic partitions and retention (the topic plan, `linegate_common::topics`) and the Kafka client
+//! block (`linegate_common::kafka`), which the edge shares.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use linegate_common::conf::{ConfigError, ConfigFile};
+use linegate_common::kafka::KafkaConfig;
+use linegate_common::logging::LogFormat;
+use linegate_common::topics::{self, TopicPlan};
+use serde::Deserialize;
+
+/// Everything `linegate-bridge run` needs; unknown keys are errors so that a typo is not silently ignored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// Group, service name, topic plan, batching.
+    pub bridge: BridgeSection,
+    /// How to reach Kafka.
+    pub kafka: KafkaConfig,
+    /// Topic names; default to the constants of `linegate_common::topics`.
+    #[serde(default)]
+    pub topics: TopicNames,
+    /// Quality thresholds of the verdicts.
+    #[serde(default)]
+    pub quality: QualityConfig,
+}
+
+/// The `[bridge]` section: how this bridge joins the group and paces its rounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeSection {
+    /// Consumer group shared by all instances of one bridge; its committed offsets are where a restarted
+    /// bridge resumes.
+    pub group_id: String,
+    /// `source_service` written into outputs, so readers can tell which service judged an event.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// Topic plan; relative to the config file's directory, so a config and its plan can move together.
+    pub topics_file: PathBuf,
+    /// Create missing topics of the plan at start (tansu and many clusters do not create on first use).
+    #[serde(default = "default_true")]
+    pub create_topics: bool,
+    /// Log line format: human for a terminal, json for a log shipper.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Records per consume-produce-commit round: bigger is faster; a crash repeats at most one round.
+    #[serde(default = "default_batch_max")]
+    pub batch_max: usize,
+    /// How long a round waits to fill, in milliseconds: the latency added when traffic is light.
+    #[serde(default = "default_batch_wait_ms")]
+    pub batch_wait_ms: u64,
+}
+
+/// Names of the topics the bridge reads and writes; configurable so that a test or a second line can use
+/// its own set on a shared cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicNames {
+    /// What the edges send.
+    pub input: String,
+    /// InspectionEvents.
+    pub lifecycle: String,
+    /// QualityEvents.
+    pub quality: String,
+    /// AuditEvents.
+    pub audit: String,
+    /// Rejected inputs.
+    pub dlq: String,
+}
+
+impl TopicNames {
+    /// The output topics with their config keys, for validation messages.
+    fn outputs(&self) -> [(&'static str, &String); 4] {
+        [
+            ("topics.lifecycle", &self.lifecycle),
+            ("topics.quality", &self.quality),
+            ("topics.audit", &self.audit),
+            ("topics.dlq", &self.dlq),
+        ]
+    }
+}
+
+impl Default for TopicNames {
+    fn default() -> Self {
+        Self {
+            input: topics::EDGE_EVENTS.to_owned(),
+            lifecycle: topics::INSPECTION_LIFECYCLE.to_owned(),
+            quality: topics::QUALITY_EVENTS.to_owned(),
+            audit: topics::AUDIT_EVENTS.to_owned(),
+            dlq: topics::EDGE_EVENTS_DLQ.to_owned(),
+        }
+    }
+}
+
+/// Minimum passing scores: the quality policy, kept in config because it changes with the product.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualityConfig {
+    /// For inspection types without their own threshold.
+    pub default_threshold: f64,
+    /// Per inspection type.
+    pub thresholds: BTreeMap<String, f64>,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        Self {
+            default_threshold: 0.8,
+            thresholds: BTreeMap::new(),
+        }
+    }
+}
+
+impl QualityConfig {
+    /// The threshold that applies to `inspection_type`: its own entry, else the default.
+    pub fn threshold_for(&self, inspection_type: &str) -> f64 {
+        self.thresholds
+            .get(inspection_type)
+            .copied()
+            .unwrap_or(self.default_threshold)
+    }
+}
+
+fn default_service_name() -> String {
+    "linegate-bridge".to_owned()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_batch_max() -> usize {
+    500
+}
+fn default_batch_wait_ms() -> u64 {
+    50
+}
+
+/// A loaded config with its topic plan, so the caller never loads the plan separately.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The config.
+    pub config: BridgeConfig,
+    /// The topic plan it points to.
+    pub plan: TopicPlan,
+    /// Where the plan was read from.
+    pub plan_path: PathBuf,
+}
+
+impl BridgeConfig {
+    /// Reads, interpolates, parses and validates a bridge config and its topic plan. Errors name file, line
+    /// and key (of the bridge config or of the plan).
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        Self::from_file(&ConfigFile::read(path)?)
+    }
+
+    /// [`BridgeConfig::load`] of an already interpolated file; tests use it with a fixed environment.
+    pub fn from_file(file: &ConfigFile) -> Result<Loaded, ConfigError> {
+        let config: BridgeConfig = file.parse()?;
+        config.validate(file)?;
+        let plan_path = match config.bridge.topics_file.is_absolute() {
+            true => config.bridge.topics_file.clone(),
+            false => file
+                .path()
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(&config.bridge.topics_file),
+        };
+        if !plan_path.is_file() {
+            return Err(file.invalid(
+                "bridge.topics_file",
+                format!(
+                    "{} is not a file (a relative path is relative to this config file's directory)",
+                    plan_path.display()
+                ),
+            ));
+        }
+        let plan = TopicPlan::load(&plan_path)?;
+        config.validate_against_plan(file, &plan, &plan_path)?;
+        Ok(Loaded {
+            config,
+            plan,
+            plan_path,
+        })
+    }
+
+    fn validate(&self, file: &ConfigFile) -> Result<(), ConfigError> {
+        if self.bridge.group_id.trim().is_empty() {
+            return Err(file.invalid("bridge.group_id", "must name the consumer group"));
+        }
+        if self.bridge.service_name.trim().is_empty() {
+            return Err(file.invalid(
+                "bridge.service_name",
+                "must name this service; it is written into every output as source_service",
+            ));
+        }
+        if self.bridge.batch_max == 0 {
+            return Err(file.invalid("bridge.batch_max", "must be at least 1"));
+        }
+        self.kafka.validate(file, "kafka")?;
+        for (key, name) in self.topics.outputs() {
+            if name.trim().is_empty() {
+                return Err(file.invalid(key, "must name a topic"));
+            }
+            if *name == self.topics.input {
+                return Err(file.invalid(
+                    key,
+                    format!(
+                        "`{name}` is also the input topic; the bridge would read its own outputs forever"
+                    ),
+                ));
+            }
+        }
+        if self.topics.input.trim().is_empty() {
+            return Err(file.invalid("topics.input", "must name a topic"));
+        }
+        if !is_unit_score(self.quality.default_threshold) {
+            return Err(file.invalid(
+                "quality.default_threshold",
+                format!(
+                    "{} is not a score between 0 and 1",
+                    self.quality.default_threshold
+                ),
+            ));
+        }
+        for (inspection_type, value) in &self.quality.thresholds {
+            if !is_unit_score(*value) {
+                return Err(file.invalid(
+                    &format!("quality.thresholds.{inspection_type}"),
+                    format!("{value} is not a score between 0 and 1"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// With `create_topics`, every topic the bridge uses must be in the plan: tansu, and Kafka clusters
+    /// with `auto.create.topics.enable=false`, would otherwise refuse every send to it and the bridge would
+    /// stall retrying.
+    fn validate_against_plan(
+        &self,
+        file: &ConfigFile,
+        plan: &TopicPlan,
+        plan_path: &Path,
+    ) -> Result<(), ConfigError> {
+        if !self.bridge.create_topics {
+            return Ok(());
+        }
+        let input = ("topics.input", &self.topics.input);
+        for (key, name) in std::iter::once(input).chain(self.topics.outputs()) {
+            if plan.get(name).is_none() {
+                return Err(file.invalid(
+                    key,
+                    format!(
+                        "`{name}` is not in the topic plan {}, so it would not be created; add it there, \
+                         or create it yourself and set bridge.create_topics = false",
+                        plan_path.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_unit_score(value: f64) -> bool {
+    value.is_finite() && (0.0..=1.0).contains(&value)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,155 @@
+//! The config rules as examples: the shipped example loads, and each mistake names file, line and key.
+
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../config/bridge.example.toml");
+
+fn example_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/bridge.example.toml")
+}
+
+/// Loads `raw` as if it were the example file (so `topics.toml` resolves) with `env` as the environment.
+fn load(raw: &str, env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let file = ConfigFile::from_text(&example_path(), raw, |name| env.get(name).cloned())?;
+    BridgeConfig::from_file(&file)
+}
+
+fn error(raw: &str) -> String {
+    load(raw, &[]).unwrap_err().to_string()
+}
+
+fn line_of(raw: &str, start: &str) -> usize {
+    raw.lines().position(|l| l.starts_with(start)).unwrap() + 1
+}
+
+#[test]
+fn example_config_loads_with_defaults() {
+    let loaded = load(EXAMPLE, &[]).unwrap();
+    let config = &loaded.config;
+    assert_eq!(config.bridge.group_id, "linegate-bridge");
+    assert_eq!(config.bridge.service_name, "linegate-bridge");
+    assert_eq!(config.kafka.bootstrap, "127.0.0.1:9092");
+    assert_eq!(config.bridge.log_format, LogFormat::Human);
+    assert_eq!(
+        (config.bridge.batch_max, config.bridge.batch_wait_ms),
+        (500, 50)
+    );
+    assert!(config.bridge.create_topics);
+    assert_eq!(config.quality.threshold_for("optical"), 0.85);
+    assert_eq!(config.quality.threshold_for("xray"), 0.90);
+    assert_eq!(config.quality.threshold_for("electrical"), 0.75);
+    assert_eq!(config.quality.threshold_for("unknown"), 0.80);
+    assert_eq!(config.topics.input, topics::EDGE_EVENTS);
+    assert_eq!(config.topics.dlq, "edge.station.events.dlq");
+    assert!(loaded.plan_path.ends_with("config/topics.toml"));
+    assert_eq!(
+        loaded.plan.get("audit.events").unwrap().replication_factor,
+        3,
+        "production default without LINEGATE_TOPIC_REPLICATION"
+    );
+}
+
+#[test]
+fn example_config_takes_its_settings_from_the_environment() {
+    let loaded = load(
+        EXAMPLE,
+        &[
+            ("LINEGATE_BRIDGE_GROUP", "bridge-line-2"),
+            ("LINEGATE_KAFKA_BOOTSTRAP", "kafka-1:9093,kafka-2:9093"),
+            ("LINEGATE_LOG_FORMAT", "json"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(loaded.config.bridge.group_id, "bridge-line-2");
+    assert_eq!(loaded.config.kafka.bootstrap, "kafka-1:9093,kafka-2:9093");
+    assert_eq!(loaded.config.bridge.log_format, LogFormat::Json);
+}
+
+#[test]
+fn example_file_on_disk_finds_the_shipped_topic_plan() {
+    let loaded = BridgeConfig::load(&example_path()).unwrap();
+    for name in [
+        topics::EDGE_EVENTS,
+        topics::INSPECTION_LIFECYCLE,
+        topics::QUALITY_EVENTS,
+        topics::AUDIT_EVENTS,
+        topics::EDGE_EVENTS_DLQ,
+    ] {
+        assert!(loaded.plan.get(name).is_some(), "{name}");
+    }
+}
+
+#[test]
+fn out_of_range_threshold_names_file_line_and_key() {
+    let raw = EXAMPLE.replace("xray = 0.90", "xray = 1.5");
+    let line = line_of(&raw, "xray = ");
+    assert!(error(&raw).ends_with(&format!(
+        "bridge.example.toml:{line}: key `quality.thresholds.xray`: 1.5 is not a score between 0 and 1"
+    )));
+    let raw = EXAMPLE.replace("default_threshold = 0.80", "default_threshold = -0.1");
+    let line = line_of(&raw, "default_threshold");
+    assert!(error(&raw).ends_with(&format!(
+        "bridge.example.toml:{line}: key `quality.default_threshold`: -0.1 is not a score between 0 and 1"
+    )));
+}
+
+#[test]
+fn zero_batch_max_is_refused() {
+    let raw = EXAMPLE.replace("batch_max = 500", "batch_max = 0");
+    let line = line_of(&raw, "batch_max");
+    assert!(error(&raw).ends_with(&format!(
+        ":{line}: key `bridge.batch_max`: must be at least 1"
+    )));
+}
+
+#[test]
+fn empty_group_is_refused() {
+    let raw =
+        "[bridge]\ngroup_id = \" \"\ntopics_file = \"topics.toml\"\n[kafka]\nbootstrap = \"k:1\"\n";
+    assert!(error(raw).ends_with(":2: key `bridge.group_id`: must name the consumer group"));
+}
+
+#[test]
+fn unknown_key_is_refused_with_its_line() {
+    let raw = EXAMPLE.replace("batch_max = 500", "batch_max = 500\nbatch_size = 3");
+    let line = line_of(&raw, "batch_size");
+    let message = error(&raw);
+    assert!(message.contains(&format!(":{line}:")), "{message}");
+    assert!(message.contains("batch_size"), "{message}");
+}
+
+#[test]
+fn missing_topic_plan_names_the_key_and_the_path() {
+    let message =
+        error(&EXAMPLE.replace("${LINEGATE_TOPICS_FILE:-topics.toml}", "no-such-plan.toml"));
+    let line = line_of(EXAMPLE, "topics_file");
+    assert!(
+        message.contains(&format!(":{line}: key `bridge.topics_file`: "))
+            && message.contains("no-such-plan.toml is not a file"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_output_that_is_the_input_is_refused() {
+    let raw = EXAMPLE.replace(
+        "dlq = \"edge.station.events.dlq\"",
+        "dlq = \"edge.station.events\"",
+    );
+    assert!(error(&raw).contains("key `topics.dlq`: `edge.station.events` is also the input topic"));
+}
+
+#[test]
+fn a_topic_missing_from_the_plan_is_refused_when_the_bridge_creates_topics() {
+    let raw = EXAMPLE.replace("quality = \"quality.events\"", "quality = \"quality.v2\"");
+    let line = line_of(&raw, "quality = ");
+    assert!(error(&raw).contains(&format!(
+        ":{line}: key `topics.quality`: `quality.v2` is not in the topic plan"
+    )));
+    let unmanaged = raw.replace("create_topics = true", "create_topics = false");
+    assert!(load(&unmanaged, &[]).is_ok());
+}
