@@ -75,6 +75,10 @@ pub struct OutboxConfig {
     pub group_commit_max: usize,
     /// Hours an event id is remembered, so a result the station (or MQTT) delivers again is stored once.
     pub dedup_window_hours: u32,
+    /// Most events waiting for Kafka; at the limit `full_policy` applies.
+    pub max_events: u64,
+    /// `block` (stop acknowledging; upstream holds the results) or `drop_oldest` (counted and logged).
+    pub full_policy: crate::outbox::FullPolicy,
 }
 
 impl Default for OutboxConfig {
@@ -83,6 +87,8 @@ impl Default for OutboxConfig {
             synchronous: Synchronous::Full,
             group_commit_max: 1000,
             dedup_window_hours: 168,
+            max_events: 10_000_000,
+            full_policy: crate::outbox::FullPolicy::Block,
         }
     }
 }
@@ -152,6 +158,9 @@ impl EdgeConfig {
         if self.forward.batch_max == 0 {
             return Err(file.invalid("forward.batch_max", "must be at least 1"));
         }
+        if self.outbox.max_events == 0 {
+            return Err(file.invalid("outbox.max_events", "must be at least 1"));
+        }
         if self.outbox.group_commit_max == 0 {
             return Err(file.invalid("outbox.group_commit_max", "must be at least 1"));
         }
@@ -188,6 +197,8 @@ impl EdgeConfig {
             synchronous: self.outbox.synchronous,
             group_commit_max: self.outbox.group_commit_max,
             dedup_window_ms: i64::from(self.outbox.dedup_window_hours) * 3_600_000,
+            max_events: i64::try_from(self.outbox.max_events).unwrap_or(i64::MAX),
+            full_policy: self.outbox.full_policy,
         }
     }
 

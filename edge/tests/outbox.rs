@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use linegate_edge::capture::envelope;
 use linegate_edge::outbox::{
-    Intake, OutboxError, OutboxOptions, OutboxReader, OutboxWriter, QuarantineEntry, Stored,
-    Synchronous,
+    FullPolicy, Intake, OutboxError, OutboxOptions, OutboxReader, OutboxWriter, QuarantineEntry,
+    Stored, Synchronous,
 };
 use linegate_schemas::{InspectionEvent, InspectionEventType};
 use tokio::sync::Notify;
@@ -46,6 +46,8 @@ const OPTIONS: OutboxOptions = OutboxOptions {
     synchronous: Synchronous::Full,
     group_commit_max: 100,
     dedup_window_ms: 3_600_000,
+    max_events: 1_000_000,
+    full_policy: FullPolicy::Block,
 };
 
 fn start(path: &std::path::Path) -> OutboxWriter {
@@ -179,4 +181,76 @@ async fn a_result_delivered_again_is_stored_once_and_keeps_the_sequence_gapless(
     assert_eq!(stored, vec![Stored::Duplicate, Stored::Event { seq: 3 }]);
     let reader = OutboxReader::open(&path).unwrap();
     assert_eq!(reader.depth().unwrap(), 3);
+}
+
+fn start_bounded(path: &std::path::Path, max_events: i64, full_policy: FullPolicy) -> OutboxWriter {
+    let options = OutboxOptions {
+        max_events,
+        full_policy,
+        ..OPTIONS
+    };
+    OutboxWriter::start(path, "ST-01", options, Arc::new(Notify::new())).unwrap()
+}
+
+#[tokio::test]
+async fn a_full_outbox_with_policy_block_takes_a_prefix_and_refuses_the_rest_until_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let writer = start_bounded(&path, 3, FullPolicy::Block);
+    let stored = writer.append((1..=5).map(event).collect()).await.unwrap();
+    let refused = stored
+        .iter()
+        .filter(|s| matches!(s, Stored::Refused))
+        .count();
+    assert_eq!(
+        &stored[..3],
+        &[
+            Stored::Event { seq: 1 },
+            Stored::Event { seq: 2 },
+            Stored::Event { seq: 3 }
+        ]
+    );
+    assert_eq!(refused, 2);
+    // A quarantine entry is still taken: it is not waiting for Kafka.
+    assert_eq!(
+        writer.append(vec![quarantine()]).await.unwrap(),
+        vec![Stored::Quarantined]
+    );
+    writer.delete_up_to(2).await.unwrap();
+    let stored = writer
+        .append(vec![event(6), event(7), event(8)])
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        vec![
+            Stored::Event { seq: 4 },
+            Stored::Event { seq: 5 },
+            Stored::Refused
+        ]
+    );
+    drop(writer);
+    // The limit holds across a restart: the depth is counted from the file.
+    let writer = start_bounded(&path, 3, FullPolicy::Block);
+    assert_eq!(
+        writer.append(vec![event(9)]).await.unwrap(),
+        vec![Stored::Refused]
+    );
+}
+
+#[tokio::test]
+async fn a_full_outbox_with_policy_drop_oldest_keeps_the_newest_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let writer = start_bounded(&path, 3, FullPolicy::DropOldest);
+    let stored = writer.append((1..=5).map(event).collect()).await.unwrap();
+    assert!(stored.iter().all(|s| matches!(s, Stored::Event { .. })));
+    let reader = OutboxReader::open(&path).unwrap();
+    let seqs: Vec<i64> = reader
+        .read_after(0, 10)
+        .unwrap()
+        .iter()
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(seqs, vec![3, 4, 5]);
 }

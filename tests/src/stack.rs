@@ -49,6 +49,17 @@ pub fn start_edge(
     tansu: &Tansu,
     dir: &Path,
 ) -> anyhow::Result<ChildProcess> {
+    start_edge_with(station, mosquitto, tansu, dir, &[])
+}
+
+/// [`start_edge`] with extra environment, e.g. `LINEGATE_OUTBOX_MAX_EVENTS`.
+pub fn start_edge_with(
+    station: &str,
+    mosquitto: &Mosquitto,
+    tansu: &Tansu,
+    dir: &Path,
+    extra_env: &[(&'static str, String)],
+) -> anyhow::Result<ChildProcess> {
     let config = repo_root().join("config/edge.example.toml");
     let log = dir.join(format!("edge-{station}.log"));
     let first_start = !std::fs::read_to_string(&log)
@@ -58,7 +69,7 @@ pub fn start_edge(
         "linegate-edge",
         &bin_path("linegate-edge"),
         &["run", "--config", config.to_str().expect("utf-8 path")],
-        &edge_env(station, mosquitto, tansu, dir),
+        &[edge_env(station, mosquitto, tansu, dir), extra_env.to_vec()].concat(),
         &log,
     )?;
     if first_start {

@@ -65,4 +65,19 @@ pub struct OutboxOptions {
     pub group_commit_max: usize,
     /// How long an event id is remembered to drop a resend of the same result, in milliseconds.
     pub dedup_window_ms: i64,
+    /// Most events waiting for Kafka.
+    pub max_events: i64,
+    /// What happens at `max_events`.
+    pub full_policy: FullPolicy,
+}
+
+/// What a full outbox does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FullPolicy {
+    /// Stop taking results (default): they are not acknowledged, so the MQTT broker keeps them upstream.
+    #[default]
+    Block,
+    /// Take new results and delete the oldest waiting ones, counted and logged.
+    DropOldest,
 }

@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, Transaction};
 use tokio::sync::{oneshot, Notify};
 
 use super::schema::{open_for_writing, sqlite_err};
-use super::{OutboxError, OutboxOptions};
+use super::{FullPolicy, OutboxError, OutboxOptions};
 
 /// How often event ids older than the dedup window are forgotten.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -42,6 +42,8 @@ pub enum Stored {
     Duplicate,
     /// Stored in the quarantine table.
     Quarantined,
+    /// Not stored: the outbox is full (policy `block`). Do not acknowledge; offer it again later.
+    Refused,
 }
 
 /// One item a source hands to the outbox.
@@ -81,22 +83,19 @@ impl OutboxWriter {
         committed: Arc<Notify>,
     ) -> Result<Self, OutboxError> {
         let conn = open_for_writing(path, station_id, options.synchronous)?;
-        let group_commit_max = options.group_commit_max.max(1);
-        let dedup_window_ms = options.dedup_window_ms;
+        let depth: i64 = conn
+            .query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
+            .map_err(sqlite_err(path))?;
+        let bound = Bound {
+            depth,
+            max_events: options.max_events,
+            policy: options.full_policy,
+        };
         let (commands, inbox) = mpsc::channel();
         let thread_path = path.to_owned();
         std::thread::Builder::new()
             .name("outbox-writer".into())
-            .spawn(move || {
-                write_loop(
-                    conn,
-                    &thread_path,
-                    inbox,
-                    group_commit_max,
-                    dedup_window_ms,
-                    &committed,
-                )
-            })
+            .spawn(move || write_loop(conn, &thread_path, inbox, options, bound, &committed))
             .map_err(OutboxError::Thread)?;
         Ok(Self {
             commands,
@@ -141,10 +140,12 @@ fn write_loop(
     mut conn: Connection,
     path: &Path,
     inbox: mpsc::Receiver<Command>,
-    group_commit_max: usize,
-    dedup_window_ms: i64,
+    options: OutboxOptions,
+    mut bound: Bound,
     committed: &Notify,
 ) {
+    let (group_commit_max, dedup_window_ms) =
+        (options.group_commit_max.max(1), options.dedup_window_ms);
     let mut last_prune = std::time::Instant::now();
     prune_seen(&conn, path, dedup_window_ms);
     // Ends when every handle is dropped.
@@ -167,8 +168,20 @@ fn write_loop(
             prune_seen(&conn, path, dedup_window_ms);
             last_prune = std::time::Instant::now();
         }
-        match commit_group(&mut conn, path, &group) {
-            Ok(results) => {
+        match commit_group(&mut conn, path, &group, &bound) {
+            Ok(Committed {
+                results,
+                depth,
+                dropped,
+            }) => {
+                bound.depth = depth;
+                if dropped > 0 {
+                    tracing::warn!(
+                        dropped,
+                        max_events = bound.max_events,
+                        "outbox full: dropped the oldest events (policy drop_oldest)"
+                    );
+                }
                 for (command, result) in group.into_iter().zip(results) {
                     match (command, result) {
                         (Command::Append { reply, .. }, Done::Appended(seqs)) => {
@@ -222,12 +235,28 @@ enum Done {
     Deleted,
 }
 
+/// The outbox's size limit as the writer tracks it; `depth` is updated only after a commit succeeded.
+struct Bound {
+    depth: i64,
+    max_events: i64,
+    policy: FullPolicy,
+}
+
+/// What a committed group did: per-command results, and how many old events the drop policy removed.
+struct Committed {
+    results: Vec<Done>,
+    depth: i64,
+    dropped: i64,
+}
+
 fn commit_group(
     conn: &mut Connection,
     path: &Path,
     group: &[Command],
-) -> Result<Vec<Done>, OutboxError> {
+    bound: &Bound,
+) -> Result<Committed, OutboxError> {
     let err = sqlite_err(path);
+    let mut dropped_total = 0;
     let tx = conn.transaction().map_err(&err)?;
     let mut next_seq: i64 = tx
         .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
@@ -240,23 +269,34 @@ fn commit_group(
             seq: 0,
             reason: "meta next_seq is not a number".into(),
         })?;
-    let mut results = Vec::with_capacity(group.len());
-    for command in group {
-        match command {
-            Command::Append { items, .. } => {
-                results.push(Done::Appended(append_items(
-                    &tx,
-                    path,
-                    items,
-                    &mut next_seq,
-                )?));
-            }
-            Command::DeleteUpTo { seq, .. } => {
-                tx.execute("DELETE FROM events WHERE seq <= ?1", params![seq])
-                    .map_err(&err)?;
-                results.push(Done::Deleted);
-            }
+    // Deletes first: room freed by Kafka confirmations in this group is usable by its appends.
+    let mut results: Vec<Option<Done>> = group.iter().map(|_| None).collect();
+    let mut depth = bound.depth;
+    for (command, result) in group.iter().zip(results.iter_mut()) {
+        if let Command::DeleteUpTo { seq, .. } = command {
+            let deleted = tx
+                .execute("DELETE FROM events WHERE seq <= ?1", params![seq])
+                .map_err(&err)?;
+            depth -= i64::try_from(deleted).unwrap_or(0);
+            *result = Some(Done::Deleted);
         }
+    }
+    for (command, result) in group.iter().zip(results.iter_mut()) {
+        if let Command::Append { items, .. } = command {
+            let stored = append_items(&tx, path, items, &mut next_seq, &mut depth, bound)?;
+            *result = Some(Done::Appended(stored));
+        }
+    }
+    if bound.policy == FullPolicy::DropOldest && depth > bound.max_events {
+        let excess = depth - bound.max_events;
+        let dropped = tx
+            .execute(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?1)",
+                params![excess],
+            )
+            .map_err(&err)?;
+        depth -= i64::try_from(dropped).unwrap_or(0);
+        dropped_total = i64::try_from(dropped).unwrap_or(0);
     }
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
@@ -264,7 +304,14 @@ fn commit_group(
     )
     .map_err(&err)?;
     tx.commit().map_err(&err)?;
-    Ok(results)
+    Ok(Committed {
+        results: results
+            .into_iter()
+            .map(|r| r.expect("every command has a result"))
+            .collect(),
+        depth,
+        dropped: dropped_total,
+    })
 }
 
 fn append_items(
@@ -272,6 +319,8 @@ fn append_items(
     path: &Path,
     items: &[Intake],
     next_seq: &mut i64,
+    depth: &mut i64,
+    bound: &Bound,
 ) -> Result<Vec<Stored>, OutboxError> {
     let err = sqlite_err(path);
     let committed_at_ms = crate::capture::now_ms();
@@ -291,6 +340,14 @@ fn append_items(
     let mut seqs = Vec::with_capacity(items.len());
     for item in items {
         match item {
+            Intake::Event(_) if bound.policy == FullPolicy::Block && *depth >= bound.max_events => {
+                // Full: refuse this and everything after it, so what is stored stays a prefix in order.
+                seqs.extend(std::iter::repeat_n(
+                    Stored::Refused,
+                    items.len() - seqs.len(),
+                ));
+                break;
+            }
             Intake::Event(event) => {
                 // A result the station sent again (an MQTT redelivery after a crash between commit and
                 // PUBACK) has an event id already seen: acknowledge it, store it once.
@@ -314,6 +371,7 @@ fn append_items(
                     .execute(params![seq, stored.event_id, stored.timestamp, body])
                     .map_err(&err)?;
                 *next_seq += 1;
+                *depth += 1;
                 seqs.push(Stored::Event { seq });
             }
             Intake::Quarantine(entry) => {

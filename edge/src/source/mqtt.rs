@@ -158,38 +158,59 @@ async fn intake_loop(
                 Err(_) => break,
             }
         }
-        let items: Vec<Intake> = batch
+        let mut publishes = batch;
+        let mut items: Vec<Intake> = publishes
             .iter()
             .map(|publish| to_intake(publish, &station_id))
             .collect();
-        // Retry the same items (same event ids) until the outbox takes them; nothing is acked before.
+        // Offer the same items (same event ids) until the outbox took all of them; each is acknowledged only
+        // once it is stored. A full outbox (policy block) takes a prefix, or nothing, and the rest waits here,
+        // unacknowledged, so the broker stops sending once its in-flight window is used up.
         let mut backoff = Duration::from_millis(100);
-        loop {
-            match writer.append(items.clone()).await {
-                Ok(stored) => {
-                    let repeats = stored
-                        .iter()
-                        .filter(|s| matches!(s, Stored::Duplicate))
-                        .count();
-                    if repeats > 0 {
-                        tracing::info!(
-                            repeats,
-                            "results delivered again were acknowledged and not stored twice"
-                        );
-                    }
-                    break;
-                }
+        let mut full_logged = false;
+        while !items.is_empty() {
+            let stored = match writer.append(items.clone()).await {
+                Ok(stored) => stored,
                 Err(crate::outbox::OutboxError::WriterGone) => return,
                 Err(error) => {
                     tracing::error!(%error, "outbox refused results; not acknowledging them, retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            let taken = stored
+                .iter()
+                .take_while(|s| !matches!(s, Stored::Refused))
+                .count();
+            let repeats = stored
+                .iter()
+                .filter(|s| matches!(s, Stored::Duplicate))
+                .count();
+            if repeats > 0 {
+                tracing::info!(
+                    repeats,
+                    "results delivered again were acknowledged and not stored twice"
+                );
+            }
+            for publish in publishes.drain(..taken) {
+                if client.ack(&publish).await.is_err() {
+                    return; // event loop gone; the broker redelivers what was not acknowledged
                 }
             }
-        }
-        for publish in &batch {
-            if client.ack(publish).await.is_err() {
-                return; // event loop gone; the broker redelivers what was not acknowledged
+            items.drain(..taken);
+            if !items.is_empty() {
+                if !full_logged {
+                    tracing::warn!(
+                        waiting = items.len(),
+                        "outbox full: not acknowledging new results until Kafka takes some"
+                    );
+                    full_logged = true;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            } else if full_logged {
+                tracing::info!("outbox has room again: taking results");
             }
         }
     }
