@@ -20,6 +20,10 @@ pub const INSPECTION_LIFECYCLE: &str = "inspection.lifecycle";
 pub const QUALITY_EVENTS: &str = "quality.events";
 /// One audit record per handled input; key = event_id.
 pub const AUDIT_EVENTS: &str = "audit.events";
+/// ML inference workflow events; key = inspection_id.
+pub const INFERENCE_WORKFLOW: &str = "inference.workflow";
+/// Lot and batch milestones; key = batch_id.
+pub const MANUFACTURING_LIFECYCLE: &str = "manufacturing.lifecycle";
 
 /// How Kafka disposes of old records on a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -190,6 +194,8 @@ mod tests {
             INSPECTION_LIFECYCLE,
             QUALITY_EVENTS,
             AUDIT_EVENTS,
+            INFERENCE_WORKFLOW,
+            MANUFACTURING_LIFECYCLE,
         ] {
             assert!(
                 plan.get(name).is_some(),

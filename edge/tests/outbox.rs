@@ -159,6 +159,7 @@ impl PayloadInspection for linegate_schemas::EdgeEvent {
     fn payload_inspection(&self) -> &InspectionEvent {
         match &self.payload {
             linegate_schemas::EdgePayload::Inspection(inspection) => inspection,
+            other => panic!("expected an inspection, found a {} event", other.family()),
         }
     }
 }

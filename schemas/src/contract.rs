@@ -21,15 +21,24 @@ pub enum MessageKind {
     QualityEvent,
     /// What the bridge writes to `audit.events`.
     AuditEvent,
+    /// What the bridge writes to the manufacturing topic.
+    ManufacturingEvent,
+    /// What the bridge writes to `inference.workflow`.
+    InferenceEvent,
+    /// An edge's report about itself or its station (inside an EdgeEvent; on its own where routed).
+    SystemEvent,
 }
 
 impl MessageKind {
     /// Every kind, for iteration in tests and tools.
-    pub const ALL: [MessageKind; 4] = [
+    pub const ALL: [MessageKind; 7] = [
         MessageKind::EdgeEvent,
         MessageKind::InspectionEvent,
         MessageKind::QualityEvent,
         MessageKind::AuditEvent,
+        MessageKind::ManufacturingEvent,
+        MessageKind::InferenceEvent,
+        MessageKind::SystemEvent,
     ];
 
     /// File stem used under `avro/` and `released/`.
@@ -39,6 +48,9 @@ impl MessageKind {
             MessageKind::InspectionEvent => "inspection_event",
             MessageKind::QualityEvent => "quality_event",
             MessageKind::AuditEvent => "audit_event",
+            MessageKind::ManufacturingEvent => "manufacturing_event",
+            MessageKind::InferenceEvent => "inference_event",
+            MessageKind::SystemEvent => "system_event",
         }
     }
 
@@ -49,6 +61,9 @@ impl MessageKind {
             MessageKind::InspectionEvent => "InspectionEvent",
             MessageKind::QualityEvent => "QualityEvent",
             MessageKind::AuditEvent => "AuditEvent",
+            MessageKind::ManufacturingEvent => "ManufacturingEvent",
+            MessageKind::InferenceEvent => "InferenceEvent",
+            MessageKind::SystemEvent => "SystemEvent",
         }
     }
 }
@@ -59,6 +74,15 @@ const SOURCES: &[(&str, &str)] = &[
     (
         "inspection_event",
         include_str!("../avro/inspection_event.avsc"),
+    ),
+    ("system_event", include_str!("../avro/system_event.avsc")),
+    (
+        "manufacturing_event",
+        include_str!("../avro/manufacturing_event.avsc"),
+    ),
+    (
+        "inference_event",
+        include_str!("../avro/inference_event.avsc"),
     ),
     ("edge_event", include_str!("../avro/edge_event.avsc")),
     ("quality_event", include_str!("../avro/quality_event.avsc")),
@@ -82,6 +106,26 @@ pub const RELEASED: &[ReleasedSchema] = &[
         kind: MessageKind::EdgeEvent,
         version: 1,
         json: include_str!("../released/edge_event/v1.avsc"),
+    },
+    ReleasedSchema {
+        kind: MessageKind::EdgeEvent,
+        version: 2,
+        json: include_str!("../released/edge_event/v2.avsc"),
+    },
+    ReleasedSchema {
+        kind: MessageKind::ManufacturingEvent,
+        version: 1,
+        json: include_str!("../released/manufacturing_event/v1.avsc"),
+    },
+    ReleasedSchema {
+        kind: MessageKind::InferenceEvent,
+        version: 1,
+        json: include_str!("../released/inference_event/v1.avsc"),
+    },
+    ReleasedSchema {
+        kind: MessageKind::SystemEvent,
+        version: 1,
+        json: include_str!("../released/system_event/v1.avsc"),
     },
     ReleasedSchema {
         kind: MessageKind::InspectionEvent,

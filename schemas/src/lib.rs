@@ -10,12 +10,17 @@
 mod compose;
 mod contract;
 mod error;
+mod families;
 mod single_object;
 mod storage;
 mod types;
 
 pub use contract::{Contract, MessageKind, ReleasedSchema, RELEASED};
 pub use error::SchemaError;
+pub use families::{
+    InferenceEvent, InferenceEventType, ManufacturingEvent, ManufacturingEventType, SystemEvent,
+    SystemEventType,
+};
 pub use single_object::{decode, encode, AvroMessage, SINGLE_OBJECT_MAGIC};
 pub use storage::{from_cbor, to_cbor};
 pub use types::{

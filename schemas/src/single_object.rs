@@ -6,6 +6,7 @@ use apache_avro::types::Value;
 use serde::Deserialize;
 
 use crate::contract::{Contract, MessageKind};
+use crate::families::{InferenceEvent, ManufacturingEvent, SystemEvent};
 use crate::types::{AuditEvent, EdgeEvent, EdgePayload, InspectionEvent, QualityEvent};
 use crate::SchemaError;
 
@@ -112,6 +113,9 @@ macro_rules! serde_message {
 serde_message!(InspectionEvent, MessageKind::InspectionEvent);
 serde_message!(QualityEvent, MessageKind::QualityEvent);
 serde_message!(AuditEvent, MessageKind::AuditEvent);
+serde_message!(SystemEvent, MessageKind::SystemEvent);
+serde_message!(ManufacturingEvent, MessageKind::ManufacturingEvent);
+serde_message!(InferenceEvent, MessageKind::InferenceEvent);
 
 /// The envelope fields of an [`EdgeEvent`]; the payload union is converted by hand because serde
 /// has no notion of an Avro union branch.
@@ -133,6 +137,9 @@ impl AvroMessage for EdgeEvent {
     fn to_avro(&self) -> Result<Value, SchemaError> {
         let payload = match &self.payload {
             EdgePayload::Inspection(event) => Value::Union(0, Box::new(event.to_avro()?)),
+            EdgePayload::System(event) => Value::Union(1, Box::new(event.to_avro()?)),
+            EdgePayload::Manufacturing(event) => Value::Union(2, Box::new(event.to_avro()?)),
+            EdgePayload::Inference(event) => Value::Union(3, Box::new(event.to_avro()?)),
         };
         Ok(Value::Record(vec![
             ("event_type".into(), Value::String(self.event_type.clone())),
@@ -158,8 +165,20 @@ impl AvroMessage for EdgeEvent {
             return Err(mapping(Self::KIND, "the body is not a record"));
         };
         let payload = match fields.iter().find(|(name, _)| name == "payload") {
-            Some((_, Value::Union(0, inner))) => {
-                EdgePayload::Inspection(InspectionEvent::from_avro((**inner).clone())?)
+            Some((_, Value::Union(branch, inner))) => {
+                let inner = (**inner).clone();
+                match branch {
+                    0 => EdgePayload::Inspection(InspectionEvent::from_avro(inner)?),
+                    1 => EdgePayload::System(SystemEvent::from_avro(inner)?),
+                    2 => EdgePayload::Manufacturing(ManufacturingEvent::from_avro(inner)?),
+                    3 => EdgePayload::Inference(InferenceEvent::from_avro(inner)?),
+                    other => {
+                        return Err(mapping(
+                            Self::KIND,
+                            format!("unknown payload branch {other}"),
+                        ))
+                    }
+                }
             }
             Some((_, other)) => {
                 return Err(mapping(

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::families::{InferenceEvent, ManufacturingEvent, SystemEvent};
+
 /// Lifecycle step of an inspection (issue-005's `InspectionEventType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -88,11 +90,50 @@ pub struct InspectionEvent {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// The payload union of an [`EdgeEvent`]; more event families join here in later schema versions.
+/// The payload union of an [`EdgeEvent`]; new families join at the end, in schema order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum EdgePayload {
     /// An inspection lifecycle step.
     Inspection(InspectionEvent),
+    /// Something about the agent or the station that operators and auditors must see.
+    System(SystemEvent),
+    /// A lot or batch milestone.
+    Manufacturing(ManufacturingEvent),
+    /// A step of the ML inference workflow.
+    Inference(InferenceEvent),
+}
+
+impl EdgePayload {
+    /// The payload's own event type symbol, which the envelope repeats in `event_type`.
+    pub fn event_type_symbol(&self) -> &'static str {
+        match self {
+            EdgePayload::Inspection(e) => e.event_type.symbol(),
+            EdgePayload::System(e) => e.event_type.symbol(),
+            EdgePayload::Manufacturing(e) => e.event_type.symbol(),
+            EdgePayload::Inference(e) => e.event_type.symbol(),
+        }
+    }
+
+    /// The payload's event id, which the envelope shares.
+    pub fn event_id(&self) -> &str {
+        match self {
+            EdgePayload::Inspection(e) => &e.event_id,
+            EdgePayload::System(e) => &e.event_id,
+            EdgePayload::Manufacturing(e) => &e.event_id,
+            EdgePayload::Inference(e) => &e.event_id,
+        }
+    }
+
+    /// Name of the family, for routing tables and messages: `inspection`, `system`, `manufacturing` or
+    /// `inference`.
+    pub fn family(&self) -> &'static str {
+        match self {
+            EdgePayload::Inspection(_) => "inspection",
+            EdgePayload::System(_) => "system",
+            EdgePayload::Manufacturing(_) => "manufacturing",
+            EdgePayload::Inference(_) => "inference",
+        }
+    }
 }
 
 /// What an edge sends: the adr-004 envelope, the station's outbox position, and the payload.

@@ -227,7 +227,9 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
         },
     );
     let mut out_of_range = edge_event("ST-B", EVENTS_PER_STATION + 1);
-    let EdgePayload::Inspection(payload) = &mut out_of_range.payload;
+    let EdgePayload::Inspection(payload) = &mut out_of_range.payload else {
+        panic!("an inspection payload was built")
+    };
     payload.quality_score = Some(1.7);
     inputs.push(Input::event(&out_of_range));
     produce_all(&bootstrap, &inputs).await;
@@ -288,7 +290,9 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
     for record in &quality {
         let verdict: QualityEvent = decode(&record.value).unwrap();
         let source = by_id[verdict.source_event_id.as_str()];
-        let EdgePayload::Inspection(inspection) = &source.payload;
+        let EdgePayload::Inspection(inspection) = &source.payload else {
+            panic!("an inspection payload was built")
+        };
         let limit = threshold(&inspection.inspection_type);
         let expected = match inspection.quality_score {
             Some(score) if score >= limit => QualityVerdict::Pass,

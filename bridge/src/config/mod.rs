@@ -71,16 +71,22 @@ pub struct TopicNames {
     pub audit: String,
     /// Rejected inputs.
     pub dlq: String,
+    /// InferenceEvents.
+    pub inference: String,
+    /// ManufacturingEvents.
+    pub manufacturing: String,
 }
 
 impl TopicNames {
     /// The output topics with their config keys, for validation messages.
-    fn outputs(&self) -> [(&'static str, &String); 4] {
+    fn outputs(&self) -> [(&'static str, &String); 6] {
         [
             ("topics.lifecycle", &self.lifecycle),
             ("topics.quality", &self.quality),
             ("topics.audit", &self.audit),
             ("topics.dlq", &self.dlq),
+            ("topics.inference", &self.inference),
+            ("topics.manufacturing", &self.manufacturing),
         ]
     }
 }
@@ -93,6 +99,8 @@ impl Default for TopicNames {
             quality: topics::QUALITY_EVENTS.to_owned(),
             audit: topics::AUDIT_EVENTS.to_owned(),
             dlq: topics::EDGE_EVENTS_DLQ.to_owned(),
+            inference: topics::INFERENCE_WORKFLOW.to_owned(),
+            manufacturing: topics::MANUFACTURING_LIFECYCLE.to_owned(),
         }
     }
 }

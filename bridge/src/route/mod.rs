@@ -110,10 +110,28 @@ fn accept(
     ctx: &RouteContext<'_>,
     event: &EdgeEvent,
 ) -> Result<Vec<Output>, Rejection> {
-    let EdgePayload::Inspection(inspection) = &event.payload;
-    let mut outputs = vec![lifecycle(ctx, event, inspection)?];
-    if inspection.event_type == InspectionEventType::InspectionCompleted {
-        outputs.push(quality::output(ctx, event, inspection)?);
+    let mut outputs = Vec::with_capacity(3);
+    match &event.payload {
+        EdgePayload::Inspection(inspection) => {
+            outputs.push(lifecycle(ctx, event, inspection)?);
+            if inspection.event_type == InspectionEventType::InspectionCompleted {
+                outputs.push(quality::output(ctx, event, inspection)?);
+            }
+        }
+        EdgePayload::Manufacturing(milestone) => outputs.push(family_output(
+            event,
+            &ctx.topics.manufacturing,
+            milestone.batch_id.as_bytes(),
+            linegate_schemas::encode(milestone),
+        )?),
+        EdgePayload::Inference(step) => outputs.push(family_output(
+            event,
+            &ctx.topics.inference,
+            step.inspection_id.as_bytes(),
+            linegate_schemas::encode(step),
+        )?),
+        // An edge's report about itself belongs to the audit trail alone.
+        EdgePayload::System(_) => {}
     }
     let written = outputs.iter().map(|o| o.topic.clone()).collect();
     let audit = audit::output(
@@ -172,6 +190,25 @@ fn lifecycle(
         key: Some(inspection.inspection_id.clone().into_bytes()),
         value,
         headers: event_headers(Some(event), &inspection.event_id),
+    })
+}
+
+/// A payload re-encoded on its own for its family's topic, keyed so that related events stay in order.
+fn family_output(
+    event: &EdgeEvent,
+    topic: &str,
+    key: &[u8],
+    value: Result<Vec<u8>, linegate_schemas::SchemaError>,
+) -> Result<Output, Rejection> {
+    let value = value.map_err(|source| Rejection::Encode {
+        output: event.payload.family(),
+        source,
+    })?;
+    Ok(Output {
+        topic: topic.to_owned(),
+        key: Some(key.to_vec()),
+        value,
+        headers: event_headers(Some(event), &event.event_id),
     })
 }
 

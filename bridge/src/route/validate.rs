@@ -5,7 +5,7 @@
 //! Shape (JSON keys, types) is the edge's job; this module judges values and consistency, which only the
 //! bridge can do for every station the same way.
 
-use linegate_schemas::{EdgeEvent, EdgePayload, SchemaError};
+use linegate_schemas::{EdgeEvent, EdgePayload, InspectionEvent, SchemaError};
 
 /// Why an input was rejected. [`Rejection::class`] becomes the DLQ's `error.class` header and the
 /// `Display` text its `error.message`, so operators can filter by class and read the rest.
@@ -110,6 +110,12 @@ pub enum Problem {
         /// The confidence sent.
         value: f64,
     },
+    /// An inference confidence is not a number within 0..1.
+    #[error("confidence {0} is outside 0..1")]
+    InferenceConfidenceOutOfRange(f64),
+    /// A manufacturing quantity is negative.
+    #[error("quantity {0} is negative")]
+    NegativeQuantity(i64),
     /// A defect severity is not one of the documented four.
     #[error("defects[{index}].severity `{value}` is not LOW, MEDIUM, HIGH or CRITICAL")]
     UnknownSeverity {
@@ -133,20 +139,19 @@ pub(super) fn validate(event: &EdgeEvent, key: Option<&[u8]>) -> Result<(), Reje
 }
 
 fn check(event: &EdgeEvent, key: Option<&[u8]>) -> Result<(), Problem> {
-    let EdgePayload::Inspection(inspection) = &event.payload;
     if uuid::Uuid::parse_str(&event.event_id).is_err() {
         return Err(Problem::EventIdNotUuid(event.event_id.clone()));
     }
     // Equal to a valid UUID, so the payload's id is a UUID too.
-    if inspection.event_id != event.event_id {
+    if event.payload.event_id() != event.event_id {
         return Err(Problem::PayloadEventIdDiffers {
-            payload: inspection.event_id.clone(),
+            payload: event.payload.event_id().to_owned(),
         });
     }
-    if inspection.event_type.symbol() != event.event_type {
+    if event.payload.event_type_symbol() != event.event_type {
         return Err(Problem::EventTypeDiffers {
             envelope: event.event_type.clone(),
-            payload: inspection.event_type.symbol(),
+            payload: event.payload.event_type_symbol(),
         });
     }
     if event.station_id.trim().is_empty() {
@@ -162,14 +167,43 @@ fn check(event: &EdgeEvent, key: Option<&[u8]>) -> Result<(), Problem> {
     if event.seq < 1 {
         return Err(Problem::SeqNotPositive(event.seq));
     }
-    for (field, value) in [
+    match &event.payload {
+        EdgePayload::Inspection(inspection) => check_inspection(inspection),
+        EdgePayload::Manufacturing(milestone) => {
+            non_empty(&[("batch_id", &milestone.batch_id)])?;
+            match milestone.quantity {
+                Some(quantity) if quantity < 0 => Err(Problem::NegativeQuantity(quantity)),
+                _ => Ok(()),
+            }
+        }
+        EdgePayload::Inference(step) => {
+            non_empty(&[
+                ("inspection_id", &step.inspection_id),
+                ("model_name", &step.model_name),
+            ])?;
+            match step.confidence {
+                Some(confidence) if !is_unit_score(confidence) => {
+                    Err(Problem::InferenceConfidenceOutOfRange(confidence))
+                }
+                _ => Ok(()),
+            }
+        }
+        EdgePayload::System(report) => non_empty(&[("message", &report.message)]),
+    }
+}
+
+fn non_empty(fields: &[(&'static str, &String)]) -> Result<(), Problem> {
+    match fields.iter().find(|(_, value)| value.trim().is_empty()) {
+        Some((field, _)) => Err(Problem::EmptyField(field)),
+        None => Ok(()),
+    }
+}
+
+fn check_inspection(inspection: &InspectionEvent) -> Result<(), Problem> {
+    non_empty(&[
         ("inspection_id", &inspection.inspection_id),
         ("chip_id", &inspection.chip_id),
-    ] {
-        if value.trim().is_empty() {
-            return Err(Problem::EmptyField(field));
-        }
-    }
+    ])?;
     if let Some(score) = inspection.quality_score {
         if !is_unit_score(score) {
             return Err(Problem::ScoreOutOfRange(score));

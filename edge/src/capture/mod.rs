@@ -7,7 +7,11 @@ mod document;
 
 pub use document::{parse_document, DocumentError};
 
-use linegate_schemas::{EdgeEvent, EdgePayload, InspectionEvent, SCHEMA_VERSION};
+use std::collections::BTreeMap;
+
+use linegate_schemas::{
+    EdgeEvent, EdgePayload, InspectionEvent, SystemEvent, SystemEventType, SCHEMA_VERSION,
+};
 
 /// `source_service` of every event an edge produces.
 pub const SOURCE_SERVICE: &str = "linegate-edge";
@@ -20,17 +24,84 @@ pub fn envelope(
     trace_id: Option<String>,
     captured_at_ms: i64,
 ) -> EdgeEvent {
+    wrap(
+        station_id,
+        EdgePayload::Inspection(event),
+        trace_id,
+        captured_at_ms,
+    )
+}
+
+/// Wraps any payload in the adr-004 envelope (see [`envelope`]).
+pub fn wrap(
+    station_id: &str,
+    payload: EdgePayload,
+    trace_id: Option<String>,
+    captured_at_ms: i64,
+) -> EdgeEvent {
     EdgeEvent {
-        event_type: event.event_type.symbol().to_owned(),
-        event_id: event.event_id.clone(),
+        event_type: payload.event_type_symbol().to_owned(),
+        event_id: payload.event_id().to_owned(),
         timestamp: captured_at_ms,
         trace_id: trace_id.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
         source_service: SOURCE_SERVICE.to_owned(),
         schema_version: SCHEMA_VERSION.to_owned(),
         station_id: station_id.to_owned(),
         seq: 0,
-        payload: EdgePayload::Inspection(event),
+        payload,
     }
 }
 
+/// A report about the agent or its station (results lost at a PLC, a config applied or refused), ready for
+/// the outbox, so that it travels to Kafka in order with the results and reaches `audit.events`.
+///
+/// `event_id` should be derived from what is reported (UUID v5) when the same report may be made twice, e.g.
+/// after a crash, so the outbox's event-id dedup stores it once; `None` draws a random id.
+pub fn system_event(
+    station_id: &str,
+    event_type: SystemEventType,
+    component: &str,
+    message: String,
+    details: BTreeMap<String, String>,
+    event_id: Option<uuid::Uuid>,
+) -> EdgeEvent {
+    let now = now_ms();
+    let report = SystemEvent {
+        event_id: event_id
+            .unwrap_or_else(uuid::Uuid::new_v4)
+            .hyphenated()
+            .to_string(),
+        event_type,
+        timestamp: now,
+        component: component.to_owned(),
+        message,
+        details,
+    };
+    wrap(station_id, EdgePayload::System(report), None, now)
+}
+
 pub use linegate_common::process::now_ms;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_system_event_shares_its_id_and_type_with_the_envelope_and_encodes() {
+        let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"lost:7:10");
+        let event = system_event(
+            "st-01",
+            SystemEventType::ResultsLost,
+            "modbus:press-1",
+            "2 results were lost at the station".into(),
+            BTreeMap::from([("first_lost".into(), "8".into())]),
+            Some(id),
+        );
+        assert_eq!(event.event_type, "RESULTS_LOST");
+        assert_eq!(event.event_id, id.hyphenated().to_string());
+        assert_eq!(event.payload.event_id(), event.event_id);
+        let back: EdgeEvent =
+            linegate_schemas::decode(&linegate_schemas::encode(&event).unwrap()).unwrap();
+        assert_eq!(back, event);
+    }
+}

@@ -2,6 +2,7 @@
 //! `accepted` and `rejected` the two ways an input can go.
 
 mod accepted;
+mod families;
 mod rejected;
 
 use std::collections::BTreeMap;
@@ -95,6 +96,8 @@ fn audit_of(routed: &Routed) -> AuditEvent {
 }
 
 fn payload_mut(event: &mut EdgeEvent) -> &mut InspectionEvent {
-    let EdgePayload::Inspection(inspection) = &mut event.payload;
+    let EdgePayload::Inspection(inspection) = &mut event.payload else {
+        panic!("an inspection payload was built")
+    };
     inspection
 }
