@@ -12,3 +12,4 @@ pub mod consume;
 pub mod pipeline;
 pub mod produce;
 pub mod route;
+pub mod window;

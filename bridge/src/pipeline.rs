@@ -12,6 +12,7 @@
 //! tansu 0.6.0, the broker of the tests, does not route EndTxn, so a transactional commit cannot succeed
 //! against it.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -25,6 +26,7 @@ use crate::config::BridgeConfig;
 use crate::consume::{self, InputConsumer};
 use crate::produce::{self, DeliveryError};
 use crate::route::{route, InputRecord, Output, RouteContext};
+use crate::window::{self, ClosedWindow, Windows};
 
 /// First wait after a failed consume or delivery; doubled per failure up to [`RETRY_BACKOFF_MAX`].
 const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -32,6 +34,9 @@ const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(500);
 const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often progress is logged at info while records flow; per-round counts are at debug.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+/// How long the pipeline waits for input before it runs an empty round, so that the quality windows of
+/// stations that went silent still close.
+const IDLE_ROUND_EVERY: Duration = Duration::from_secs(30);
 
 /// Why the pipeline cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +66,7 @@ pub struct Pipeline {
     consumer: InputConsumer,
     producer: FutureProducer,
     config: BridgeConfig,
+    windows: Mutex<Windows>,
 }
 
 /// What a run handled, for the progress and stop log lines.
@@ -90,10 +96,12 @@ impl Pipeline {
                 client: "producer",
                 source,
             })?;
+        let windows = Mutex::new(Windows::new(config.quality.windows.clone()));
         Ok(Self {
             consumer,
             producer,
             config,
+            windows,
         })
     }
 
@@ -135,6 +143,7 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return None,
+                _ = tokio::time::sleep(IDLE_ROUND_EVERY) => return Some(Vec::new()),
                 received = self.consumer.recv() => match received {
                     Ok(message) => break message.detach(),
                     Err(error) => {
@@ -202,6 +211,12 @@ impl Pipeline {
         };
         let mut counts = Totals::default();
         let mut outputs = Vec::with_capacity(batch.len() * 3);
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let idle = windows.close_idle(ctx.now_ms);
+        self.window_outputs(idle, &mut outputs);
         for message in batch {
             let record = InputRecord {
                 topic: message.topic(),
@@ -225,12 +240,39 @@ impl Pipeline {
                 None => counts.accepted += 1,
             }
             outputs.extend(routed.outputs);
+            if let Some(observation) = routed.window_input {
+                let closed = windows.observe(observation, ctx.now_ms);
+                self.window_outputs(closed, &mut outputs);
+            }
         }
         (outputs, counts)
     }
 
+    /// The records of closed quality windows, after the outputs of the record that closed them.
+    fn window_outputs(&self, closed: Vec<ClosedWindow>, outputs: &mut Vec<Output>) {
+        for window in closed {
+            match window::output(
+                &window,
+                &self.config.topics.quality,
+                &self.config.bridge.service_name,
+            ) {
+                Ok(output) => outputs.push(output),
+                // Only numbers and names built here: failing to encode is a build defect, not input.
+                Err(error) => tracing::error!(
+                    station = %window.station_id,
+                    inspection_type = %window.inspection_type,
+                    %error,
+                    "a quality window could not be encoded and is not written"
+                ),
+            }
+        }
+    }
+
     /// Commits the offsets after `batch`, synchronously so that a stop right after it loses nothing.
     fn commit(&self, batch: &[OwnedMessage]) {
+        if batch.is_empty() {
+            return;
+        }
         let positions = batch.iter().map(|m| (m.topic(), m.partition(), m.offset()));
         let committed = consume::commit_list(positions)
             .and_then(|offsets| self.consumer.commit(&offsets, CommitMode::Sync));

@@ -108,6 +108,11 @@ pub const RELEASED: &[ReleasedSchema] = &[
         json: include_str!("../released/edge_event/v1.avsc"),
     },
     ReleasedSchema {
+        kind: MessageKind::QualityEvent,
+        version: 2,
+        json: include_str!("../released/quality_event/v2.avsc"),
+    },
+    ReleasedSchema {
         kind: MessageKind::EdgeEvent,
         version: 2,
         json: include_str!("../released/edge_event/v2.avsc"),

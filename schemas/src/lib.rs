@@ -25,7 +25,7 @@ pub use single_object::{decode, encode, AvroMessage, SINGLE_OBJECT_MAGIC};
 pub use storage::{from_cbor, to_cbor};
 pub use types::{
     AuditEvent, AuditOutcome, Defect, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType,
-    QualityEvent, QualityVerdict,
+    QualityEvent, QualityVerdict, QualityWindow,
 };
 
 /// Semantic version of this contract, written into every envelope's `schema_version`.

@@ -169,45 +169,78 @@ pub enum QualityVerdict {
     Fail,
 }
 
-/// The bridge's quality verdict for a completed inspection.
+/// What the bridge concludes about quality: a verdict on one completed inspection, an alert when a rule
+/// fires on one, or the figures of a closed window. The per-inspection fields are `None` on a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityEvent {
-    /// UUID derived from the source event id.
+    /// UUID derived from what it is about (source event id, or window identity).
     pub event_id: String,
-    /// `QUALITY_VERDICT`.
+    /// `QUALITY_VERDICT`, `QUALITY_ALERT` or `QUALITY_WINDOW`.
     pub event_type: String,
-    /// Event time of the judged step, epoch milliseconds.
+    /// Event time of the judged step, or the end of the window, epoch milliseconds.
     pub timestamp: i64,
-    /// Trace id of the source event.
+    /// Trace id of the source event (of the event that closed the window).
     pub trace_id: String,
     /// Producing service.
     pub source_service: String,
     /// Contract version of the producer.
     pub schema_version: String,
     /// Judged InspectionEvent's id.
-    pub source_event_id: String,
-    /// Station of the judged event.
+    pub source_event_id: Option<String>,
+    /// Station of the judged event or window.
     pub station_id: String,
     /// Outbox sequence number of the judged event.
-    pub seq: i64,
+    pub seq: Option<i64>,
     /// Judged inspection.
-    pub inspection_id: String,
+    pub inspection_id: Option<String>,
     /// Batch of the chip.
-    pub batch_id: String,
+    pub batch_id: Option<String>,
     /// Judged chip.
-    pub chip_id: String,
+    pub chip_id: Option<String>,
     /// Kind of inspection.
     pub inspection_type: String,
-    /// Score reported by the station.
+    /// Score reported by the station (the mean score on a window).
     pub quality_score: Option<f64>,
     /// Minimum passing score applied.
-    pub threshold: f64,
+    pub threshold: Option<f64>,
     /// Outcome.
-    pub verdict: QualityVerdict,
+    pub verdict: Option<QualityVerdict>,
     /// Number of reported defects.
-    pub defect_count: i32,
-    /// Why the verdict is what it is.
+    pub defect_count: Option<i32>,
+    /// Why the verdict, alert or figures are what they are.
     pub reason: String,
+    /// The window's figures on a `QUALITY_WINDOW`.
+    #[serde(default)]
+    pub window: Option<QualityWindow>,
+}
+
+/// Statistics of one tumbling event-time window of one station and inspection type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityWindow {
+    /// Start (inclusive), epoch milliseconds.
+    pub start: i64,
+    /// End (exclusive), epoch milliseconds.
+    pub end: i64,
+    /// Completed inspections.
+    pub count: i64,
+    /// Of those, failed.
+    pub fail_count: i64,
+    /// `fail_count / count`.
+    pub fail_rate: f64,
+    /// Inspections with a score.
+    pub scored_count: i64,
+    /// Mean score.
+    pub mean_score: Option<f64>,
+    /// Sample standard deviation of the score.
+    pub stddev_score: Option<f64>,
+    /// Lower specification limit.
+    pub lsl: Option<f64>,
+    /// Upper specification limit.
+    pub usl: Option<f64>,
+    /// Process capability.
+    pub cp: Option<f64>,
+    /// Process capability index.
+    pub cpk: Option<f64>,
 }
 
 /// What the bridge did with an input record.

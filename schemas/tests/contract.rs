@@ -51,18 +51,50 @@ fn quality() -> QualityEvent {
         trace_id: "t".into(),
         source_service: "linegate-bridge".into(),
         schema_version: SCHEMA_VERSION.into(),
-        source_event_id: "7f0c2a4e-58f1-4b43-9b0e-4f4c1f6f2d11".into(),
+        source_event_id: Some("7f0c2a4e-58f1-4b43-9b0e-4f4c1f6f2d11".into()),
         station_id: "st-01".into(),
-        seq: 7,
-        inspection_id: "insp-000042".into(),
-        batch_id: "LOT".into(),
-        chip_id: "chip-9".into(),
+        seq: Some(7),
+        inspection_id: Some("insp-000042".into()),
+        batch_id: Some("LOT".into()),
+        chip_id: Some("chip-9".into()),
         inspection_type: "VISUAL".into(),
         quality_score: None,
-        threshold: 0.8,
-        verdict: QualityVerdict::Fail,
-        defect_count: 0,
+        threshold: Some(0.8),
+        verdict: Some(QualityVerdict::Fail),
+        defect_count: Some(0),
         reason: "no score reported".into(),
+        window: None,
+    }
+}
+
+fn quality_window() -> QualityEvent {
+    QualityEvent {
+        event_type: "QUALITY_WINDOW".into(),
+        source_event_id: None,
+        seq: None,
+        inspection_id: None,
+        batch_id: None,
+        chip_id: None,
+        threshold: None,
+        verdict: None,
+        defect_count: None,
+        quality_score: Some(0.91),
+        reason: "window closed".into(),
+        window: Some(QualityWindow {
+            start: 0,
+            end: 300_000,
+            count: 40,
+            fail_count: 2,
+            fail_rate: 0.05,
+            scored_count: 40,
+            mean_score: Some(0.91),
+            stddev_score: Some(0.02),
+            lsl: Some(0.8),
+            usl: None,
+            cp: None,
+            cpk: Some(1.83),
+        }),
+        ..quality()
     }
 }
 
@@ -99,6 +131,10 @@ fn every_kind_round_trips_through_single_object_encoding() {
     assert_eq!(
         decode::<QualityEvent>(&encode(&quality()).unwrap()).unwrap(),
         quality()
+    );
+    assert_eq!(
+        decode::<QualityEvent>(&encode(&quality_window()).unwrap()).unwrap(),
+        quality_window()
     );
     assert_eq!(
         decode::<AuditEvent>(&encode(&audit()).unwrap()).unwrap(),

@@ -8,16 +8,28 @@ use crate::process::{bin_path, repo_root, ChildProcess};
 
 /// Starts `linegate-bridge run` with `config/bridge.example.toml`; logs to `dir/bridge-<group>.log`.
 pub fn start_bridge(tansu: &Tansu, group: &str, dir: &Path) -> anyhow::Result<ChildProcess> {
+    start_bridge_with(tansu, group, dir, &[])
+}
+
+/// [`start_bridge`] with more environment variables for the example config (e.g. window sizes).
+pub fn start_bridge_with(
+    tansu: &Tansu,
+    group: &str,
+    dir: &Path,
+    extra_env: &[(&'static str, String)],
+) -> anyhow::Result<ChildProcess> {
     let config = repo_root().join("config/bridge.example.toml");
+    let mut env = vec![
+        ("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap()),
+        ("LINEGATE_TOPIC_REPLICATION", "1".to_owned()),
+        ("LINEGATE_BRIDGE_GROUP", group.to_owned()),
+    ];
+    env.extend(extra_env.iter().cloned());
     ChildProcess::spawn(
         "linegate-bridge",
         &bin_path("linegate-bridge"),
         &["run", "--config", config.to_str().expect("utf-8 path")],
-        &[
-            ("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap()),
-            ("LINEGATE_TOPIC_REPLICATION", "1".to_owned()),
-            ("LINEGATE_BRIDGE_GROUP", group.to_owned()),
-        ],
+        &env,
         &dir.join(format!("bridge-{group}.log")),
     )
 }

@@ -289,7 +289,7 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
     let mut verdicts = BTreeMap::new();
     for record in &quality {
         let verdict: QualityEvent = decode(&record.value).unwrap();
-        let source = by_id[verdict.source_event_id.as_str()];
+        let source = by_id[verdict.source_event_id.as_deref().unwrap()];
         let EdgePayload::Inspection(inspection) = &source.payload else {
             panic!("an inspection payload was built")
         };
@@ -300,7 +300,7 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
         };
         assert_eq!(
             (verdict.verdict, verdict.threshold, verdict.quality_score),
-            (expected, limit, inspection.quality_score),
+            (Some(expected), Some(limit), inspection.quality_score),
             "{verdict:?}"
         );
         assert_eq!(
@@ -308,7 +308,7 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
             Some(verdict.event_id.as_str())
         );
         *verdicts
-            .entry(format!("{:?}", verdict.verdict))
+            .entry(format!("{:?}", verdict.verdict.unwrap()))
             .or_insert(0) += 1;
     }
     assert!(verdicts.len() == 2, "both verdicts occur: {verdicts:?}");

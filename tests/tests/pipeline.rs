@@ -144,13 +144,50 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
         .flatten()
         .filter(|d| d["event_type"] == "INSPECTION_COMPLETED")
         .collect();
-    let quality = consume_until_async(&bootstrap, "quality.events", completed.len(), WAIT, GRACE)
-        .await
-        .unwrap();
-    assert_eq!(quality.len(), completed.len());
-    for record in &quality {
-        let verdict: QualityEvent = decode(&record.value).unwrap();
-        let (station, _, document) = by_id[&verdict.source_event_id];
+    // And one alert per step that reports a CRITICAL defect (the example config's alerting severity).
+    let alerting = documents
+        .values()
+        .flatten()
+        .filter(|d| {
+            d["defects"]
+                .as_array()
+                .is_some_and(|defects| defects.iter().any(|x| x["severity"] == "CRITICAL"))
+        })
+        .count();
+    let quality = consume_until_async(
+        &bootstrap,
+        "quality.events",
+        completed.len() + alerting,
+        WAIT,
+        GRACE,
+    )
+    .await
+    .unwrap();
+    let of_type = |kind: &str| -> Vec<(&Record, QualityEvent)> {
+        quality
+            .iter()
+            .map(|r| (r, decode::<QualityEvent>(&r.value).unwrap()))
+            .filter(|(_, q)| q.event_type == kind)
+            .collect()
+    };
+    let alerts = of_type("QUALITY_ALERT");
+    assert_eq!(
+        alerts.len(),
+        alerting,
+        "one alert per CRITICAL defect report"
+    );
+    for (_, alert) in &alerts {
+        let (_, _, document) = by_id[alert.source_event_id.as_deref().unwrap()];
+        assert!(alert.reason.contains("CRITICAL"), "{alert:?}");
+        assert_eq!(
+            document["event_id"].as_str(),
+            alert.source_event_id.as_deref()
+        );
+    }
+    let verdicts = of_type("QUALITY_VERDICT");
+    assert_eq!(verdicts.len(), completed.len());
+    for (record, verdict) in verdicts {
+        let (station, _, document) = by_id[verdict.source_event_id.as_deref().unwrap()];
         assert_eq!(record.key_str(), Some(station));
         let threshold = match document["inspection_type"].as_str().unwrap() {
             "optical" => 0.85,
@@ -166,7 +203,7 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
         };
         assert_eq!(
             (verdict.threshold, verdict.verdict),
-            (threshold, expected),
+            (Some(threshold), Some(expected)),
             "{verdict:?}"
         );
         assert_eq!(verdict.quality_score, Some(score));

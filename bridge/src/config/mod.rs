@@ -113,6 +113,10 @@ pub struct QualityConfig {
     pub default_threshold: f64,
     /// Per inspection type.
     pub thresholds: BTreeMap<String, f64>,
+    /// Rules that raise a QUALITY_ALERT.
+    pub alerts: AlertRules,
+    /// Tumbling windows with fail rate, mean, spread, Cp and Cpk.
+    pub windows: crate::window::WindowConfig,
 }
 
 impl Default for QualityConfig {
@@ -120,6 +124,27 @@ impl Default for QualityConfig {
         Self {
             default_threshold: 0.8,
             thresholds: BTreeMap::new(),
+            alerts: AlertRules::default(),
+            windows: crate::window::WindowConfig::default(),
+        }
+    }
+}
+
+/// When one inspection event raises an alert on the quality topic, besides its verdict.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertRules {
+    /// Defect severities that raise an alert on any inspection step that reports them.
+    pub severities: Vec<String>,
+    /// Per inspection type: a completed inspection scoring under this raises an alert.
+    pub score_below: BTreeMap<String, f64>,
+}
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        Self {
+            severities: vec!["CRITICAL".to_owned()],
+            score_below: BTreeMap::new(),
         }
     }
 }
@@ -240,6 +265,42 @@ impl BridgeConfig {
                     &format!("quality.thresholds.{inspection_type}"),
                     format!("{value} is not a score between 0 and 1"),
                 ));
+            }
+        }
+        self.validate_quality_analytics(file)
+    }
+
+    fn validate_quality_analytics(&self, file: &ConfigFile) -> Result<(), ConfigError> {
+        const SEVERITIES: [&str; 4] = ["LOW", "MEDIUM", "HIGH", "CRITICAL"];
+        for severity in &self.quality.alerts.severities {
+            if !SEVERITIES.contains(&severity.as_str()) {
+                return Err(file.invalid(
+                    "quality.alerts.severities",
+                    format!("`{severity}` is not LOW, MEDIUM, HIGH or CRITICAL"),
+                ));
+            }
+        }
+        for (inspection_type, value) in &self.quality.alerts.score_below {
+            if !is_unit_score(*value) {
+                return Err(file.invalid(
+                    &format!("quality.alerts.score_below.{inspection_type}"),
+                    format!("{value} is not a score between 0 and 1"),
+                ));
+            }
+        }
+        let windows = &self.quality.windows;
+        if windows.size_secs == 0 {
+            return Err(file.invalid("quality.windows.size_secs", "must be at least 1"));
+        }
+        for (inspection_type, spec) in &windows.spec {
+            let key = format!("quality.windows.spec.{inspection_type}");
+            if spec.lsl.is_none() && spec.usl.is_none() {
+                return Err(file.invalid(&key, "needs lsl, usl or both"));
+            }
+            if let (Some(lsl), Some(usl)) = (spec.lsl, spec.usl) {
+                if lsl >= usl {
+                    return Err(file.invalid(&key, format!("lsl {lsl} is not below usl {usl}")));
+                }
             }
         }
         Ok(())

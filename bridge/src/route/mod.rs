@@ -19,6 +19,7 @@ use linegate_schemas::{
 };
 
 use crate::config::{QualityConfig, TopicNames};
+use crate::window::Observation;
 pub use quality::judge;
 pub use validate::{Problem, Rejection};
 
@@ -85,6 +86,8 @@ pub struct Routed {
     pub outputs: Vec<Output>,
     /// Why the input was rejected, if it was; the pipeline logs and counts it.
     pub rejection: Option<Rejection>,
+    /// An accepted completed inspection, for the quality windows.
+    pub window_input: Option<Observation>,
 }
 
 /// Decides what one input record becomes. Never fails: what cannot be accepted is rejected with a reason.
@@ -100,6 +103,7 @@ pub fn route(record: &InputRecord<'_>, ctx: &RouteContext<'_>) -> Routed {
         Ok(outputs) => Routed {
             outputs,
             rejection: None,
+            window_input: observation(ctx, &event),
         },
         Err(rejection) => reject(record, ctx, Some(&event), rejection),
     }
@@ -114,9 +118,7 @@ fn accept(
     match &event.payload {
         EdgePayload::Inspection(inspection) => {
             outputs.push(lifecycle(ctx, event, inspection)?);
-            if inspection.event_type == InspectionEventType::InspectionCompleted {
-                outputs.push(quality::output(ctx, event, inspection)?);
-            }
+            outputs.extend(quality::outputs(ctx, event, inspection)?);
         }
         EdgePayload::Manufacturing(milestone) => outputs.push(family_output(
             event,
@@ -171,7 +173,33 @@ fn reject(
     Routed {
         outputs,
         rejection: Some(rejection),
+        window_input: None,
     }
+}
+
+/// What the quality windows need of an accepted completed inspection; `None` for anything else.
+fn observation(ctx: &RouteContext<'_>, event: &EdgeEvent) -> Option<Observation> {
+    let EdgePayload::Inspection(inspection) = &event.payload else {
+        return None;
+    };
+    if inspection.event_type != InspectionEventType::InspectionCompleted {
+        return None;
+    }
+    let threshold = ctx.quality.threshold_for(&inspection.inspection_type);
+    let (verdict, _) = judge(
+        inspection.quality_score,
+        threshold,
+        &inspection.inspection_type,
+    );
+    Some(Observation {
+        station_id: event.station_id.clone(),
+        seq: event.seq,
+        inspection_type: inspection.inspection_type.clone(),
+        event_time: inspection.timestamp,
+        score: inspection.quality_score,
+        failed: verdict == linegate_schemas::QualityVerdict::Fail,
+        trace_id: event.trace_id.clone(),
+    })
 }
 
 /// The accepted InspectionEvent, re-encoded on its own, keyed by inspection so one inspection's steps stay

@@ -1,9 +1,11 @@
 //! The quality verdict of a completed inspection: its score against the threshold of its inspection type.
 //!
-//! Only `INSPECTION_COMPLETED` events get a verdict (the caller decides that); the other steps of an
-//! inspection carry no final score.
+//! Only `INSPECTION_COMPLETED` events get a verdict; the other steps of an inspection carry no final score.
+//! Any step may raise an alert (a defect of an alerting severity); a completed one also by a low score.
 
-use linegate_schemas::{EdgeEvent, InspectionEvent, QualityEvent, QualityVerdict, SCHEMA_VERSION};
+use linegate_schemas::{
+    EdgeEvent, InspectionEvent, InspectionEventType, QualityEvent, QualityVerdict, SCHEMA_VERSION,
+};
 
 use super::{derived_id, event_headers, Output, Rejection, RouteContext};
 
@@ -34,38 +36,114 @@ pub fn judge(
     }
 }
 
-/// The QualityEvent of a completed inspection, keyed by station so a station's verdicts stay in order.
-/// Its id is UUID v5 of `quality:<source event id>`: the same input always gets the same verdict id.
-pub(super) fn output(
+/// `event_type` of an alert.
+const ALERT_EVENT_TYPE: &str = "QUALITY_ALERT";
+
+/// The quality records of one inspection step: a verdict when it completed the inspection, and an alert for
+/// each rule it breaks (defects of an alerting severity on any step; a score under the type's alert limit).
+pub(super) fn outputs(
     ctx: &RouteContext<'_>,
     event: &EdgeEvent,
     inspection: &InspectionEvent,
-) -> Result<Output, Rejection> {
+) -> Result<Vec<Output>, Rejection> {
+    let completed = inspection.event_type == InspectionEventType::InspectionCompleted;
     let threshold = ctx.quality.threshold_for(&inspection.inspection_type);
     let (verdict, reason) = judge(
         inspection.quality_score,
         threshold,
         &inspection.inspection_type,
     );
+    let mut out = Vec::new();
+    if completed {
+        out.push(record(
+            ctx,
+            event,
+            inspection,
+            QUALITY_EVENT_TYPE,
+            "quality",
+            verdict,
+            reason,
+        )?);
+    }
+    let rules = &ctx.quality.alerts;
+    let alerting: Vec<String> = inspection
+        .defects
+        .iter()
+        .filter(|d| rules.severities.contains(&d.severity))
+        .map(|d| {
+            format!(
+                "{} {} at {} (confidence {})",
+                d.severity, d.defect_type, d.location, d.confidence
+            )
+        })
+        .collect();
+    if !alerting.is_empty() {
+        let reason = format!("defects of an alerting severity: {}", alerting.join("; "));
+        out.push(record(
+            ctx,
+            event,
+            inspection,
+            ALERT_EVENT_TYPE,
+            "alert:severity",
+            QualityVerdict::Fail,
+            reason,
+        )?);
+    }
+    if let (true, Some(limit), Some(score)) = (
+        completed,
+        rules.score_below.get(&inspection.inspection_type),
+        inspection.quality_score,
+    ) {
+        if score < *limit {
+            let reason = format!(
+                "score {score} is under the alert limit {limit} for {}",
+                inspection.inspection_type
+            );
+            out.push(record(
+                ctx,
+                event,
+                inspection,
+                ALERT_EVENT_TYPE,
+                "alert:score",
+                QualityVerdict::Fail,
+                reason,
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// One QualityEvent about `inspection`, keyed by station so a station's records stay in order. Its id is
+/// UUID v5 of `<id_kind>:<source event id>`: the same input always gets the same verdict and alert ids.
+fn record(
+    ctx: &RouteContext<'_>,
+    event: &EdgeEvent,
+    inspection: &InspectionEvent,
+    event_type: &str,
+    id_kind: &str,
+    verdict: QualityVerdict,
+    reason: String,
+) -> Result<Output, Rejection> {
     let quality = QualityEvent {
-        event_id: derived_id(&format!("quality:{}", event.event_id)),
-        event_type: QUALITY_EVENT_TYPE.to_owned(),
+        event_id: derived_id(&format!("{id_kind}:{}", event.event_id)),
+        event_type: event_type.to_owned(),
         timestamp: inspection.timestamp,
         trace_id: event.trace_id.clone(),
         source_service: ctx.service_name.to_owned(),
         schema_version: SCHEMA_VERSION.to_owned(),
-        source_event_id: event.event_id.clone(),
+        source_event_id: Some(event.event_id.clone()),
         station_id: event.station_id.clone(),
-        seq: event.seq,
-        inspection_id: inspection.inspection_id.clone(),
-        batch_id: inspection.batch_id.clone(),
-        chip_id: inspection.chip_id.clone(),
+        seq: Some(event.seq),
+        inspection_id: Some(inspection.inspection_id.clone()),
+        batch_id: Some(inspection.batch_id.clone()),
+        chip_id: Some(inspection.chip_id.clone()),
         inspection_type: inspection.inspection_type.clone(),
         quality_score: inspection.quality_score,
-        threshold,
-        verdict,
-        defect_count: i32::try_from(inspection.defects.len()).unwrap_or(i32::MAX),
+        threshold: Some(ctx.quality.threshold_for(&inspection.inspection_type)),
+        verdict: Some(verdict),
+        defect_count: Some(i32::try_from(inspection.defects.len()).unwrap_or(i32::MAX)),
         reason,
+        window: None,
     };
     let value = linegate_schemas::encode(&quality).map_err(|source| Rejection::Encode {
         output: "quality",

@@ -43,17 +43,17 @@ fn completed_goes_to_lifecycle_quality_and_audit_with_their_keys() {
 #[test]
 fn completed_above_threshold_passes_with_the_inspection_fields() {
     let quality = quality_of(&route_event(&completed(0.9)));
-    assert_eq!(quality.verdict, QualityVerdict::Pass);
+    assert_eq!(quality.verdict, Some(QualityVerdict::Pass));
     assert_eq!(quality.reason, "score 0.9 >= threshold 0.85 for optical");
     assert_eq!(
         (quality.threshold, quality.seq, quality.defect_count),
-        (0.85, 42, 1)
+        (Some(0.85), Some(42), Some(1))
     );
-    assert_eq!(quality.source_event_id, EVENT_ID);
+    assert_eq!(quality.source_event_id.as_deref(), Some(EVENT_ID));
     assert_eq!(quality.station_id, "ST-01");
     assert_eq!(
-        (quality.inspection_id.as_str(), quality.chip_id.as_str()),
-        ("insp-9", "C-9")
+        (quality.inspection_id.as_deref(), quality.chip_id.as_deref()),
+        (Some("insp-9"), Some("C-9"))
     );
     assert_eq!(quality.quality_score, Some(0.9));
     assert_eq!(
@@ -69,10 +69,10 @@ fn completed_above_threshold_passes_with_the_inspection_fields() {
 fn completed_at_threshold_passes_and_just_below_fails() {
     assert_eq!(
         quality_of(&route_event(&completed(0.85))).verdict,
-        QualityVerdict::Pass
+        Some(QualityVerdict::Pass)
     );
     let below = quality_of(&route_event(&completed(0.8499)));
-    assert_eq!(below.verdict, QualityVerdict::Fail);
+    assert_eq!(below.verdict, Some(QualityVerdict::Fail));
     assert_eq!(below.reason, "score 0.8499 < threshold 0.85 for optical");
 }
 
@@ -82,7 +82,7 @@ fn completed_without_score_fails_with_reason() {
         InspectionEventType::InspectionCompleted,
         None,
     )));
-    assert_eq!(quality.verdict, QualityVerdict::Fail);
+    assert_eq!(quality.verdict, Some(QualityVerdict::Fail));
     assert_eq!(quality.quality_score, None);
     assert_eq!(
         quality.reason,
@@ -97,7 +97,7 @@ fn unknown_inspection_type_uses_the_default_threshold() {
     let quality = quality_of(&route_event(&input));
     assert_eq!(
         (quality.threshold, quality.verdict),
-        (0.8, QualityVerdict::Pass)
+        (Some(0.8), Some(QualityVerdict::Pass))
     );
 }
 

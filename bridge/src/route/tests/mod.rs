@@ -2,6 +2,7 @@
 //! `accepted` and `rejected` the two ways an input can go.
 
 mod accepted;
+mod alerts;
 mod families;
 mod rejected;
 
