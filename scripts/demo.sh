@@ -16,7 +16,7 @@ inspections=${INSPECTIONS:-50}
 rate=${RATE:-200}
 dir=${DEMO_DIR:-$root/demo-data/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$dir"
-bin=$root/target/debug
+bin=${CARGO_TARGET_DIR:-$root/target}/debug
 
 pids=()
 cleanup() {
