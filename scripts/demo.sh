@@ -54,6 +54,7 @@ pids+=($!)
 IFS=, read -r -a station_list <<< "$stations"
 for station in "${station_list[@]}"; do
   LINEGATE_STATION_ID=$station LINEGATE_DATA_DIR=$dir/edge-$station \
+    LINEGATE_HTTP_LISTEN=127.0.0.1:$(./scripts/free-port.sh) \
     "$bin/linegate-edge" run --config config/edge.example.toml > "$dir/edge-$station.log" 2>&1 &
   pids+=($!)
 done

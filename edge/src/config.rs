@@ -25,6 +25,16 @@ pub struct EdgeConfig {
     pub outbox: OutboxConfig,
     /// The MQTT source; absent when the station has none.
     pub mqtt: Option<MqttConfig>,
+    /// The local metrics and health endpoint; absent = not served.
+    pub http: Option<HttpConfig>,
+}
+
+/// The local HTTP endpoint (`/metrics`, `/healthz`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on, e.g. `127.0.0.1:9464`; keep it on loopback or a management network.
+    pub listen: std::net::SocketAddr,
 }
 
 /// Identity and state of the station.
@@ -52,6 +62,34 @@ pub struct ForwardConfig {
     pub delivery_timeout_ms: u64,
     /// Pause after a failed round before retrying.
     pub retry_backoff_ms: u64,
+    /// Batch compression: `none`, `lz4` (default: cheap on CPU) or `zstd` (smaller on slow links).
+    pub compression: Compression,
+    /// How long librdkafka waits to fill a batch, in milliseconds.
+    pub linger_ms: u64,
+}
+
+/// Compression of the batches sent to Kafka.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// LZ4 (default).
+    #[default]
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    /// The librdkafka `compression.type` value.
+    pub fn librdkafka_name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
 }
 
 impl Default for ForwardConfig {
@@ -61,6 +99,8 @@ impl Default for ForwardConfig {
             batch_max: 1000,
             delivery_timeout_ms: 300_000,
             retry_backoff_ms: 1000,
+            compression: Compression::Lz4,
+            linger_ms: 5,
         }
     }
 }

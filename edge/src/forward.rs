@@ -8,53 +8,85 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::{watch, Notify};
 
 use crate::config::ForwardConfig;
+use crate::observe::{EdgeMetrics, Heartbeat};
 use crate::outbox::{OutboxReader, OutboxWriter, StoredEvent};
 use linegate_common::kafka::KafkaConfig;
 
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
+/// How often the forwarder asks Kafka for metadata while it is idle or waiting for a round, so that
+/// `kafka_up` and `/healthz` stay true when nothing is confirmed.
+const IDLE_PROBE_EVERY: Duration = Duration::from_secs(5);
 
 /// Why the forwarder cannot run at all (as opposed to a delivery failure, which it retries).
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     /// The producer could not be created from the config.
     #[error("cannot create the Kafka producer (check [kafka] and [kafka.client]): {0}")]
-    Producer(#[from] rdkafka::error::KafkaError),
+    Producer(#[from] KafkaError),
 }
 
+/// The forwarder's producer (default context).
+type EdgeProducer = FutureProducer;
+
 /// Producer settings the forwarder relies on: idempotence keeps order and avoids duplicates across retries.
-fn producer(kafka: &KafkaConfig, forward: &ForwardConfig) -> Result<FutureProducer, ForwardError> {
+fn producer(kafka: &KafkaConfig, forward: &ForwardConfig) -> Result<EdgeProducer, ForwardError> {
     let timeout = forward.delivery_timeout_ms.to_string();
+    let linger = forward.linger_ms.to_string();
     let config = kafka.client_config(&[
         ("enable.idempotence", "true"),
         ("acks", "all"),
         ("max.in.flight.requests.per.connection", "5"),
         ("message.timeout.ms", &timeout),
-        ("linger.ms", "5"),
-        ("compression.type", "lz4"),
+        ("linger.ms", &linger),
+        ("compression.type", forward.compression.librdkafka_name()),
+        ("batch.num.messages", "10000"),
+        ("queue.buffering.max.messages", "1000000"),
         ("retry.backoff.ms", "100"),
         ("reconnect.backoff.max.ms", "5000"),
     ]);
     Ok(config.create()?)
 }
 
+/// What the forwarder needs besides its config: the outbox ends, the commit signal, and what it reports to.
+pub struct ForwardParts {
+    /// Reads waiting events in seq order.
+    pub reader: OutboxReader,
+    /// Deletes confirmed events.
+    pub writer: OutboxWriter,
+    /// Notified after each commit that added events.
+    pub committed: Arc<Notify>,
+    /// Counters and the Kafka state.
+    pub metrics: EdgeMetrics,
+    /// Beats on every loop turn, for the systemd watchdog.
+    pub heartbeat: Heartbeat,
+}
+
 /// Runs until `shutdown` turns true (finishing the round in flight, bounded by the caller).
 pub async fn run(
     kafka: KafkaConfig,
     forward: ForwardConfig,
-    reader: OutboxReader,
-    writer: OutboxWriter,
-    committed: Arc<Notify>,
+    parts: ForwardParts,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ForwardError> {
+    let ForwardParts {
+        reader,
+        writer,
+        committed,
+        metrics,
+        heartbeat,
+    } = parts;
     let mut producer = producer(&kafka, &forward)?;
     let reader = Arc::new(std::sync::Mutex::new(reader));
     let mut last_sent = 0_i64;
+    let mut last_probe = std::time::Instant::now() - IDLE_PROBE_EVERY;
     loop {
+        heartbeat.beat();
         if *shutdown.borrow() {
             return Ok(());
         }
@@ -68,6 +100,10 @@ pub async fn run(
             }
         };
         if batch.is_empty() {
+            if last_probe.elapsed() >= IDLE_PROBE_EVERY {
+                last_probe = std::time::Instant::now();
+                probe(&producer, &forward.topic, &metrics).await;
+            }
             tokio::select! {
                 _ = committed.notified() => {}
                 _ = tokio::time::sleep(IDLE_RECHECK) => {}
@@ -75,19 +111,58 @@ pub async fn run(
             }
             continue;
         }
-        let outcome = send_round(&producer, &forward.topic, &batch).await;
+        // While a round waits for Kafka (librdkafka retries for up to delivery_timeout_ms), probe it, so that
+        // `kafka_up` and /healthz say it is away long before the round gives up.
+        let outcome = {
+            let round = send_round(&producer, &forward.topic, &batch);
+            tokio::pin!(round);
+            loop {
+                tokio::select! {
+                    outcome = &mut round => break outcome,
+                    _ = tokio::time::sleep(IDLE_PROBE_EVERY) => probe(&producer, &forward.topic, &metrics).await,
+                }
+            }
+        };
         if let Some(confirmed) = outcome.confirmed {
+            metrics
+                .forwarded
+                .inc_by(u64::try_from(confirmed - last_sent.max(batch[0].seq - 1)).unwrap_or(0));
+            metrics.kafka_up.set(1);
             if let Err(error) = writer.delete_up_to(confirmed).await {
                 tracing::error!(%error, "cannot delete delivered events from the outbox; they will be sent again");
             }
             last_sent = confirmed;
         }
         if let Some(error) = outcome.failure {
+            metrics.delivery_errors.inc();
+            metrics.kafka_up.set(0);
             tracing::warn!(%error, resume_after_seq = last_sent, "Kafka delivery failed; retrying with a fresh producer");
             tokio::time::sleep(Duration::from_millis(forward.retry_backoff_ms)).await;
             producer = self::producer(&kafka, &forward)?;
         }
     }
+}
+
+/// Asks Kafka for the ingest topic's metadata; marks Kafka up or down (logged on change).
+async fn probe(producer: &EdgeProducer, topic: &str, metrics: &EdgeMetrics) {
+    let (producer, topic) = (producer.clone(), topic.to_owned());
+    let reachable = tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(Some(&topic), Duration::from_secs(3))
+            .is_ok()
+    })
+    .await
+    .unwrap_or(false);
+    let was = metrics.kafka_up.get() == 1;
+    if reachable != was {
+        if reachable {
+            tracing::info!("Kafka is reachable");
+        } else {
+            tracing::warn!("Kafka is not reachable; results wait in the outbox");
+        }
+    }
+    metrics.kafka_up.set(i64::from(reachable));
 }
 
 async fn read_batch(
@@ -112,7 +187,7 @@ struct RoundOutcome {
     failure: Option<String>,
 }
 
-async fn send_round(producer: &FutureProducer, topic: &str, batch: &[StoredEvent]) -> RoundOutcome {
+async fn send_round(producer: &EdgeProducer, topic: &str, batch: &[StoredEvent]) -> RoundOutcome {
     let mut deliveries = Vec::with_capacity(batch.len());
     let mut failure = None;
     for stored in batch {

@@ -7,6 +7,7 @@
 pub mod capture;
 pub mod config;
 pub mod forward;
+pub mod observe;
 pub mod ops;
 pub mod outbox;
 pub mod run;

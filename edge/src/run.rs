@@ -7,6 +7,7 @@ use anyhow::Context;
 use tokio::sync::{watch, Notify};
 
 use crate::config::EdgeConfig;
+use crate::observe::{self, EdgeMetrics, Heartbeat};
 use crate::outbox::{OutboxReader, OutboxWriter};
 use crate::{forward, source};
 
@@ -32,6 +33,8 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
         Arc::clone(&committed),
     )?;
     let reader = OutboxReader::open(&outbox_path)?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = EdgeMetrics::register(&mut registry);
     tracing::info!(
         station = %config.station.id,
         outbox = %outbox_path.display(),
@@ -41,24 +44,48 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
     );
 
     let (stop, stopped) = watch::channel(false);
+    let heartbeat = Heartbeat::default();
+    heartbeat.beat();
     let mut forwarder = tokio::spawn(forward::run(
         config.kafka.clone(),
         config.forward.clone(),
-        reader,
-        writer.clone(),
-        committed,
+        forward::ForwardParts {
+            reader,
+            writer: writer.clone(),
+            committed,
+            metrics: metrics.clone(),
+            heartbeat: heartbeat.clone(),
+        },
         stopped.clone(),
     ));
+    let mut sources_watched = Vec::new();
+    if config.mqtt.is_some() {
+        sources_watched.push("mqtt".to_owned());
+    }
+    if let Some(http) = &config.http {
+        let state = observe::http::HttpState {
+            registry,
+            metrics: metrics.clone(),
+            reader: std::sync::Mutex::new(OutboxReader::open(&outbox_path)?),
+            sources: sources_watched,
+        };
+        observe::http::start(http.listen, state, stopped.clone())
+            .await
+            .with_context(|| format!("cannot listen on {} (http.listen)", http.listen))?;
+    }
+    let watchdog = observe::systemd::spawn_watchdog(heartbeat, writer.clone(), stopped.clone());
     let mut sources = Vec::new();
     if let Some(mqtt) = config.mqtt.clone() {
         sources.push(tokio::spawn(source::mqtt::run(
             mqtt,
             config.station.id.clone(),
             writer.clone(),
+            metrics.clone(),
             stopped,
         )));
     }
     drop(writer);
+    observe::systemd::ready();
 
     tokio::select! {
         _ = linegate_common::process::shutdown_signal() => tracing::info!("stopping: finishing in-flight results"),
@@ -70,7 +97,9 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
             };
         }
     }
+    observe::systemd::stopping();
     let _ = stop.send(true);
+    drop(watchdog);
     for source in sources {
         if tokio::time::timeout(SOURCE_STOP, source).await.is_err() {
             tracing::warn!("a source did not stop in time");

@@ -49,6 +49,11 @@ pub fn edge_env(
         ),
         ("LINEGATE_MQTT_PORT", mosquitto.port().to_string()),
         ("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap()),
+        // Each edge serves /metrics on its own port; a test that reads it passes its own.
+        (
+            "LINEGATE_HTTP_LISTEN",
+            format!("127.0.0.1:{}", crate::process::free_port()),
+        ),
     ]
 }
 

@@ -64,6 +64,8 @@ enum Command {
         seq: i64,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Answered at once, to prove the thread is alive (the systemd watchdog).
+    Ping { reply: oneshot::Sender<()> },
 }
 
 /// Handle to the writer thread; cheap to clone.
@@ -115,6 +117,15 @@ impl OutboxWriter {
             .map_err(|reason| self.failed(reason))
     }
 
+    /// Returns once the writer thread took a command: proof that it is not stuck.
+    pub async fn ping(&self) -> Result<(), OutboxError> {
+        let (reply, receipt) = oneshot::channel();
+        self.commands
+            .send(Command::Ping { reply })
+            .map_err(|_| OutboxError::WriterGone)?;
+        receipt.await.map_err(|_| OutboxError::WriterGone)
+    }
+
     /// Deletes every event with `seq <= seq`: Kafka has confirmed them.
     pub async fn delete_up_to(&self, seq: i64) -> Result<(), OutboxError> {
         let (reply, receipt) = oneshot::channel();
@@ -150,10 +161,15 @@ fn write_loop(
     prune_seen(&conn, path, dedup_window_ms);
     // Ends when every handle is dropped.
     while let Ok(first) = inbox.recv() {
+        if let Command::Ping { reply } = first {
+            let _ = reply.send(());
+            continue;
+        }
         let mut group = vec![first];
         let mut rows = group_rows(&group[0]);
         while rows < group_commit_max {
             match inbox.try_recv() {
+                Ok(Command::Ping { reply }) => drop(reply.send(())),
                 Ok(next) => {
                     rows += group_rows(&next);
                     group.push(next);
@@ -190,7 +206,9 @@ fn write_loop(
                         (Command::DeleteUpTo { reply, .. }, Done::Deleted) => {
                             let _ = reply.send(Ok(()));
                         }
-                        _ => unreachable!("results follow commands one to one"),
+                        _ => unreachable!(
+                            "results follow commands one to one; pings are answered before"
+                        ),
                     }
                 }
                 if added_events {
@@ -204,6 +222,7 @@ fn write_loop(
                     match command {
                         Command::Append { reply, .. } => drop(reply.send(Err(reason.clone()))),
                         Command::DeleteUpTo { reply, .. } => drop(reply.send(Err(reason.clone()))),
+                        Command::Ping { reply } => drop(reply.send(())),
                     }
                 }
             }
@@ -226,7 +245,7 @@ fn prune_seen(conn: &Connection, path: &Path, dedup_window_ms: i64) {
 fn group_rows(command: &Command) -> usize {
     match command {
         Command::Append { items, .. } => items.len().max(1),
-        Command::DeleteUpTo { .. } => 1,
+        Command::DeleteUpTo { .. } | Command::Ping { .. } => 1,
     }
 }
 

@@ -12,8 +12,11 @@ use tokio::sync::{mpsc, watch};
 
 use crate::capture::{envelope, now_ms, parse_document};
 use crate::config::MqttConfig;
+use crate::observe::EdgeMetrics;
 use crate::outbox::{Intake, OutboxWriter, QuarantineEntry, Stored};
 
+/// The source label of this source's metrics.
+const SOURCE: &str = "mqtt";
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
@@ -22,6 +25,7 @@ pub async fn run(
     config: MqttConfig,
     station_id: String,
     writer: OutboxWriter,
+    metrics: EdgeMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
@@ -37,9 +41,10 @@ pub async fn run(
         writer,
         station_id,
         config.intake_batch_max,
+        metrics.clone(),
     ));
 
-    let mut connection = ConnectionState::new(&config);
+    let mut connection = ConnectionState::new(&config, metrics);
     loop {
         tokio::select! {
             event = eventloop.poll() => {
@@ -83,11 +88,14 @@ struct ConnectionState {
     topics: Vec<String>,
     connected: bool,
     backoff: Duration,
+    metrics: EdgeMetrics,
 }
 
 impl ConnectionState {
-    fn new(config: &MqttConfig) -> Self {
+    fn new(config: &MqttConfig, metrics: EdgeMetrics) -> Self {
+        metrics.set_source_up(SOURCE, false);
         Self {
+            metrics,
             host: config.host.clone(),
             port: config.port,
             topics: config.topics.clone(),
@@ -106,6 +114,7 @@ impl ConnectionState {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 tracing::info!(host = %self.host, port = self.port, session_present = ack.session_present, "MQTT connected");
                 self.connected = true;
+                self.metrics.set_source_up(SOURCE, true);
                 self.backoff = Duration::from_millis(250);
                 for topic in &self.topics {
                     if let Err(error) = client.try_subscribe(topic, QoS::AtLeastOnce) {
@@ -132,6 +141,7 @@ impl ConnectionState {
                 if self.connected {
                     tracing::warn!(host = %self.host, port = self.port, %error, "MQTT connection lost; reconnecting");
                     self.connected = false;
+                    self.metrics.set_source_up(SOURCE, false);
                 } else {
                     tracing::debug!(%error, "MQTT connect failed");
                 }
@@ -149,6 +159,7 @@ async fn intake_loop(
     writer: OutboxWriter,
     station_id: String,
     batch_max: usize,
+    metrics: EdgeMetrics,
 ) {
     while let Some(first) = inbox.recv().await {
         let mut batch = vec![first];
@@ -179,6 +190,7 @@ async fn intake_loop(
                     continue;
                 }
             };
+            metrics.record_stored(SOURCE, &stored);
             let taken = stored
                 .iter()
                 .take_while(|s| !matches!(s, Stored::Refused))
