@@ -150,7 +150,8 @@ pub fn read(kafka: &KafkaConfig, topic: &str, range: Range) -> Result<Page, Read
             .map_err(err)?;
         let start = range.from.unwrap_or(low).max(low);
         let end = range.to.map_or(high, |to| (to + 1).min(high));
-        let end = end.min(start.saturating_add(range.limit as i64));
+        let limit = i64::try_from(range.limit).unwrap_or(i64::MAX);
+        let end = end.min(start.saturating_add(limit));
         if start < end {
             todo.insert(partition, (start, end));
             assignment
