@@ -403,7 +403,11 @@ async fn sigterm_drains_in_flight_work() {
         "{body}"
     );
 
-    produce(&bootstrap, INPUT, &events("ST-D", EVENTS)).await;
+    let mut inputs = Vec::new();
+    for station in 0..6 {
+        inputs.extend(events(&format!("ST-D{station}"), EVENTS / 6));
+    }
+    produce(&bootstrap, INPUT, &inputs).await;
     // Stop as soon as output flows, while rounds are in flight.
     let deadline = Instant::now() + WAIT;
     loop {
@@ -456,11 +460,11 @@ async fn sigterm_drains_in_flight_work() {
         &bootstrap,
         AUDIT,
         EVENTS as usize,
-        WAIT,
+        WAIT * 2,
         Duration::from_secs(3),
     )
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}\n{}", again.log_tail(30)));
     assert_eq!(audit.len() as i64, EVENTS, "{}", again.log_tail(20));
     assert_eq!(
         audit_ids(&audit).len() as i64,
