@@ -25,6 +25,9 @@ const TOKEN: &str = "test-token-1234";
 const WAIT: Duration = Duration::from_secs(60);
 const GRACE: Duration = Duration::from_millis(1000);
 
+/// A record to produce: key, value, headers.
+type Input = (String, Vec<u8>, Vec<(&'static str, String)>);
+
 /// A valid InspectionStarted event `seq` of `station`.
 fn event(station: &str, seq: i64) -> EdgeEvent {
     let event_id = uuid::Uuid::new_v4().to_string();
@@ -60,7 +63,7 @@ fn linegate_common_now() -> i64 {
         .as_millis() as i64
 }
 
-async fn produce(bootstrap: &str, topic: &str, records: &[(String, Vec<u8>, Vec<(&str, String)>)]) {
+async fn produce(bootstrap: &str, topic: &str, records: &[Input]) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
@@ -86,7 +89,7 @@ async fn produce(bootstrap: &str, topic: &str, records: &[(String, Vec<u8>, Vec<
     }
 }
 
-fn events(station: &str, count: i64) -> Vec<(String, Vec<u8>, Vec<(&'static str, String)>)> {
+fn events(station: &str, count: i64) -> Vec<Input> {
     (1..=count)
         .map(|seq| {
             let e = event(station, seq);

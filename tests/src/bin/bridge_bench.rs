@@ -34,6 +34,9 @@ struct Args {
     /// Length of the latency phase, seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// The bridge's `batch_max` (records per round).
+    #[arg(long, default_value_t = 500)]
+    batch_max: usize,
 }
 
 fn now_ms() -> i64 {
@@ -101,6 +104,11 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let config = bridge_config_with_http(dir.path(), port, None)?;
+    let text = std::fs::read_to_string(&config)?.replace(
+        "batch_max = 500",
+        &format!("batch_max = {}", args.batch_max),
+    );
+    std::fs::write(&config, text)?;
     let addr = format!("127.0.0.1:{port}");
     // A first start creates the topics of the plan.
     let mut bridge = start_bridge_with_config(&tansu, "bench", &config, dir.path())?;
