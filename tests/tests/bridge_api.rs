@@ -348,6 +348,41 @@ async fn metrics_lag_dlq_redrive_and_token() {
         .iter()
         .any(|r| r.header("source.event_id") == Some(fixed.event_id.as_str())));
     wait_metric(&base, "linegate_bridge_redriven_total", 1.0).await;
+
+    // Replay from offset 0: every replayed output is marked and repeats an existing idempotency-key.
+    let (status, started) =
+        post(&base, "/api/replay", Some(TOKEN), json!({"from_offset": 0})).await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + WAIT;
+    let done = loop {
+        let status = get_json(&base, &format!("/api/replay/{id}")).await;
+        if status["done"] == true {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "replay not done: {status}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(done["error"].is_null(), "{done}");
+    let replayed = done["replayed"].as_u64().unwrap();
+    assert!(replayed >= 1, "{done}");
+    let lifecycle = consume_until_async(&bootstrap, LIFECYCLE, 42, WAIT, GRACE)
+        .await
+        .unwrap();
+    let (again, first): (Vec<&Record>, Vec<&Record>) = lifecycle
+        .iter()
+        .partition(|r| r.header("replay.id") == Some(id.as_str()));
+    assert!(!again.is_empty());
+    let keys: HashSet<&str> = first
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap())
+        .collect();
+    for record in again {
+        assert!(
+            keys.contains(record.header("idempotency-key").unwrap()),
+            "a replayed output with a new id"
+        );
+    }
     assert!(
         bridge.terminate(Duration::from_secs(20)),
         "the bridge did not stop on SIGTERM"
