@@ -4,12 +4,17 @@
 //! Start reading at [`pipeline`], the consume -> route -> produce -> commit loop. [`consume`] is its input
 //! side (group consumer, offsets to commit); [`route`] is the whole decision for one record and does no I/O;
 //! [`produce`] delivers a round's outputs and waits for every acknowledgement; [`admin`] creates the missing topics of the plan at start; [`config`] loads and validates
-//! the config file. Errors are typed per module; only `main.rs` wraps them for the operator.
+//! the config file; [`metrics`] and [`http`] are the operations side, [`deadletters`] and [`redrive`] read the
+//! DLQ back and send fixed records home. Errors are typed per module; only `main.rs` wraps them for the operator.
 
 pub mod admin;
 pub mod config;
 pub mod consume;
+pub mod deadletters;
+pub mod http;
+pub mod metrics;
 pub mod pipeline;
 pub mod produce;
+pub mod redrive;
 pub mod route;
 pub mod window;

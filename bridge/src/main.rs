@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use linegate_bridge::config::{BridgeConfig, Loaded};
-use linegate_bridge::{admin, pipeline::Pipeline};
+use linegate_bridge::metrics::BridgeMetrics;
+use linegate_bridge::{admin, http, pipeline::Pipeline, redrive};
 use tokio::sync::watch;
 
 /// Exit code of an invalid config, for scripts and `check-config`.
@@ -36,6 +37,42 @@ enum Command {
         /// Bridge config file (TOML).
         file: PathBuf,
     },
+    /// Dead-letter operations.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Send chosen dead letters back to their source topic (after a fix) with attempt + 1; prints what it did.
+    Redrive {
+        /// Bridge config file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// DLQ topic to read (default: [topics] dlq of the config).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Only this DLQ partition (default: every partition; offsets then apply to each).
+        #[arg(long)]
+        partition: Option<i32>,
+        /// One DLQ offset.
+        #[arg(long, conflicts_with_all = ["from_offset", "to_offset", "all"])]
+        offset: Option<i64>,
+        /// First DLQ offset of a range (with --to-offset).
+        #[arg(long, requires = "to_offset")]
+        from_offset: Option<i64>,
+        /// Last DLQ offset of a range, inclusive.
+        #[arg(long, requires = "from_offset")]
+        to_offset: Option<i64>,
+        /// Every dead letter.
+        #[arg(long)]
+        all: bool,
+        /// Print what would be sent; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +80,7 @@ fn main() -> ExitCode {
     let (path, check_only) = match cli.command {
         Command::Run { config } => (config, false),
         Command::CheckConfig { file } => (file, true),
+        Command::Dlq { command } => return dlq(command),
     };
     let loaded = match BridgeConfig::load(&path) {
         Ok(loaded) => loaded,
@@ -131,7 +169,22 @@ async fn run(loaded: Loaded) -> anyhow::Result<()> {
             tracing::info!(topics = ?created, "created missing topics");
         }
     }
-    let pipeline = Pipeline::new(config).context("starting the pipeline")?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = BridgeMetrics::register(&mut registry);
+    if let Some(listen) = config.http.listen {
+        http::start(
+            listen,
+            config.clone(),
+            loaded.plan,
+            registry,
+            metrics.clone(),
+        )
+        .await
+        .context("starting the HTTP server")?;
+    }
+    let pipeline = Pipeline::new(config)
+        .context("starting the pipeline")?
+        .with_metrics(metrics);
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         linegate_common::process::shutdown_signal().await;
@@ -141,4 +194,87 @@ async fn run(loaded: Loaded) -> anyhow::Result<()> {
     tracing::info!("linegate-bridge started");
     pipeline.run(stopped).await;
     Ok(())
+}
+
+fn dlq(command: DlqCommand) -> ExitCode {
+    let DlqCommand::Redrive {
+        config,
+        topic,
+        partition,
+        offset,
+        from_offset,
+        to_offset,
+        all,
+        dry_run,
+    } = command;
+    let loaded = match BridgeConfig::load(&config) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+    };
+    let range = match http::redrive_range(partition, offset, from_offset, to_offset, all) {
+        Ok(range) => range,
+        Err(message) => {
+            eprintln!("error: {message} (--offset N, --from-offset A --to-offset B, or --all)");
+            return ExitCode::from(EXIT_INVALID_CONFIG);
+        }
+    };
+    let config = loaded.config;
+    let dlq_topic = topic.unwrap_or_else(|| config.topics.dlq.clone());
+    let result = linegate_common::process::runtime()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime
+                .block_on(redrive::redrive(
+                    &config.kafka,
+                    &dlq_topic,
+                    &config.topics.input,
+                    range,
+                    dry_run,
+                ))
+                .map_err(anyhow::Error::from)
+        });
+    let report = match result {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for r in &report.records {
+        let target = r.to_topic.as_deref().unwrap_or("?");
+        match (&r.skipped, r.to_partition, r.to_offset) {
+            (Some(why), _, _) => println!(
+                "skipped {}/{}/{}: {why}",
+                report.dlq_topic, r.dlq_partition, r.dlq_offset
+            ),
+            (None, Some(p), Some(o)) => println!(
+                "sent {}/{}/{} -> {target}/{p}/{o} (attempt {})",
+                report.dlq_topic, r.dlq_partition, r.dlq_offset, r.attempt
+            ),
+            (None, _, _) => println!(
+                "would send {}/{}/{} -> {target} (attempt {})",
+                report.dlq_topic, r.dlq_partition, r.dlq_offset, r.attempt
+            ),
+        }
+    }
+    println!(
+        "{} {} record(s) from {} to {}, {} skipped",
+        if report.dry_run {
+            "would redrive"
+        } else {
+            "redrove"
+        },
+        report.sent,
+        report.dlq_topic,
+        config.topics.input,
+        report.skipped
+    );
+    if report.skipped > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::config::BridgeConfig;
 use crate::consume::{self, InputConsumer};
+use crate::metrics::BridgeMetrics;
 use crate::produce::{self, DeliveryError};
 use crate::route::{route, InputRecord, Output, RouteContext};
 use crate::window::{self, ClosedWindow, Windows};
@@ -67,6 +68,7 @@ pub struct Pipeline {
     producer: FutureProducer,
     config: BridgeConfig,
     windows: Mutex<Windows>,
+    metrics: BridgeMetrics,
 }
 
 /// What a run handled, for the progress and stop log lines.
@@ -102,7 +104,14 @@ impl Pipeline {
             producer,
             config,
             windows,
+            metrics: BridgeMetrics::unregistered(),
         })
+    }
+
+    /// Counts into `metrics` (those of the process registry) instead of unregistered ones.
+    pub fn with_metrics(mut self, metrics: BridgeMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Runs rounds until `shutdown` turns true (or its sender is dropped). A round in progress is finished,
@@ -188,6 +197,7 @@ impl Pipeline {
             backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
             attempt += 1;
         }
+        self.metrics.delivered(batch, &outputs);
         self.commit(batch);
         totals.accepted += counts.accepted;
         totals.rejected += counts.rejected;
@@ -225,7 +235,9 @@ impl Pipeline {
                 key: message.key(),
                 value: message.payload().unwrap_or_default(),
             };
-            let routed = route(&record, &ctx);
+            let mut routed = route(&record, &ctx);
+            crate::redrive::carry_attempt(message, &mut routed.outputs, &self.config.topics.dlq);
+            self.metrics.routed(&record, routed.rejection.as_ref());
             match &routed.rejection {
                 Some(rejection) => {
                     counts.rejected += 1;

@@ -23,6 +23,8 @@ pub struct Record {
     pub value: Vec<u8>,
     /// Headers in order.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// Record timestamp, epoch ms (the producer's create time unless the topic logs append time).
+    pub timestamp_ms: Option<i64>,
 }
 
 impl Record {
@@ -116,6 +118,7 @@ pub fn consume_until(
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => records.push(Record {
+                timestamp_ms: message.timestamp().to_millis(),
                 topic: message.topic().to_owned(),
                 partition: message.partition(),
                 offset: message.offset(),

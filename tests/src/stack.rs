@@ -130,3 +130,45 @@ pub fn outbox_path(station: &str, dir: &Path) -> std::path::PathBuf {
 pub fn station_topic(station: &str) -> String {
     format!("stations/{station}/results")
 }
+
+/// Writes `dir/bridge-http.toml`: the example bridge config with an `[http]` section on `port` (and
+/// `token` when given); returns its path. Its topic plan is the repository's `config/topics.toml`.
+pub fn bridge_config_with_http(
+    dir: &Path,
+    port: u16,
+    token: Option<&str>,
+) -> anyhow::Result<std::path::PathBuf> {
+    let example = std::fs::read_to_string(repo_root().join("config/bridge.example.toml"))?;
+    let plan = repo_root().join("config/topics.toml");
+    let mut text = example.replace(
+        "${LINEGATE_TOPICS_FILE:-topics.toml}",
+        plan.to_str().expect("utf-8 path"),
+    );
+    text.push_str(&format!("\n[http]\nlisten = \"127.0.0.1:{port}\"\n"));
+    if let Some(token) = token {
+        text.push_str(&format!("token = \"{token}\"\n"));
+    }
+    let path = dir.join(format!("bridge-http-{port}.toml"));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Starts `linegate-bridge run --config <config>` (see [`bridge_config_with_http`]) in group `group`.
+pub fn start_bridge_with_config(
+    tansu: &Tansu,
+    group: &str,
+    config: &Path,
+    dir: &Path,
+) -> anyhow::Result<ChildProcess> {
+    ChildProcess::spawn(
+        "linegate-bridge",
+        &bin_path("linegate-bridge"),
+        &["run", "--config", config.to_str().expect("utf-8 path")],
+        &[
+            ("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap()),
+            ("LINEGATE_TOPIC_REPLICATION", "1".to_owned()),
+            ("LINEGATE_BRIDGE_GROUP", group.to_owned()),
+        ],
+        &dir.join(format!("bridge-{group}.log")),
+    )
+}

@@ -28,6 +28,20 @@ pub struct BridgeConfig {
     /// Quality thresholds of the verdicts.
     #[serde(default)]
     pub quality: QualityConfig,
+    /// The operations HTTP server (`/healthz`, `/metrics`, the JSON API); off without `listen`.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// The `[http]` section: where the operations server listens and the token of its changing calls.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `host:port` to listen on; no server without it (a bridge on a locked-down host may want none).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Bearer token of the changing calls (replay, redrive). Without one they are refused with 403, so
+    /// that an unprotected server can never be used to rewrite the topics.
+    pub token: Option<String>,
 }
 
 /// The `[bridge]` section: how this bridge joins the group and paces its rounds.
@@ -249,6 +263,17 @@ impl BridgeConfig {
         }
         if self.topics.input.trim().is_empty() {
             return Err(file.invalid("topics.input", "must name a topic"));
+        }
+        if self
+            .http
+            .token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(file.invalid(
+                "http.token",
+                "is empty; remove the key to disable the changing calls, or set a secret",
+            ));
         }
         if !is_unit_score(self.quality.default_threshold) {
             return Err(file.invalid(
