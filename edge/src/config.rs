@@ -25,6 +25,8 @@ pub struct EdgeConfig {
     pub outbox: OutboxConfig,
     /// The MQTT source; absent when the station has none.
     pub mqtt: Option<MqttConfig>,
+    /// The Modbus source; absent when the station has no PLC.
+    pub modbus: Option<crate::source::modbus::ModbusConfig>,
     /// The local metrics and health endpoint; absent = not served.
     pub http: Option<HttpConfig>,
 }
@@ -204,8 +206,17 @@ impl EdgeConfig {
         if self.outbox.group_commit_max == 0 {
             return Err(file.invalid("outbox.group_commit_max", "must be at least 1"));
         }
+        if let Some(modbus) = &self.modbus {
+            modbus.validate(file)?;
+        }
         let Some(mqtt) = &self.mqtt else {
-            return Err(file.invalid("mqtt", "no source is configured; add an [mqtt] section"));
+            if self.modbus.is_some() {
+                return Ok(());
+            }
+            return Err(file.invalid(
+                "mqtt",
+                "no source is configured; add an [mqtt] or a [modbus] section",
+            ));
         };
         if mqtt.host.is_empty() {
             return Err(file.invalid("mqtt.host", "must name the broker"));

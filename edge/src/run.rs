@@ -62,6 +62,9 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
     if config.mqtt.is_some() {
         sources_watched.push("mqtt".to_owned());
     }
+    for device in config.modbus.iter().flat_map(|m| &m.devices) {
+        sources_watched.push(format!("modbus:{}", device.name));
+    }
     if let Some(http) = &config.http {
         let state = observe::http::HttpState {
             registry,
@@ -81,7 +84,16 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
             config.station.id.clone(),
             writer.clone(),
             metrics.clone(),
-            stopped,
+            stopped.clone(),
+        )));
+    }
+    if let Some(modbus) = config.modbus.clone() {
+        sources.push(tokio::spawn(source::modbus::run(
+            modbus,
+            config.station.id.clone(),
+            writer.clone(),
+            metrics.clone(),
+            stopped.clone(),
         )));
     }
     drop(writer);

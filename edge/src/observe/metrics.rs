@@ -34,6 +34,10 @@ pub struct EdgeMetrics {
     pub source_up: Family<SourceLabel, Gauge>,
     /// Events Kafka confirmed.
     pub forwarded: Counter,
+    /// Modbus requests or connections that failed, per device.
+    pub modbus_errors: Family<SourceLabel, Counter>,
+    /// Results the station produced but the edge never received (a PLC counter jumped), per device.
+    pub results_lost: Family<SourceLabel, Counter>,
     /// Forwarding rounds that failed (Kafka away, a delivery error).
     pub delivery_errors: Counter,
     /// Whether the last contact with Kafka succeeded.
@@ -72,6 +76,16 @@ impl EdgeMetrics {
             "source_up",
             "1 when the source is connected",
             metrics.source_up.clone(),
+        );
+        r.register(
+            "modbus_errors",
+            "Modbus requests or connections that failed",
+            metrics.modbus_errors.clone(),
+        );
+        r.register(
+            "results_lost",
+            "Results lost at the station: the PLC result counter jumped",
+            metrics.results_lost.clone(),
         );
         r.register(
             "forwarded",
