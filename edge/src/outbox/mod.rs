@@ -37,6 +37,12 @@ pub enum OutboxError {
         seq: i64,
         reason: String,
     },
+    /// The file system of the outbox is full: SQLite rolled the transaction back, the file is intact.
+    #[error("the disk holding the outbox {path} is full: intake has stopped and results stay unacknowledged upstream (MQTT broker, PLC) until space is freed")]
+    DiskFull { path: PathBuf },
+    /// A commit failed for another reason; nothing of it was stored or acknowledged.
+    #[error("outbox {path}: commit failed, nothing of it was acknowledged: {reason}")]
+    Commit { path: PathBuf, reason: String },
     /// The writer thread could not be started.
     #[error("cannot start the outbox writer thread: {0}")]
     Thread(std::io::Error),

@@ -58,11 +58,11 @@ pub enum Intake {
 enum Command {
     Append {
         items: Vec<Intake>,
-        reply: oneshot::Sender<Result<Vec<Stored>, String>>,
+        reply: oneshot::Sender<Result<Vec<Stored>, WriteFailure>>,
     },
     DeleteUpTo {
         seq: i64,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), WriteFailure>>,
     },
     /// Answered at once, to prove the thread is alive (the systemd watchdog).
     Ping { reply: oneshot::Sender<()> },
@@ -138,11 +138,15 @@ impl OutboxWriter {
             .map_err(|reason| self.failed(reason))
     }
 
-    fn failed(&self, reason: String) -> OutboxError {
-        OutboxError::BadRow {
-            path: self.path.clone(),
-            seq: 0,
-            reason,
+    fn failed(&self, failure: WriteFailure) -> OutboxError {
+        match failure {
+            WriteFailure::DiskFull => OutboxError::DiskFull {
+                path: self.path.clone(),
+            },
+            WriteFailure::Other(reason) => OutboxError::Commit {
+                path: self.path.clone(),
+                reason,
+            },
         }
     }
 }
@@ -158,6 +162,7 @@ fn write_loop(
     let (group_commit_max, dedup_window_ms) =
         (options.group_commit_max.max(1), options.dedup_window_ms);
     let mut last_prune = std::time::Instant::now();
+    let mut disk_full = false;
     prune_seen(&conn, path, dedup_window_ms);
     // Ends when every handle is dropped.
     while let Ok(first) = inbox.recv() {
@@ -214,10 +219,21 @@ fn write_loop(
                 if added_events {
                     committed.notify_one();
                 }
+                if std::mem::take(&mut disk_full) {
+                    tracing::info!("the outbox has disk space again: taking results");
+                }
             }
             Err(error) => {
-                tracing::error!(%error, "outbox commit failed; nothing of this group is acknowledged");
-                let reason = error.to_string();
+                let reason = if is_disk_full(&error) {
+                    if !disk_full {
+                        tracing::error!(path = %path.display(), "the disk holding the outbox is full: intake stopped, results stay unacknowledged upstream until space is freed; the outbox file is intact");
+                        disk_full = true;
+                    }
+                    WriteFailure::DiskFull
+                } else {
+                    tracing::error!(%error, "outbox commit failed; nothing of this group is acknowledged");
+                    WriteFailure::Other(error.to_string())
+                };
                 for command in group {
                     match command {
                         Command::Append { reply, .. } => drop(reply.send(Err(reason.clone()))),
@@ -228,6 +244,25 @@ fn write_loop(
             }
         }
     }
+}
+
+/// Why the writer thread refused a command, as sent back to the caller.
+#[derive(Debug, Clone)]
+enum WriteFailure {
+    /// SQLITE_FULL: the file system is full.
+    DiskFull,
+    /// Anything else, as text.
+    Other(String),
+}
+
+fn is_disk_full(error: &OutboxError) -> bool {
+    matches!(
+        error,
+        OutboxError::Sqlite {
+            source: rusqlite::Error::SqliteFailure(e, _),
+            ..
+        } if e.code == rusqlite::ErrorCode::DiskFull
+    )
 }
 
 /// Forgets event ids older than the dedup window (by the edge's capture time).
