@@ -1,0 +1,224 @@
+//! Edge benchmark: prints figures, asserts nothing. Real Mosquitto and tansu on loopback, the real
+//! `linegate-edge` of the same profile as this binary (build with `--release` for release figures):
+//!
+//! 1. MQTT QoS 1 -> durable outbox (synchronous=full) -> Kafka: results per second, end to end.
+//! 2. A backlog of `--backlog` events written into an outbox while the edge is down, then drained to Kafka.
+//! 3. The edge's peak RSS (VmHWM) and CPU time per phase, and its CPU while idle for 10 s.
+//!
+//! `cargo build --release --workspace --bins && target/release/edge-bench`
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use linegate_e2e::kafka::create_topic;
+use linegate_e2e::stack::{outbox_path, start_edge_with, station_topic};
+use linegate_e2e::station::inspection_documents;
+use linegate_e2e::{free_port, mqtt, ChildProcess, Mosquitto, Tansu};
+use linegate_edge::capture::{envelope, now_ms, parse_document};
+use linegate_edge::outbox::{FullPolicy, Intake, OutboxOptions, OutboxWriter, Synchronous};
+
+#[derive(Parser)]
+#[command(about = "Measures linegate-edge throughput, backlog drain, memory and CPU")]
+struct Args {
+    /// Results published over MQTT in phase 1.
+    #[arg(long, default_value_t = 50_000)]
+    results: usize,
+    /// Parallel MQTT publishers in phase 1.
+    #[arg(long, default_value_t = 4)]
+    publishers: usize,
+    /// Events in the backlog of phase 2.
+    #[arg(long, default_value_t = 1_000_000)]
+    backlog: usize,
+}
+
+/// CPU seconds (user + system) and peak RSS of a process, from /proc.
+fn usage(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+        .sum();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    (ticks / 100.0, hwm_kb)
+}
+
+async fn forwarded(port: u16) -> u64 {
+    let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
+        return 0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("linegate_edge_forwarded_total "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+async fn wait_forwarded(port: u16, target: u64) -> Duration {
+    let started = Instant::now();
+    while forwarded(port).await < target {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+fn start(
+    station: &str,
+    mosquitto: &Mosquitto,
+    tansu: &Tansu,
+    dir: &Path,
+    http: u16,
+) -> ChildProcess {
+    start_edge_with(
+        station,
+        mosquitto,
+        tansu,
+        dir,
+        &[("LINEGATE_HTTP_LISTEN", format!("127.0.0.1:{http}"))],
+    )
+    .expect("edge starts")
+}
+
+/// Writes `count` events for `station` into its outbox, as the edge's writer would, in big groups.
+async fn fill_outbox(path: &Path, station: &str, count: usize) -> Duration {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let options = OutboxOptions {
+        synchronous: Synchronous::Full,
+        group_commit_max: 10_000,
+        dedup_window_ms: 0,
+        max_events: i64::MAX,
+        full_policy: FullPolicy::Block,
+    };
+    let writer =
+        OutboxWriter::start(path, station, options, Arc::new(tokio::sync::Notify::new())).unwrap();
+    let templates = inspection_documents(station, 250, 3);
+    let started = Instant::now();
+    let mut made = 0;
+    while made < count {
+        let items: Vec<Intake> = (0..10_000.min(count - made))
+            .map(|i| {
+                let mut doc = templates[(made + i) % templates.len()].clone();
+                doc["event_id"] = serde_json::Value::String(uuid::Uuid::new_v4().to_string());
+                let (event, trace) = parse_document(doc.to_string().as_bytes()).unwrap();
+                Intake::Event(Box::new(envelope(station, event, trace, now_ms())))
+            })
+            .collect();
+        made += items.len();
+        writer.append(items).await.unwrap();
+    }
+    started.elapsed()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let mosquitto = Mosquitto::start()?;
+    let tansu = Tansu::start_memory()?;
+    create_topic(&tansu.bootstrap(), "edge.station.events", 12).await?;
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!(
+        "edge-bench ({profile} build), Mosquitto + tansu (memory) on loopback, synchronous=full"
+    );
+
+    // 1. MQTT -> outbox -> Kafka.
+    let http = free_port();
+    let mut edge = start("BENCH-MQTT", &mosquitto, &tansu, dir.path(), http);
+    let pid = edge.pid().expect("edge pid");
+    let (cpu0, _) = usage(pid);
+    let per = args.results / args.publishers;
+    let total = per * args.publishers;
+    let docs = inspection_documents("BENCH-MQTT", per / 3 + 1, 9);
+    let started = Instant::now();
+    let mut publishers = Vec::new();
+    for p in 0..args.publishers {
+        let payloads: Vec<Vec<u8>> = (0..per)
+            .map(|i| {
+                let mut doc = docs[i % docs.len()].clone();
+                doc["event_id"] = serde_json::Value::String(uuid::Uuid::new_v4().to_string());
+                doc.to_string().into_bytes()
+            })
+            .collect();
+        let port = mosquitto.port();
+        publishers.push(tokio::spawn(async move {
+            mqtt::publish_all(
+                port,
+                &format!("bench-{p}"),
+                &station_topic("BENCH-MQTT"),
+                &payloads,
+                0,
+            )
+            .await
+        }));
+    }
+    for p in publishers {
+        p.await??;
+    }
+    let published = started.elapsed();
+    wait_forwarded(http, total as u64).await;
+    let end_to_end = started.elapsed();
+    let (cpu1, hwm1) = usage(pid);
+    println!(
+        "1. MQTT QoS 1 -> outbox -> Kafka: {total} results in {:.2} s = {:.0} results/s end to end \
+         (all PUBACKs after {:.2} s = {:.0}/s); edge CPU {:.1} s ({:.0} % of one core), peak RSS {:.1} MB",
+        end_to_end.as_secs_f64(),
+        total as f64 / end_to_end.as_secs_f64(),
+        published.as_secs_f64(),
+        total as f64 / published.as_secs_f64(),
+        cpu1 - cpu0,
+        100.0 * (cpu1 - cpu0) / end_to_end.as_secs_f64(),
+        hwm1 as f64 / 1024.0,
+    );
+
+    // 3a. Idle.
+    let (idle0, _) = usage(pid);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (idle1, _) = usage(pid);
+    println!(
+        "3. idle for 10 s: edge CPU {:.3} s ({:.2} % of one core)",
+        idle1 - idle0,
+        10.0 * (idle1 - idle0)
+    );
+    edge.terminate(Duration::from_secs(10));
+
+    // 2. Backlog drain.
+    let station = "BENCH-BACKLOG";
+    let fill = fill_outbox(&outbox_path(station, dir.path()), station, args.backlog).await;
+    println!(
+        "2a. outbox filled with {} events in {:.2} s = {:.0} events/s (group commit of 10,000, synchronous=full)",
+        args.backlog,
+        fill.as_secs_f64(),
+        args.backlog as f64 / fill.as_secs_f64()
+    );
+    let http = free_port();
+    let started = Instant::now();
+    let mut edge = start(station, &mosquitto, &tansu, dir.path(), http);
+    let pid = edge.pid().expect("edge pid");
+    wait_forwarded(http, args.backlog as u64).await;
+    let drain = started.elapsed();
+    let (cpu, hwm) = usage(pid);
+    println!(
+        "2b. backlog of {} drained to Kafka in {:.2} s = {:.0} events/s (from edge start); edge CPU {:.1} s, peak RSS {:.1} MB",
+        args.backlog,
+        drain.as_secs_f64(),
+        args.backlog as f64 / drain.as_secs_f64(),
+        cpu,
+        hwm as f64 / 1024.0
+    );
+    edge.terminate(Duration::from_secs(10));
+    Ok(())
+}
