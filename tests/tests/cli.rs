@@ -75,7 +75,15 @@ fn bridge_example_config_is_valid_and_finds_its_topic_plan() {
     let example = repo_root().join("config/bridge.example.toml");
     let (code, stdout, stderr) = check_config("linegate-bridge", &example, &[]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("topics.toml with 9 topics"), "{stdout}");
+    let planned = std::fs::read_to_string(repo_root().join("config/topics.toml"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("[topics."))
+        .count();
+    assert!(
+        stdout.contains(&format!("topics.toml with {planned} topics")),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -88,4 +96,41 @@ fn bridge_config_with_an_unknown_key_names_file_line_and_key() {
     assert_eq!(code, 2);
     assert!(stderr.contains("bridge.toml:4:"), "{stderr}");
     assert!(stderr.contains("unknown field `group`"), "{stderr}");
+}
+
+#[test]
+fn modbus_example_config_is_valid() {
+    let example = repo_root().join("config/edge.modbus.example.toml");
+    let (code, stdout, stderr) = check_config(
+        "linegate-edge",
+        &example,
+        &[("LINEGATE_STATION_ID", "ST-43")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("station ST-43"), "{stdout}");
+}
+
+#[test]
+fn a_modbus_field_without_a_type_is_named_with_its_device_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let example =
+        std::fs::read_to_string(repo_root().join("config/edge.modbus.example.toml")).unwrap();
+    let broken = example.replace(
+        r#"{ target = "chip_id", address = 20, type = "string", length = 8 },"#,
+        r#"{ target = "chip_id", address = 20 },"#,
+    );
+    assert_ne!(broken, example);
+    let path = dir.path().join("station.toml");
+    std::fs::write(&path, broken).unwrap();
+    let (code, _, stderr) =
+        check_config("linegate-edge", &path, &[("LINEGATE_STATION_ID", "ST-43")]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("modbus.devices[0].fields[1]") && stderr.contains("press-1 `chip_id`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("needs `address` and `type`, or a `constant`"),
+        "{stderr}"
+    );
 }
