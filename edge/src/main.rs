@@ -47,11 +47,28 @@ enum OutboxAction {
         #[arg(long, default_value_t = 10)]
         limit: usize,
     },
-    /// Quarantined payloads with their reasons, as JSON lines.
+    /// Quarantined payloads with their reasons, as JSON lines (`quarantine retry` parses them again).
     Quarantine {
-        /// How many.
+        /// How many to list.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        #[command(subcommand)]
+        action: Option<QuarantineAction>,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineAction {
+    /// List quarantined payloads (the default).
+    List,
+    /// Parse quarantined payloads again; those that now parse move into the outbox and on to Kafka.
+    Retry {
+        /// Only these quarantine ids (as listed); repeatable.
+        #[arg(long = "id", required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every quarantined payload.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
     },
 }
 
@@ -67,8 +84,23 @@ fn outbox_command(config: PathBuf, action: OutboxAction) -> ExitCode {
     let result = match action {
         OutboxAction::Stats => linegate_edge::ops::stats(&config, &mut out),
         OutboxAction::Peek { limit } => linegate_edge::ops::peek(&config, limit, &mut out),
-        OutboxAction::Quarantine { limit } => {
-            linegate_edge::ops::quarantine_list(&config, limit, &mut out)
+        OutboxAction::Quarantine {
+            limit,
+            action: None | Some(QuarantineAction::List),
+        } => linegate_edge::ops::quarantine_list(&config, limit, &mut out),
+        OutboxAction::Quarantine {
+            action: Some(QuarantineAction::Retry { ids, all }),
+            ..
+        } => {
+            let ids = (!all).then_some(ids.as_slice());
+            match linegate_edge::ops::quarantine_retry(&config, ids, &mut out) {
+                Ok(0) => Ok(()),
+                Ok(still) => {
+                    eprintln!("{still} payloads stay in quarantine");
+                    return ExitCode::from(1);
+                }
+                Err(error) => Err(error),
+            }
         }
     };
     match result {

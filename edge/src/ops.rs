@@ -1,12 +1,13 @@
-//! Operator commands on a station's outbox (`linegate-edge outbox ...`). They only read, so they are safe
-//! beside a running agent (WAL lets a reader run next to the writer).
+//! Operator commands on a station's outbox (`linegate-edge outbox ...`). All but `quarantine retry` only read;
+//! all are safe beside a running agent (WAL lets readers run next to the writer, and the retry writes under
+//! SQLite's write lock like the agent).
 
 use std::io::Write;
 
 use anyhow::Context;
 
 use crate::config::EdgeConfig;
-use crate::outbox::OutboxReader;
+use crate::outbox::{OutboxReader, Retried};
 
 fn open(config: &EdgeConfig) -> anyhow::Result<OutboxReader> {
     let path = config.outbox_path();
@@ -63,4 +64,58 @@ pub fn quarantine_list(
         writeln!(out, "{line}")?;
     }
     Ok(())
+}
+
+/// `outbox quarantine retry`: parses quarantined MQTT payloads again and moves those that are now station
+/// result documents into the outbox (seq assigned as for any event). Prints one JSON line per payload and
+/// returns how many are still quarantined. Payloads of other sources (Modbus keeps raw registers) are left.
+pub fn quarantine_retry(
+    config: &EdgeConfig,
+    ids: Option<&[i64]>,
+    out: &mut impl Write,
+) -> anyhow::Result<usize> {
+    let path = config.outbox_path();
+    anyhow::ensure!(
+        path.exists(),
+        "there is no outbox at {} yet: the agent has not run with this config",
+        path.display()
+    );
+    let station = config.station.id.clone();
+    let outcomes =
+        crate::outbox::retry_quarantined(&path, &station, config.outbox_options(), ids, |row| {
+            if row.source != "mqtt" {
+                return Err(format!(
+                    "payloads from {} cannot be parsed again (only MQTT documents can)",
+                    row.source
+                ));
+            }
+            let (event, trace_id) =
+                crate::capture::parse_document(&row.payload).map_err(|e| e.to_string())?;
+            Ok(crate::capture::envelope(
+                &station,
+                event,
+                trace_id,
+                crate::capture::now_ms(),
+            ))
+        })
+        .with_context(|| format!("retrying the quarantine of {}", path.display()))?;
+    let mut still = 0;
+    for (id, outcome) in &outcomes {
+        let line = match outcome {
+            Retried::Stored { seq } => {
+                serde_json::json!({"id": id, "outcome": "stored", "seq": seq})
+            }
+            Retried::Duplicate => serde_json::json!({"id": id, "outcome": "duplicate"}),
+            Retried::Refused => {
+                still += 1;
+                serde_json::json!({"id": id, "outcome": "outbox_full"})
+            }
+            Retried::StillBad(reason) => {
+                still += 1;
+                serde_json::json!({"id": id, "outcome": "still_quarantined", "reason": reason})
+            }
+        };
+        writeln!(out, "{line}")?;
+    }
+    Ok(still)
 }

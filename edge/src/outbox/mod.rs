@@ -5,10 +5,12 @@
 //! connection, which WAL lets run beside the writer. The outbox knows nothing about Kafka or MQTT.
 
 mod reader;
+mod retry;
 mod schema;
 mod writer;
 
 pub use reader::{OutboxReader, OutboxStats, QuarantinedPayload, StoredEvent};
+pub use retry::{retry_quarantined, Retried};
 pub use writer::{Intake, OutboxWriter, QuarantineEntry, Stored};
 
 use std::path::PathBuf;

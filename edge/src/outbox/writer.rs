@@ -290,10 +290,10 @@ enum Done {
 }
 
 /// The outbox's size limit as the writer tracks it; `depth` is updated only after a commit succeeded.
-struct Bound {
-    depth: i64,
-    max_events: i64,
-    policy: FullPolicy,
+pub(super) struct Bound {
+    pub(super) depth: i64,
+    pub(super) max_events: i64,
+    pub(super) policy: FullPolicy,
 }
 
 /// What a committed group did: per-command results, and how many old events the drop policy removed.
@@ -311,7 +311,11 @@ fn commit_group(
 ) -> Result<Committed, OutboxError> {
     let err = sqlite_err(path);
     let mut dropped_total = 0;
-    let tx = conn.transaction().map_err(&err)?;
+    // IMMEDIATE: take the write lock before reading next_seq, so an operator's `quarantine retry` in another
+    // process can never hand out the same seq.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(&err)?;
     let mut next_seq: i64 = tx
         .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
             row.get::<_, String>(0)
@@ -368,7 +372,7 @@ fn commit_group(
     })
 }
 
-fn append_items(
+pub(super) fn append_items(
     tx: &Transaction<'_>,
     path: &Path,
     items: &[Intake],

@@ -1,0 +1,122 @@
+//! `outbox quarantine retry`: quarantined payloads parsed again (after a fix of the station software or of the
+//! config) move into the outbox as events, in one transaction, taking their seq from the same counter as the
+//! writer's. Safe beside a running agent: both write under SQLite's write lock (`BEGIN IMMEDIATE`), and the
+//! writer reads `next_seq` inside each of its transactions.
+
+use std::path::Path;
+
+use linegate_schemas::EdgeEvent;
+use rusqlite::{params, TransactionBehavior};
+
+use super::reader::QuarantinedPayload;
+use super::schema::{open_for_writing, sqlite_err};
+use super::writer::{append_items, Bound};
+use super::{Intake, OutboxError, OutboxOptions, Stored};
+
+/// What a retry did with one quarantined payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Retried {
+    /// Parsed and stored under this seq; removed from quarantine.
+    Stored {
+        /// Its outbox sequence number.
+        seq: i64,
+    },
+    /// Parsed, but its event id was already stored; removed from quarantine.
+    Duplicate,
+    /// The outbox is full (policy block): left in quarantine for a later retry.
+    Refused,
+    /// Still not parseable; left in quarantine with the new reason.
+    StillBad(String),
+}
+
+/// Retries the quarantined payloads with ids in `ids` (all when `None`), oldest first. `parse` turns a payload
+/// into the event to store, or says why it cannot.
+pub fn retry_quarantined(
+    path: &Path,
+    station_id: &str,
+    options: OutboxOptions,
+    ids: Option<&[i64]>,
+    parse: impl Fn(&QuarantinedPayload) -> Result<EdgeEvent, String>,
+) -> Result<Vec<(i64, Retried)>, OutboxError> {
+    let err = sqlite_err(path);
+    let mut conn = open_for_writing(path, station_id, options.synchronous)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&err)?;
+    let rows: Vec<QuarantinedPayload> = {
+        let mut stmt = tx
+            .prepare("SELECT id, received_at_ms, source, origin, payload, reason FROM quarantine ORDER BY id")
+            .map_err(&err)?;
+        let all = stmt
+            .query_map([], |row| {
+                Ok(QuarantinedPayload {
+                    id: row.get(0)?,
+                    received_at_ms: row.get(1)?,
+                    source: row.get(2)?,
+                    origin: row.get(3)?,
+                    payload: row.get(4)?,
+                    reason: row.get(5)?,
+                })
+            })
+            .map_err(&err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&err)?;
+        all.into_iter()
+            .filter(|row| ids.is_none_or(|ids| ids.contains(&row.id)))
+            .collect()
+    };
+    let mut next_seq: i64 = tx
+        .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
+            row.get::<_, String>(0)
+        })
+        .map_err(&err)?
+        .parse()
+        .map_err(|_| OutboxError::BadRow {
+            path: path.to_owned(),
+            seq: 0,
+            reason: "meta next_seq is not a number".into(),
+        })?;
+    let mut depth: i64 = tx
+        .query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
+        .map_err(&err)?;
+    let bound = Bound {
+        depth,
+        max_events: options.max_events,
+        policy: super::FullPolicy::Block,
+    };
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let outcome = match parse(row) {
+            Err(reason) => {
+                tx.execute(
+                    "UPDATE quarantine SET reason = ?1 WHERE id = ?2",
+                    params![format!("retried: {reason}"), row.id],
+                )
+                .map_err(&err)?;
+                Retried::StillBad(reason)
+            }
+            Ok(event) => {
+                let items = [Intake::Event(Box::new(event))];
+                let stored = append_items(&tx, path, &items, &mut next_seq, &mut depth, &bound)?;
+                let outcome = match stored.first() {
+                    Some(Stored::Event { seq }) => Retried::Stored { seq: *seq },
+                    Some(Stored::Duplicate) => Retried::Duplicate,
+                    _ => Retried::Refused,
+                };
+                if outcome != Retried::Refused {
+                    tx.execute("DELETE FROM quarantine WHERE id = ?1", params![row.id])
+                        .map_err(&err)?;
+                }
+                outcome
+            }
+        };
+        outcomes.push((row.id, outcome));
+    }
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
+        params![next_seq.to_string()],
+    )
+    .map_err(&err)?;
+    tx.commit().map_err(&err)?;
+    Ok(outcomes)
+}
