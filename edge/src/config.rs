@@ -119,6 +119,11 @@ pub struct OutboxConfig {
     pub dedup_window_hours: u32,
     /// Most events waiting for Kafka; at the limit `full_policy` applies.
     pub max_events: u64,
+    /// Most bytes of waiting events (their stored bodies); at the limit `full_policy` applies.
+    pub max_bytes: u64,
+    /// Under `drop_oldest`, events waiting longer than this are dropped too. Under `block` the age is only
+    /// reported (metrics, /healthz, `outbox stats`): blocking new results would not make old ones leave.
+    pub max_age_hours: Option<u32>,
     /// `block` (stop acknowledging; upstream holds the results) or `drop_oldest` (counted and logged).
     pub full_policy: crate::outbox::FullPolicy,
 }
@@ -130,6 +135,8 @@ impl Default for OutboxConfig {
             group_commit_max: 1000,
             dedup_window_hours: 168,
             max_events: 10_000_000,
+            max_bytes: 8 << 30,
+            max_age_hours: None,
             full_policy: crate::outbox::FullPolicy::Block,
         }
     }
@@ -203,6 +210,15 @@ impl EdgeConfig {
         if self.outbox.max_events == 0 {
             return Err(file.invalid("outbox.max_events", "must be at least 1"));
         }
+        if self.outbox.max_bytes < 1 << 20 {
+            return Err(file.invalid("outbox.max_bytes", "must be at least 1048576 (1 MiB)"));
+        }
+        if self.outbox.max_age_hours == Some(0) {
+            return Err(file.invalid(
+                "outbox.max_age_hours",
+                "must be at least 1, or absent for no age bound",
+            ));
+        }
         if self.outbox.group_commit_max == 0 {
             return Err(file.invalid("outbox.group_commit_max", "must be at least 1"));
         }
@@ -249,6 +265,11 @@ impl EdgeConfig {
             group_commit_max: self.outbox.group_commit_max,
             dedup_window_ms: i64::from(self.outbox.dedup_window_hours) * 3_600_000,
             max_events: i64::try_from(self.outbox.max_events).unwrap_or(i64::MAX),
+            max_bytes: i64::try_from(self.outbox.max_bytes).unwrap_or(i64::MAX),
+            max_age_ms: self
+                .outbox
+                .max_age_hours
+                .map(|hours| i64::from(hours) * 3_600_000),
             full_policy: self.outbox.full_policy,
         }
     }

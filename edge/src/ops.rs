@@ -24,7 +24,16 @@ pub fn stats(config: &EdgeConfig, out: &mut impl Write) -> anyhow::Result<()> {
     let stats = open(config)?.stats()?;
     writeln!(out, "station      {}", config.station.id)?;
     writeln!(out, "outbox       {}", config.outbox_path().display())?;
-    writeln!(out, "waiting      {}", stats.depth)?;
+    writeln!(
+        out,
+        "waiting      {} ({} bytes)",
+        stats.depth, stats.event_bytes
+    )?;
+    writeln!(
+        out,
+        "dropped      {} (policy drop_oldest, all time)",
+        stats.dropped_events
+    )?;
     match (stats.oldest_seq, stats.oldest_captured_at_ms) {
         (Some(seq), Some(at)) => {
             let age_s = (crate::capture::now_ms() - at).max(0) as f64 / 1000.0;

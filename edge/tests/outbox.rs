@@ -47,6 +47,8 @@ const OPTIONS: OutboxOptions = OutboxOptions {
     group_commit_max: 100,
     dedup_window_ms: 3_600_000,
     max_events: 1_000_000,
+    max_bytes: i64::MAX,
+    max_age_ms: None,
     full_policy: FullPolicy::Block,
 };
 
@@ -254,4 +256,103 @@ async fn a_full_outbox_with_policy_drop_oldest_keeps_the_newest_events() {
         .map(|s| s.seq)
         .collect();
     assert_eq!(seqs, vec![3, 4, 5]);
+}
+
+/// An event captured `age_ms` ago.
+fn aged_event(n: u32, age_ms: i64) -> Intake {
+    let Intake::Event(mut event) = event(n) else {
+        unreachable!()
+    };
+    event.timestamp = linegate_edge::capture::now_ms() - age_ms;
+    Intake::Event(event)
+}
+
+#[tokio::test]
+async fn the_byte_bound_blocks_or_drops_by_policy_and_drops_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    // Measure one event's stored size, then allow about three of them.
+    let probe = dir.path().join("probe.db");
+    start(&probe).append(vec![event(0)]).await.unwrap();
+    let one = OutboxReader::open(&probe)
+        .unwrap()
+        .stats()
+        .unwrap()
+        .event_bytes;
+    assert!(one > 100, "{one}");
+
+    let blocked = dir.path().join("block.db");
+    let options = OutboxOptions {
+        max_bytes: one * 3,
+        ..OPTIONS
+    };
+    let writer = OutboxWriter::start(&blocked, "ST-01", options, Arc::new(Notify::new())).unwrap();
+    let stored = writer.append((1..=5).map(event).collect()).await.unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|s| matches!(s, Stored::Event { .. }))
+            .count(),
+        3,
+        "{stored:?}"
+    );
+    assert!(stored[3..].iter().all(|s| matches!(s, Stored::Refused)));
+
+    let dropping = dir.path().join("drop.db");
+    let options = OutboxOptions {
+        max_bytes: one * 3,
+        full_policy: FullPolicy::DropOldest,
+        ..OPTIONS
+    };
+    let writer = OutboxWriter::start(&dropping, "ST-01", options, Arc::new(Notify::new())).unwrap();
+    writer.append((1..=5).map(event).collect()).await.unwrap();
+    let reader = OutboxReader::open(&dropping).unwrap();
+    let seqs: Vec<i64> = reader
+        .read_after(0, 10)
+        .unwrap()
+        .iter()
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(seqs, vec![3, 4, 5]);
+    let stats = reader.stats().unwrap();
+    assert_eq!(stats.dropped_events, 2);
+    assert!(stats.event_bytes <= one * 3, "{}", stats.event_bytes);
+}
+
+#[tokio::test]
+async fn the_age_bound_drops_old_events_under_drop_oldest_and_only_reports_them_under_block() {
+    let dir = tempfile::tempdir().unwrap();
+    for (policy, expected, dropped) in [
+        (FullPolicy::DropOldest, vec![3, 4], 2),
+        (FullPolicy::Block, vec![1, 2, 3, 4], 0),
+    ] {
+        let path = dir.path().join(format!("{policy:?}.db"));
+        let options = OutboxOptions {
+            max_age_ms: Some(3_600_000),
+            full_policy: policy,
+            ..OPTIONS
+        };
+        let writer = OutboxWriter::start(&path, "ST-01", options, Arc::new(Notify::new())).unwrap();
+        writer
+            .append(vec![
+                aged_event(1, 7_200_000),
+                aged_event(2, 3_700_000),
+                aged_event(3, 60_000),
+                event(4),
+            ])
+            .await
+            .unwrap();
+        let reader = OutboxReader::open(&path).unwrap();
+        let seqs: Vec<i64> = reader
+            .read_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|s| s.seq)
+            .collect();
+        assert_eq!(seqs, expected, "{policy:?}");
+        assert_eq!(
+            reader.stats().unwrap().dropped_events,
+            dropped,
+            "{policy:?}"
+        );
+    }
 }

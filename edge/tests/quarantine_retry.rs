@@ -15,6 +15,8 @@ const OPTIONS: OutboxOptions = OutboxOptions {
     group_commit_max: 100,
     dedup_window_ms: 3_600_000,
     max_events: 1_000_000,
+    max_bytes: i64::MAX,
+    max_age_ms: None,
     full_policy: FullPolicy::Block,
 };
 

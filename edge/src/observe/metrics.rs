@@ -50,6 +50,8 @@ pub struct EdgeMetrics {
     pub outbox_oldest_age_seconds: Gauge<f64, AtomicU64>,
     /// Payloads in quarantine (the table, not the counter since start).
     pub outbox_quarantined: Gauge,
+    /// Events dropped by policy `drop_oldest` since the outbox was created (kept in the outbox file).
+    pub outbox_dropped: Gauge,
 }
 
 impl EdgeMetrics {
@@ -122,6 +124,11 @@ impl EdgeMetrics {
             "Payloads in the quarantine table",
             metrics.outbox_quarantined.clone(),
         );
+        r.register(
+            "outbox_dropped_events",
+            "Events dropped by policy drop_oldest since the outbox was created",
+            metrics.outbox_dropped.clone(),
+        );
         metrics
     }
 
@@ -154,6 +161,7 @@ impl EdgeMetrics {
         self.outbox_depth.set(stats.depth);
         self.outbox_bytes.set(stats.file_bytes);
         self.outbox_quarantined.set(stats.quarantined);
+        self.outbox_dropped.set(stats.dropped_events);
         let age_ms = stats
             .oldest_captured_at_ms
             .map_or(0, |at| now_ms.saturating_sub(at).max(0));

@@ -75,6 +75,10 @@ pub struct OutboxOptions {
     pub dedup_window_ms: i64,
     /// Most events waiting for Kafka.
     pub max_events: i64,
+    /// Most bytes of waiting event bodies.
+    pub max_bytes: i64,
+    /// Under `drop_oldest`, events older than this are dropped too; `None`: no age bound.
+    pub max_age_ms: Option<i64>,
     /// What happens at `max_events`.
     pub full_policy: FullPolicy,
 }

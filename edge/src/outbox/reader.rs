@@ -104,6 +104,10 @@ pub struct OutboxStats {
     pub quarantined: i64,
     /// Size of the database file (without WAL), bytes.
     pub file_bytes: i64,
+    /// Bytes of the waiting events' bodies (what `max_bytes` bounds).
+    pub event_bytes: i64,
+    /// Events dropped by policy `drop_oldest` since the outbox was created.
+    pub dropped_events: i64,
 }
 
 /// One quarantined payload.
@@ -143,7 +147,18 @@ impl OutboxReader {
                 |row| row.get(0),
             )
             .map_err(&err)?;
+        let (event_bytes, dropped_events) = self
+            .conn
+            .query_row(
+                "SELECT (SELECT COALESCE(SUM(length(body)), 0) FROM events), \
+                 (SELECT COALESCE(CAST(value AS INTEGER), 0) FROM meta WHERE key = 'dropped_events')",
+                [],
+                |row| Ok((row.get(0)?, row.get::<_, Option<i64>>(1)?.unwrap_or(0))),
+            )
+            .map_err(&err)?;
         Ok(OutboxStats {
+            event_bytes,
+            dropped_events,
             depth,
             oldest_seq,
             oldest_captured_at_ms,

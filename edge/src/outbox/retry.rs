@@ -10,7 +10,7 @@ use rusqlite::{params, TransactionBehavior};
 
 use super::reader::QuarantinedPayload;
 use super::schema::{open_for_writing, sqlite_err};
-use super::writer::{append_items, Bound};
+use super::writer::{append_items, Bound, Level};
 use super::{Intake, OutboxError, OutboxOptions, Stored};
 
 /// What a retry did with one quarantined payload.
@@ -76,12 +76,12 @@ pub fn retry_quarantined(
             seq: 0,
             reason: "meta next_seq is not a number".into(),
         })?;
-    let mut depth: i64 = tx
-        .query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
-        .map_err(&err)?;
+    let mut level = Level::of(&tx, path)?;
     let bound = Bound {
-        depth,
+        level,
         max_events: options.max_events,
+        max_bytes: options.max_bytes,
+        max_age_ms: None,
         policy: super::FullPolicy::Block,
     };
     let mut outcomes = Vec::with_capacity(rows.len());
@@ -97,7 +97,7 @@ pub fn retry_quarantined(
             }
             Ok(event) => {
                 let items = [Intake::Event(Box::new(event))];
-                let stored = append_items(&tx, path, &items, &mut next_seq, &mut depth, &bound)?;
+                let stored = append_items(&tx, path, &items, &mut next_seq, &mut level, &bound)?;
                 let outcome = match stored.first() {
                     Some(Stored::Event { seq }) => Retried::Stored { seq: *seq },
                     Some(Stored::Duplicate) => Retried::Duplicate,

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use linegate_schemas::EdgeEvent;
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{oneshot, Notify};
 
 use super::schema::{open_for_writing, sqlite_err};
@@ -85,12 +85,12 @@ impl OutboxWriter {
         committed: Arc<Notify>,
     ) -> Result<Self, OutboxError> {
         let conn = open_for_writing(path, station_id, options.synchronous)?;
-        let depth: i64 = conn
-            .query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
-            .map_err(sqlite_err(path))?;
+        let level = Level::of(&conn, path)?;
         let bound = Bound {
-            depth,
+            level,
             max_events: options.max_events,
+            max_bytes: options.max_bytes,
+            max_age_ms: options.max_age_ms,
             policy: options.full_policy,
         };
         let (commands, inbox) = mpsc::channel();
@@ -192,15 +192,17 @@ fn write_loop(
         match commit_group(&mut conn, path, &group, &bound) {
             Ok(Committed {
                 results,
-                depth,
+                level,
                 dropped,
             }) => {
-                bound.depth = depth;
+                bound.level = level;
                 if dropped > 0 {
                     tracing::warn!(
                         dropped,
                         max_events = bound.max_events,
-                        "outbox full: dropped the oldest events (policy drop_oldest)"
+                        max_bytes = bound.max_bytes,
+                        max_age_ms = bound.max_age_ms,
+                        "outbox over its bounds: dropped the oldest events (policy drop_oldest); counted in outbox stats and metrics"
                     );
                 }
                 for (command, result) in group.into_iter().zip(results) {
@@ -244,6 +246,67 @@ fn write_loop(
             }
         }
     }
+}
+
+/// Policy `drop_oldest`: deletes the oldest events while the outbox is over `max_events` or `max_bytes`, and
+/// every event older than `max_age_ms`; counts them in `meta.dropped_events` (kept across restarts, read by
+/// stats and metrics). Returns how many it deleted.
+fn drop_oldest(
+    tx: &Transaction<'_>,
+    path: &Path,
+    level: &mut Level,
+    bound: &Bound,
+) -> Result<i64, OutboxError> {
+    let err = sqlite_err(path);
+    let cutoff = bound
+        .max_age_ms
+        .map(|age| crate::capture::now_ms().saturating_sub(age));
+    let over = |level: &Level| level.depth > bound.max_events || level.bytes > bound.max_bytes;
+    let oldest: Option<i64> = tx
+        .query_row(
+            "SELECT captured_at_ms FROM events ORDER BY seq LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(&err)?;
+    let too_old = |at: i64| cutoff.is_some_and(|cutoff| at < cutoff);
+    if !over(level) && !oldest.is_some_and(too_old) {
+        return Ok(0);
+    }
+    let mut last_dropped = None;
+    let mut dropped = 0;
+    {
+        let mut stmt = tx
+            .prepare("SELECT seq, length(body), captured_at_ms FROM events ORDER BY seq")
+            .map_err(&err)?;
+        let mut rows = stmt.query([]).map_err(&err)?;
+        while let Some(row) = rows.next().map_err(&err)? {
+            let (seq, bytes, at): (i64, i64, i64) = (
+                row.get(0).map_err(&err)?,
+                row.get(1).map_err(&err)?,
+                row.get(2).map_err(&err)?,
+            );
+            if !over(level) && !too_old(at) {
+                break;
+            }
+            level.depth -= 1;
+            level.bytes -= bytes;
+            last_dropped = Some(seq);
+            dropped += 1;
+        }
+    }
+    if let Some(seq) = last_dropped {
+        tx.execute("DELETE FROM events WHERE seq <= ?1", params![seq])
+            .map_err(&err)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('dropped_events', ?1) \
+             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?1",
+            params![dropped],
+        )
+        .map_err(&err)?;
+    }
+    Ok(dropped)
 }
 
 /// Why the writer thread refused a command, as sent back to the caller.
@@ -291,15 +354,45 @@ enum Done {
 
 /// The outbox's size limit as the writer tracks it; `depth` is updated only after a commit succeeded.
 pub(super) struct Bound {
-    pub(super) depth: i64,
+    pub(super) level: Level,
     pub(super) max_events: i64,
+    pub(super) max_bytes: i64,
+    pub(super) max_age_ms: Option<i64>,
     pub(super) policy: FullPolicy,
+}
+
+/// How full the outbox is: waiting events and the bytes of their bodies.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Level {
+    pub(super) depth: i64,
+    pub(super) bytes: i64,
+}
+
+impl Level {
+    /// Counts what is in the file now.
+    pub(super) fn of(conn: &Connection, path: &Path) -> Result<Self, OutboxError> {
+        conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM events",
+            [],
+            |row| {
+                Ok(Level {
+                    depth: row.get(0)?,
+                    bytes: row.get(1)?,
+                })
+            },
+        )
+        .map_err(sqlite_err(path))
+    }
+
+    fn full(&self, bound: &Bound) -> bool {
+        self.depth >= bound.max_events || self.bytes >= bound.max_bytes
+    }
 }
 
 /// What a committed group did: per-command results, and how many old events the drop policy removed.
 struct Committed {
     results: Vec<Done>,
-    depth: i64,
+    level: Level,
     dropped: i64,
 }
 
@@ -329,32 +422,31 @@ fn commit_group(
         })?;
     // Deletes first: room freed by Kafka confirmations in this group is usable by its appends.
     let mut results: Vec<Option<Done>> = group.iter().map(|_| None).collect();
-    let mut depth = bound.depth;
+    let mut level = bound.level;
     for (command, result) in group.iter().zip(results.iter_mut()) {
         if let Command::DeleteUpTo { seq, .. } = command {
-            let deleted = tx
-                .execute("DELETE FROM events WHERE seq <= ?1", params![seq])
+            let (count, bytes): (i64, i64) = tx
+                .query_row(
+                    "SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM events WHERE seq <= ?1",
+                    params![seq],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
                 .map_err(&err)?;
-            depth -= i64::try_from(deleted).unwrap_or(0);
+            tx.execute("DELETE FROM events WHERE seq <= ?1", params![seq])
+                .map_err(&err)?;
+            level.depth -= count;
+            level.bytes -= bytes;
             *result = Some(Done::Deleted);
         }
     }
     for (command, result) in group.iter().zip(results.iter_mut()) {
         if let Command::Append { items, .. } = command {
-            let stored = append_items(&tx, path, items, &mut next_seq, &mut depth, bound)?;
+            let stored = append_items(&tx, path, items, &mut next_seq, &mut level, bound)?;
             *result = Some(Done::Appended(stored));
         }
     }
-    if bound.policy == FullPolicy::DropOldest && depth > bound.max_events {
-        let excess = depth - bound.max_events;
-        let dropped = tx
-            .execute(
-                "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?1)",
-                params![excess],
-            )
-            .map_err(&err)?;
-        depth -= i64::try_from(dropped).unwrap_or(0);
-        dropped_total = i64::try_from(dropped).unwrap_or(0);
+    if bound.policy == FullPolicy::DropOldest {
+        dropped_total = drop_oldest(&tx, path, &mut level, bound)?;
     }
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
@@ -367,7 +459,7 @@ fn commit_group(
             .into_iter()
             .map(|r| r.expect("every command has a result"))
             .collect(),
-        depth,
+        level,
         dropped: dropped_total,
     })
 }
@@ -377,7 +469,7 @@ pub(super) fn append_items(
     path: &Path,
     items: &[Intake],
     next_seq: &mut i64,
-    depth: &mut i64,
+    level: &mut Level,
     bound: &Bound,
 ) -> Result<Vec<Stored>, OutboxError> {
     let err = sqlite_err(path);
@@ -398,7 +490,7 @@ pub(super) fn append_items(
     let mut seqs = Vec::with_capacity(items.len());
     for item in items {
         match item {
-            Intake::Event(_) if bound.policy == FullPolicy::Block && *depth >= bound.max_events => {
+            Intake::Event(_) if bound.policy == FullPolicy::Block && level.full(bound) => {
                 // Full: refuse this and everything after it, so what is stored stays a prefix in order.
                 seqs.extend(std::iter::repeat_n(
                     Stored::Refused,
@@ -429,7 +521,8 @@ pub(super) fn append_items(
                     .execute(params![seq, stored.event_id, stored.timestamp, body])
                     .map_err(&err)?;
                 *next_seq += 1;
-                *depth += 1;
+                level.depth += 1;
+                level.bytes += i64::try_from(body.len()).unwrap_or(i64::MAX);
                 seqs.push(Stored::Event { seq });
             }
             Intake::Quarantine(entry) => {

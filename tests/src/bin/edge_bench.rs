@@ -97,6 +97,8 @@ async fn fill_outbox(path: &Path, station: &str, count: usize) -> Duration {
         group_commit_max: 10_000,
         dedup_window_ms: 0,
         max_events: i64::MAX,
+        max_bytes: i64::MAX,
+        max_age_ms: None,
         full_policy: FullPolicy::Block,
     };
     let writer =
