@@ -161,6 +161,22 @@ pub struct MqttConfig {
     /// Most results taken into one outbox commit.
     #[serde(default = "default_intake_batch")]
     pub intake_batch_max: usize,
+    /// Payload encoding: `json` (default) or `cbor`.
+    #[serde(default)]
+    pub format: crate::capture::PayloadFormat,
+    /// For station software that sends another shape: document key (or `metadata.<key>`) -> JSON pointer
+    /// into the payload, e.g. `inspection_id = "/result/id"`.
+    pub mapping: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl MqttConfig {
+    /// How this source reads its payloads.
+    pub fn payload_reader(&self) -> crate::capture::PayloadReader {
+        crate::capture::PayloadReader {
+            format: self.format,
+            mapping: self.mapping.clone(),
+        }
+    }
 }
 
 fn default_mqtt_port() -> u16 {
@@ -254,6 +270,28 @@ impl EdgeConfig {
         }
         if mqtt.intake_batch_max == 0 {
             return Err(file.invalid("mqtt.intake_batch_max", "must be at least 1"));
+        }
+        for (target, pointer) in mqtt.mapping.iter().flatten() {
+            let key = format!("mqtt.mapping.{target}");
+            let known = crate::capture::MAPPABLE.contains(&target.as_str())
+                || target
+                    .strip_prefix("metadata.")
+                    .is_some_and(|k| !k.is_empty());
+            if !known {
+                return Err(file.invalid(
+                    &key,
+                    format!(
+                        "`{target}` is not a document key; use one of {} or metadata.<key>",
+                        crate::capture::MAPPABLE.join(", ")
+                    ),
+                ));
+            }
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                return Err(file.invalid(
+                    &key,
+                    format!("`{pointer}` is not a JSON pointer (RFC 6901): it must start with /"),
+                ));
+            }
         }
         Ok(())
     }

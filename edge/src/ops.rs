@@ -75,7 +75,8 @@ pub fn quarantine_list(
     Ok(())
 }
 
-/// `outbox quarantine retry`: parses quarantined MQTT payloads again and moves those that are now station
+/// `outbox quarantine retry`: parses quarantined MQTT payloads again (with the config's current format and
+/// mapping) and moves those that are now station
 /// result documents into the outbox (seq assigned as for any event). Prints one JSON line per payload and
 /// returns how many are still quarantined. Payloads of other sources (Modbus keeps raw registers) are left.
 pub fn quarantine_retry(
@@ -90,6 +91,11 @@ pub fn quarantine_retry(
         path.display()
     );
     let station = config.station.id.clone();
+    let reader = config
+        .mqtt
+        .as_ref()
+        .map(|mqtt| mqtt.payload_reader())
+        .unwrap_or_default();
     let outcomes =
         crate::outbox::retry_quarantined(&path, &station, config.outbox_options(), ids, |row| {
             if row.source != "mqtt" {
@@ -98,8 +104,7 @@ pub fn quarantine_retry(
                     row.source
                 ));
             }
-            let (event, trace_id) =
-                crate::capture::parse_document(&row.payload).map_err(|e| e.to_string())?;
+            let (event, trace_id) = reader.read(&row.payload).map_err(|e| e.to_string())?;
             Ok(crate::capture::envelope(
                 &station,
                 event,

@@ -20,6 +20,17 @@ pub enum DocumentError {
     /// `timestamp` is neither RFC 3339 nor epoch milliseconds.
     #[error("field `timestamp`: `{0}` is neither RFC 3339 (2026-01-20T10:30:00.000Z) nor epoch milliseconds")]
     Timestamp(String),
+    /// The payload is not CBOR.
+    #[error("not CBOR: {0}")]
+    Cbor(String),
+    /// A mapped JSON pointer finds nothing.
+    #[error("mapping: JSON pointer {pointer} (for {target}) finds nothing in the payload")]
+    Mapping {
+        /// Document key.
+        target: String,
+        /// The pointer.
+        pointer: String,
+    },
     /// `event_id` is present but not a UUID.
     #[error("field `event_id`: `{0}` is not a UUID")]
     EventId(String),
@@ -58,6 +69,17 @@ enum Timestamp {
 /// `event_id` gets a fresh UUID v4 here, before the outbox commit, so the id is stable from then on.
 pub fn parse_document(payload: &[u8]) -> Result<(InspectionEvent, Option<String>), DocumentError> {
     let doc: StationDocument = serde_json::from_slice(payload)?;
+    from_document(doc)
+}
+
+/// [`parse_document`] of an already decoded value (CBOR, or a mapped payload).
+pub fn parse_value(
+    value: serde_json::Value,
+) -> Result<(InspectionEvent, Option<String>), DocumentError> {
+    from_document(serde_json::from_value(value)?)
+}
+
+fn from_document(doc: StationDocument) -> Result<(InspectionEvent, Option<String>), DocumentError> {
     let timestamp = match doc.timestamp {
         Timestamp::EpochMillis(ms) => ms,
         Timestamp::Text(text) => parse_rfc3339_ms(&text).ok_or(DocumentError::Timestamp(text))?,

@@ -4,8 +4,10 @@
 //! resend from the outbox is byte-for-byte the same event.
 
 mod document;
+mod payload;
 
-pub use document::{parse_document, DocumentError};
+pub use document::{parse_document, parse_value, DocumentError};
+pub use payload::{PayloadFormat, PayloadReader, MAPPABLE};
 
 use std::collections::BTreeMap;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeReasonCode};
 use tokio::sync::{mpsc, watch};
 
-use crate::capture::{envelope, now_ms, parse_document};
+use crate::capture::{envelope, now_ms, PayloadReader};
 use crate::config::MqttConfig;
 use crate::observe::EdgeMetrics;
 use crate::outbox::{Intake, OutboxWriter, QuarantineEntry, Stored};
@@ -42,6 +42,7 @@ pub async fn run(
         station_id,
         config.intake_batch_max,
         metrics.clone(),
+        config.payload_reader(),
     ));
 
     let mut connection = ConnectionState::new(&config, metrics);
@@ -160,6 +161,7 @@ async fn intake_loop(
     station_id: String,
     batch_max: usize,
     metrics: EdgeMetrics,
+    reader: PayloadReader,
 ) {
     while let Some(first) = inbox.recv().await {
         let mut batch = vec![first];
@@ -172,7 +174,7 @@ async fn intake_loop(
         let mut publishes = batch;
         let mut items: Vec<Intake> = publishes
             .iter()
-            .map(|publish| to_intake(publish, &station_id))
+            .map(|publish| to_intake(publish, &station_id, &reader))
             .collect();
         // Offer the same items (same event ids) until the outbox took all of them; each is acknowledged only
         // once it is stored. A full outbox (policy block) takes a prefix, or nothing, and the rest waits here,
@@ -228,9 +230,9 @@ async fn intake_loop(
     }
 }
 
-fn to_intake(publish: &Publish, station_id: &str) -> Intake {
+fn to_intake(publish: &Publish, station_id: &str, reader: &PayloadReader) -> Intake {
     let received_at_ms = now_ms();
-    match parse_document(&publish.payload) {
+    match reader.read(&publish.payload) {
         Ok((event, trace_id)) => Intake::Event(Box::new(envelope(
             station_id,
             event,
