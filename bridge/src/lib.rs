@@ -7,8 +7,14 @@
 //! the config file. Errors are typed per module; only `main.rs` wraps them for the operator.
 
 pub mod admin;
+pub mod chain;
 pub mod config;
 pub mod consume;
+pub mod dedup;
 pub mod pipeline;
 pub mod produce;
+pub mod round;
 pub mod route;
+pub mod state;
+pub mod txn;
+pub mod verify;

@@ -1,5 +1,6 @@
 //! The `linegate-bridge` command line: `run --config FILE` starts the bridge, `check-config FILE` validates a
-//! config and its topic plan without connecting anywhere (exit 0 when valid, 2 with the error otherwise).
+//! config and its topic plan without connecting anywhere (exit 0 when valid, 2 with the error otherwise),
+//! `audit verify --config FILE [--topic T]` checks the audit hash chains (exit 0 intact, 1 broken).
 //!
 //! Only this file uses anyhow: it adds the step that failed to the crate's typed errors for the operator.
 
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use linegate_bridge::config::{BridgeConfig, Loaded};
-use linegate_bridge::{admin, pipeline::Pipeline};
+use linegate_bridge::{admin, pipeline::Pipeline, verify};
 use tokio::sync::watch;
 
 /// Exit code of an invalid config, for scripts and `check-config`.
@@ -36,13 +37,34 @@ enum Command {
         /// Bridge config file (TOML).
         file: PathBuf,
     },
+    /// Audit trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Re-read the audit topic and check every station's hash chain; exit 1 at the first break of any chain.
+    Verify {
+        /// Bridge config file (TOML): where Kafka is, and the default audit topic.
+        #[arg(long)]
+        config: PathBuf,
+        /// Audit topic to check instead of the config's topics.audit.
+        #[arg(long)]
+        topic: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (path, check_only) = match cli.command {
-        Command::Run { config } => (config, false),
-        Command::CheckConfig { file } => (file, true),
+    let (path, check_only, audit_topic) = match cli.command {
+        Command::Run { config } => (config, false, None),
+        Command::CheckConfig { file } => (file, true, None),
+        Command::Audit {
+            command: AuditCommand::Verify { config, topic },
+        } => (config, false, Some(topic)),
     };
     let loaded = match BridgeConfig::load(&path) {
         Ok(loaded) => loaded,
@@ -54,6 +76,10 @@ fn main() -> ExitCode {
     if check_only {
         print_summary(&path, &loaded);
         return ExitCode::SUCCESS;
+    }
+    if let Some(topic) = audit_topic {
+        let topic = topic.unwrap_or_else(|| loaded.config.topics.audit.clone());
+        return audit_verify(&loaded, &topic);
     }
     linegate_common::logging::init(loaded.config.bridge.log_format);
     let runtime = match linegate_common::process::runtime() {
@@ -91,6 +117,10 @@ fn print_summary(path: &Path, loaded: &Loaded) {
     println!(
         "  rounds of up to {} records, waiting up to {} ms",
         config.bridge.batch_max, config.bridge.batch_wait_ms
+    );
+    println!(
+        "  delivery {:?}, dedup window {} h, state topic {}",
+        config.delivery.mode, config.delivery.dedup_window_hours, config.topics.state
     );
     let thresholds: Vec<String> = config
         .quality
@@ -131,7 +161,11 @@ async fn run(loaded: Loaded) -> anyhow::Result<()> {
             tracing::info!(topics = ?created, "created missing topics");
         }
     }
-    let pipeline = Pipeline::new(config).context("starting the pipeline")?;
+    // The HTTP server that exposes this registry is wired in by the API work; the counters exist already.
+    let mut registry = prometheus_client::registry::Registry::default();
+    let pipeline = Pipeline::new(config, &mut registry)
+        .await
+        .context("starting the pipeline")?;
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         linegate_common::process::shutdown_signal().await;
@@ -139,6 +173,40 @@ async fn run(loaded: Loaded) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     tracing::info!("linegate-bridge started");
-    pipeline.run(stopped).await;
+    pipeline.run(stopped).await?;
     Ok(())
+}
+
+/// Prints what `audit verify` found; exit 0 when every chain is intact, 1 otherwise.
+fn audit_verify(loaded: &Loaded, topic: &str) -> ExitCode {
+    let timeout = std::time::Duration::from_secs(300);
+    let verified = match verify::verify_topic(&loaded.config.kafka, topic, timeout) {
+        Ok(verified) => verified,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = &verified.report;
+    println!(
+        "{topic}: {} audit records in {} chains ({} at-least-once repeats, {} without a link)",
+        report.records, report.chains, report.repeats, report.unlinked
+    );
+    for (partition, offset, reason) in &verified.undecodable {
+        println!("not an audit record at partition {partition} offset {offset}: {reason}");
+    }
+    for broken in &report.breaks {
+        println!("BROKEN: {broken}");
+    }
+    if report.breaks.is_empty() && verified.undecodable.is_empty() {
+        println!("every chain is intact");
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "{} broken chains, {} foreign records",
+            report.breaks.len(),
+            verified.undecodable.len()
+        );
+        ExitCode::FAILURE
+    }
 }
