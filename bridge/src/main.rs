@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use linegate_bridge::config::{BridgeConfig, Loaded};
+use linegate_bridge::config::{BridgeConfig, DeliveryMode, Loaded};
 use linegate_bridge::{admin, pipeline::Pipeline, verify};
 use tokio::sync::watch;
 
@@ -180,7 +180,9 @@ async fn run(loaded: Loaded) -> anyhow::Result<()> {
 /// Prints what `audit verify` found; exit 0 when every chain is intact, 1 otherwise.
 fn audit_verify(loaded: &Loaded, topic: &str) -> ExitCode {
     let timeout = std::time::Duration::from_secs(300);
-    let verified = match verify::verify_topic(&loaded.config.kafka, topic, timeout) {
+    let read_committed = loaded.config.delivery.mode == DeliveryMode::ExactlyOnce;
+    let verified = match verify::verify_topic(&loaded.config.kafka, topic, read_committed, timeout)
+    {
         Ok(verified) => verified,
         Err(error) => {
             eprintln!("error: {error}");

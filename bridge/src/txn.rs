@@ -40,8 +40,7 @@ pub enum TxnError {
         bootstrap: String,
         /// The call that failed.
         step: &'static str,
-        /// What librdkafka said.
-        #[source]
+        /// What librdkafka said (in the message already, so not repeated as a cause).
         source: KafkaError,
     },
     /// Another process with this instance's transactional.id took over, or the producer hit another fatal

@@ -425,7 +425,12 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
             .collect();
         assert_eq!(gaps.len(), 1, "one gap reported once");
         assert_eq!(
-            (gaps[0].station_id.as_deref(), gaps[0].gap_first_seq, gaps[0].gap_last_seq, gaps[0].seq),
+            (
+                gaps[0].station_id.as_deref(),
+                gaps[0].gap_first_seq,
+                gaps[0].gap_last_seq,
+                gaps[0].seq
+            ),
             (Some("ST-A"), Some(101), Some(101), Some(102))
         );
         assert_station_order(&lifecycle);
