@@ -4,19 +4,29 @@
 //! automatically: an automatic commit could mark a record as done before its outputs exist.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::config::BridgeConfig;
+use crate::config::{BridgeConfig, DeliveryMode};
 
 /// The bridge's consumer type.
 pub type InputConsumer = StreamConsumer<GroupLog>;
 
 /// Creates the group consumer of the input topic (the caller subscribes). A group without committed offsets
 /// starts at the earliest record, so nothing the edges sent before the bridge's first start is skipped.
-pub fn consumer(config: &BridgeConfig) -> Result<InputConsumer, KafkaError> {
+/// `assigned` turns true on every partition assignment (the pipeline then re-reads its state).
+pub fn consumer(
+    config: &BridgeConfig,
+    assigned: Arc<AtomicBool>,
+) -> Result<InputConsumer, KafkaError> {
+    let isolation = match config.delivery.mode {
+        DeliveryMode::ExactlyOnce => "read_committed",
+        DeliveryMode::AtLeastOnce => "read_uncommitted",
+    };
     config
         .kafka
         .client_config(&[
@@ -25,13 +35,17 @@ pub fn consumer(config: &BridgeConfig) -> Result<InputConsumer, KafkaError> {
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "false"),
+            ("isolation.level", isolation),
         ])
-        .create_with_context(GroupLog)
+        .create_with_context(GroupLog { assigned })
 }
 
-/// Consumer context that logs group membership changes: which partitions this instance owns is the first
-/// thing to know when records are not flowing.
-pub struct GroupLog;
+/// Consumer context that logs group membership changes (which partitions this instance owns is the first
+/// thing to know when records are not flowing) and flags assignments, after which the dedup state of the
+/// new partitions' stations must be re-read: another instance may have advanced it.
+pub struct GroupLog {
+    assigned: Arc<AtomicBool>,
+}
 
 impl ClientContext for GroupLog {}
 
@@ -40,6 +54,7 @@ impl ConsumerContext for GroupLog {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 tracing::info!(partitions = %describe(partitions), "input partitions assigned");
+                self.assigned.store(true, Ordering::SeqCst);
             }
             Rebalance::Revoke(partitions) => {
                 tracing::info!(partitions = %describe(partitions), "input partitions revoked");

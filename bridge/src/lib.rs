@@ -8,13 +8,19 @@
 //! DLQ back and send fixed records home. Errors are typed per module; only `main.rs` wraps them for the operator.
 
 pub mod admin;
+pub mod chain;
 pub mod config;
 pub mod consume;
 pub mod deadletters;
+pub mod dedup;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod produce;
 pub mod redrive;
+pub mod round;
 pub mod route;
+pub mod state;
+pub mod txn;
+pub mod verify;
 pub mod window;

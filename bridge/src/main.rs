@@ -1,5 +1,6 @@
 //! The `linegate-bridge` command line: `run --config FILE` starts the bridge, `check-config FILE` validates a
-//! config and its topic plan without connecting anywhere (exit 0 when valid, 2 with the error otherwise).
+//! config and its topic plan without connecting anywhere (exit 0 when valid, 2 with the error otherwise),
+//! `audit verify --config FILE [--topic T]` checks the audit hash chains (exit 0 intact, 1 broken).
 //!
 //! Only this file uses anyhow: it adds the step that failed to the crate's typed errors for the operator.
 
@@ -8,9 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use linegate_bridge::config::{BridgeConfig, Loaded};
+use linegate_bridge::config::{BridgeConfig, DeliveryMode, Loaded};
 use linegate_bridge::metrics::BridgeMetrics;
-use linegate_bridge::{admin, http, pipeline::Pipeline, redrive};
+use linegate_bridge::{admin, http, pipeline::Pipeline, redrive, verify};
 use tokio::sync::watch;
 
 /// Exit code of an invalid config, for scripts and `check-config`.
@@ -41,6 +42,11 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
+    },
+    /// Audit trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
 }
 
@@ -75,12 +81,28 @@ enum DlqCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Re-read the audit topic and check every station's hash chain; exit 1 at the first break of any chain.
+    Verify {
+        /// Bridge config file (TOML): where Kafka is, and the default audit topic.
+        #[arg(long)]
+        config: PathBuf,
+        /// Audit topic to check instead of the config's topics.audit.
+        #[arg(long)]
+        topic: Option<String>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (path, check_only) = match cli.command {
-        Command::Run { config } => (config, false),
-        Command::CheckConfig { file } => (file, true),
+    let (path, check_only, audit_topic) = match cli.command {
+        Command::Run { config } => (config, false, None),
+        Command::CheckConfig { file } => (file, true, None),
         Command::Dlq { command } => return dlq(command),
+        Command::Audit {
+            command: AuditCommand::Verify { config, topic },
+        } => (config, false, Some(topic)),
     };
     let loaded = match BridgeConfig::load(&path) {
         Ok(loaded) => loaded,
@@ -92,6 +114,10 @@ fn main() -> ExitCode {
     if check_only {
         print_summary(&path, &loaded);
         return ExitCode::SUCCESS;
+    }
+    if let Some(topic) = audit_topic {
+        let topic = topic.unwrap_or_else(|| loaded.config.topics.audit.clone());
+        return audit_verify(&loaded, &topic);
     }
     linegate_common::logging::init(loaded.config.bridge.log_format);
     let runtime = match linegate_common::process::runtime() {
@@ -129,6 +155,10 @@ fn print_summary(path: &Path, loaded: &Loaded) {
     println!(
         "  rounds of up to {} records, waiting up to {} ms",
         config.bridge.batch_max, config.bridge.batch_wait_ms
+    );
+    println!(
+        "  delivery {:?}, dedup window {} h, state topic {}",
+        config.delivery.mode, config.delivery.dedup_window_hours, config.topics.state
     );
     let thresholds: Vec<String> = config
         .quality
@@ -171,20 +201,15 @@ async fn run(loaded: Loaded) -> anyhow::Result<()> {
     }
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = BridgeMetrics::register(&mut registry);
-    if let Some(listen) = config.http.listen {
-        http::start(
-            listen,
-            config.clone(),
-            loaded.plan,
-            registry,
-            metrics.clone(),
-        )
+    let pipeline = Pipeline::new(config.clone(), &mut registry)
         .await
-        .context("starting the HTTP server")?;
-    }
-    let pipeline = Pipeline::new(config)
         .context("starting the pipeline")?
-        .with_metrics(metrics);
+        .with_metrics(metrics.clone());
+    if let Some(listen) = config.http.listen {
+        http::start(listen, config.clone(), loaded.plan, registry, metrics)
+            .await
+            .context("starting the HTTP server")?;
+    }
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         linegate_common::process::shutdown_signal().await;
@@ -192,7 +217,7 @@ async fn run(loaded: Loaded) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     tracing::info!("linegate-bridge started");
-    pipeline.run(stopped).await;
+    pipeline.run(stopped).await?;
     Ok(())
 }
 
@@ -276,5 +301,41 @@ fn dlq(command: DlqCommand) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Prints what `audit verify` found; exit 0 when every chain is intact, 1 otherwise.
+fn audit_verify(loaded: &Loaded, topic: &str) -> ExitCode {
+    let timeout = std::time::Duration::from_secs(300);
+    let read_committed = loaded.config.delivery.mode == DeliveryMode::ExactlyOnce;
+    let verified = match verify::verify_topic(&loaded.config.kafka, topic, read_committed, timeout)
+    {
+        Ok(verified) => verified,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = &verified.report;
+    println!(
+        "{topic}: {} audit records in {} chains ({} at-least-once repeats, {} without a link)",
+        report.records, report.chains, report.repeats, report.unlinked
+    );
+    for (partition, offset, reason) in &verified.undecodable {
+        println!("not an audit record at partition {partition} offset {offset}: {reason}");
+    }
+    for broken in &report.breaks {
+        println!("BROKEN: {broken}");
+    }
+    if report.breaks.is_empty() && verified.undecodable.is_empty() {
+        println!("every chain is intact");
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "{} broken chains, {} foreign records",
+            report.breaks.len(),
+            verified.undecodable.len()
+        );
+        ExitCode::FAILURE
     }
 }

@@ -7,26 +7,33 @@
 //! lasts longer than `max.poll.interval.ms`, the group moves the partitions to another instance and the
 //! late commit fails: the round is then handled again there, still at-least-once.
 //!
-//! At-least-once is the mode for now. Exactly-once (a transactional producer with
-//! `send_offsets_to_transaction`, as in rust-rdkafka's `examples/transactions.rs`) is a later issue:
-//! tansu 0.6.0, the broker of the tests, does not route EndTxn, so a transactional commit cannot succeed
-//! against it.
+//! With `delivery.mode = "exactly_once"` a round is one Kafka transaction instead: outputs, dedup state and
+//! input offsets commit together or not at all ([`crate::txn`]); an aborted round is read again.
+//!
+//! Before routing, a round re-reads the state topic if partitions were assigned since the last round
+//! ([`crate::state`]), so dedup and the audit chain continue where the previous owner left them.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use prometheus_client::registry::Registry;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
-use rdkafka::Message;
+use rdkafka::{Message, Offset};
 use tokio::sync::watch;
 
-use crate::config::BridgeConfig;
+use crate::config::{BridgeConfig, DeliveryMode};
 use crate::consume::{self, InputConsumer};
+use crate::dedup::{DedupMetrics, Ledger};
 use crate::metrics::BridgeMetrics;
 use crate::produce::{self, DeliveryError};
-use crate::route::{route, InputRecord, Output, RouteContext};
+use crate::round::{self, Counts};
+use crate::route::{Output, RouteContext};
+use crate::state::{self, ReadBackError};
+use crate::txn::{self, TxnError};
 use crate::window::{self, ClosedWindow, Windows};
 
 /// First wait after a failed consume or delivery; doubled per failure up to [`RETRY_BACKOFF_MAX`].
@@ -60,6 +67,12 @@ pub enum PipelineError {
         #[source]
         source: KafkaError,
     },
+    /// Exactly-once mode cannot start or go on (no transactions on the broker, or fenced).
+    #[error(transparent)]
+    Transactions(#[from] TxnError),
+    /// The state topic could not be read back at an assignment.
+    #[error("cannot restore the dedup state: {0}")]
+    State(#[from] ReadBackError),
 }
 
 /// Consumer and producer of one bridge instance; the pipeline is the only user of both.
@@ -67,44 +80,73 @@ pub struct Pipeline {
     consumer: InputConsumer,
     producer: FutureProducer,
     config: BridgeConfig,
+    /// Open quality windows (in memory: see the module docs of [`crate::window`]).
     windows: Mutex<Windows>,
+    /// Throughput, DLQ and latency series of the HTTP API.
     metrics: BridgeMetrics,
+    /// Dedup and chain state; locked only between awaits.
+    ledger: Mutex<Ledger>,
+    /// Set by the consumer on assignment (and at start): re-read the state before the next round.
+    reload: Arc<AtomicBool>,
+    /// The transactional.id in exactly-once mode.
+    transactional_id: Option<String>,
 }
 
 /// What a run handled, for the progress and stop log lines.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Totals {
-    /// Inputs accepted and fanned out.
-    pub accepted: u64,
-    /// Inputs sent to the dead-letter topic.
-    pub rejected: u64,
-}
+pub type Totals = Counts;
 
 impl Pipeline {
-    /// Creates the clients and subscribes to the input topic.
-    pub fn new(config: BridgeConfig) -> Result<Self, PipelineError> {
-        let consumer = consume::consumer(&config).map_err(|source| PipelineError::Client {
-            client: "consumer",
-            source,
-        })?;
+    /// Creates the clients and subscribes to the input topic. In exactly-once mode it first proves that the
+    /// broker commits transactions, and fails with [`PipelineError::Transactions`] if not.
+    pub async fn new(config: BridgeConfig, registry: &mut Registry) -> Result<Self, PipelineError> {
+        let (producer, transactional_id) = match config.delivery.mode {
+            DeliveryMode::AtLeastOnce => {
+                let producer =
+                    produce::producer(&config.kafka).map_err(|source| PipelineError::Client {
+                        client: "producer",
+                        source,
+                    })?;
+                (producer, None)
+            }
+            DeliveryMode::ExactlyOnce => {
+                let id =
+                    txn::transactional_id(&config.bridge.group_id, &config.delivery.instance_id);
+                let producer = txn::start(&config.kafka, &id, &config.topics.state).await?;
+                tracing::info!(
+                    transactional_id = id,
+                    "exactly-once delivery: transactions work"
+                );
+                (producer, Some(id))
+            }
+        };
+        let reload = Arc::new(AtomicBool::new(true));
+        let consumer =
+            consume::consumer(&config, reload.clone()).map_err(|source| PipelineError::Client {
+                client: "consumer",
+                source,
+            })?;
         consumer
             .subscribe(&[&config.topics.input])
             .map_err(|source| PipelineError::Subscribe {
                 topic: config.topics.input.clone(),
                 source,
             })?;
-        let producer =
-            produce::producer(&config.kafka).map_err(|source| PipelineError::Client {
-                client: "producer",
-                source,
-            })?;
         let windows = Mutex::new(Windows::new(config.quality.windows.clone()));
+        let metrics = DedupMetrics::register(registry);
+        let ledger = Ledger::new(
+            &config.bridge.group_id,
+            config.delivery.window_ms(),
+            metrics,
+        );
         Ok(Self {
             consumer,
             producer,
             config,
             windows,
             metrics: BridgeMetrics::unregistered(),
+            ledger: Mutex::new(ledger),
+            reload,
+            transactional_id,
         })
     }
 
@@ -116,8 +158,9 @@ impl Pipeline {
 
     /// Runs rounds until `shutdown` turns true (or its sender is dropped). A round in progress is finished,
     /// delivered and committed first; only a round whose delivery keeps failing is left uncommitted, to be
-    /// repeated by whoever owns its partitions next.
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Totals {
+    /// repeated by whoever owns its partitions next. Fails only when going on would break a guarantee: the
+    /// state cannot be read back, or the transactional producer was fenced.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<Totals, PipelineError> {
         let mut totals = Totals::default();
         let mut reported = Totals::default();
         let mut last_summary = Instant::now();
@@ -125,12 +168,14 @@ impl Pipeline {
             let Some(batch) = self.next_batch(&mut shutdown).await else {
                 break;
             };
-            self.round(&batch, &mut totals, &shutdown).await;
-            let moved = totals.accepted + totals.rejected != reported.accepted + reported.rejected;
+            self.round(&batch, &mut totals, &shutdown).await?;
+            let moved = totals.total() != reported.total();
             if moved && last_summary.elapsed() >= SUMMARY_EVERY {
                 tracing::info!(
                     accepted = totals.accepted,
                     rejected = totals.rejected,
+                    duplicates = totals.duplicates,
+                    gaps = totals.gaps,
                     "bridge progress"
                 );
                 (reported, last_summary) = (totals, Instant::now());
@@ -139,9 +184,11 @@ impl Pipeline {
         tracing::info!(
             accepted = totals.accepted,
             rejected = totals.rejected,
+            duplicates = totals.duplicates,
+            gaps = totals.gaps,
             "bridge stopped"
         );
-        totals
+        Ok(totals)
     }
 
     /// Waits for a first record (or the stop signal), then gathers more until the batch is full or
@@ -182,81 +229,154 @@ impl Pipeline {
         batch: &[OwnedMessage],
         totals: &mut Totals,
         shutdown: &watch::Receiver<bool>,
-    ) {
+    ) -> Result<(), PipelineError> {
         let started = Instant::now();
+        if self.reload.swap(false, Ordering::SeqCst) {
+            self.reload_state().await?;
+        }
         let (outputs, counts) = self.route_batch(batch);
         let mut backoff = RETRY_BACKOFF_MIN;
         let mut attempt = 1;
-        while let Err(error) = produce::deliver_all(&self.producer, &outputs).await {
-            if *shutdown.borrow() {
-                tracing::error!(%error, records = batch.len(), "stopping with an undelivered round; its offsets stay uncommitted and it will be handled again");
-                return;
+        if let Some(id) = &self.transactional_id {
+            if !self.transaction(id, batch, &outputs).await? {
+                return Ok(());
             }
-            tracing::warn!(%error, attempt, outputs = outputs.len(), retry_in = ?backoff, "{}", retry_note(&error));
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
-            attempt += 1;
+        } else {
+            while let Err(error) = produce::deliver_all(&self.producer, &outputs).await {
+                if *shutdown.borrow() {
+                    tracing::error!(%error, records = batch.len(), "stopping with an undelivered round; its offsets stay uncommitted and it will be handled again");
+                    return Ok(());
+                }
+                tracing::warn!(%error, attempt, outputs = outputs.len(), retry_in = ?backoff, "{}", retry_note(&error));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+                attempt += 1;
+            }
+            self.commit(batch);
         }
         self.metrics.delivered(batch, &outputs);
-        self.commit(batch);
-        totals.accepted += counts.accepted;
-        totals.rejected += counts.rejected;
+        self.metrics.dedup_hits.inc_by(counts.duplicates);
+        totals.add(counts);
         tracing::debug!(
             records = batch.len(),
             accepted = counts.accepted,
             rejected = counts.rejected,
+            duplicates = counts.duplicates,
             outputs = outputs.len(),
             attempts = attempt,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "round committed"
         );
+        Ok(())
     }
 
-    fn route_batch(&self, batch: &[OwnedMessage]) -> (Vec<Output>, Totals) {
+    /// Re-reads the state topic into the ledger (at start and after every assignment).
+    async fn reload_state(&self) -> Result<(), PipelineError> {
+        let (kafka, topic) = (self.config.kafka.clone(), self.config.topics.state.clone());
+        let committed = self.transactional_id.is_some();
+        let states =
+            tokio::task::spawn_blocking(move || state::load_state(&kafka, &topic, committed))
+                .await
+                .expect("the state reader does not panic")?;
+        let mut ledger = self.ledger.lock().expect("ledger lock");
+        ledger.replace(states);
+        tracing::info!(chains = ledger.len(), "dedup state restored");
+        Ok(())
+    }
+
+    /// Exactly-once round: outputs, state and offsets in one transaction. Returns false when the round was
+    /// aborted (the input is rewound and the state re-read, so it is handled again).
+    async fn transaction(
+        &self,
+        id: &str,
+        batch: &[OwnedMessage],
+        outputs: &[crate::route::Output],
+    ) -> Result<bool, PipelineError> {
+        let outcome = match txn::begin(&self.producer, id) {
+            Err(error) => Err(error),
+            Ok(()) => match produce::deliver_all(&self.producer, outputs).await {
+                Err(error) => Err(txn::abort(
+                    &self.producer,
+                    id,
+                    "produce",
+                    error.into_kafka(),
+                )),
+                Ok(()) => self.commit_transaction(id, batch),
+            },
+        };
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(TxnError::Aborted { step, source }) => {
+                self.metrics.transaction_aborts.inc();
+                tracing::warn!(step, error = %source, "transaction aborted; the round is read again");
+                self.rewind(batch);
+                self.reload.store(true, Ordering::SeqCst);
+                tokio::time::sleep(RETRY_BACKOFF_MIN).await;
+                Ok(false)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    fn commit_transaction(&self, id: &str, batch: &[OwnedMessage]) -> Result<(), TxnError> {
+        let positions = batch.iter().map(|m| (m.topic(), m.partition(), m.offset()));
+        let group = self.consumer.group_metadata();
+        match (consume::commit_list(positions), group) {
+            (Ok(offsets), Some(group)) => txn::commit(&self.producer, id, &offsets, &group),
+            (Err(error), _) => Err(txn::abort(&self.producer, id, "offsets", error)),
+            (_, None) => Err(txn::abort(
+                &self.producer,
+                id,
+                "group metadata",
+                KafkaError::Canceled,
+            )),
+        }
+    }
+
+    /// Seeks every partition of `batch` back to its first record, so an aborted round is read again.
+    fn rewind(&self, batch: &[OwnedMessage]) {
+        let mut first: std::collections::BTreeMap<(&str, i32), i64> = Default::default();
+        for m in batch {
+            let entry = first
+                .entry((m.topic(), m.partition()))
+                .or_insert(m.offset());
+            *entry = (*entry).min(m.offset());
+        }
+        for ((topic, partition), offset) in first {
+            if let Err(error) = self.consumer.seek(
+                topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(10),
+            ) {
+                tracing::warn!(%error, topic, partition, "cannot rewind after an aborted transaction");
+            }
+        }
+    }
+
+    fn route_batch(&self, batch: &[OwnedMessage]) -> (Vec<crate::route::Output>, Counts) {
         let ctx = RouteContext {
             topics: &self.config.topics,
             quality: &self.config.quality,
             service_name: &self.config.bridge.service_name,
             now_ms: linegate_common::process::now_ms(),
         };
-        let mut counts = Totals::default();
-        let mut outputs = Vec::with_capacity(batch.len() * 3);
         let mut windows = self
             .windows
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut outputs = Vec::new();
         let idle = windows.close_idle(ctx.now_ms);
         self.window_outputs(idle, &mut outputs);
-        for message in batch {
-            let record = InputRecord {
-                topic: message.topic(),
-                partition: message.partition(),
-                offset: message.offset(),
-                key: message.key(),
-                value: message.payload().unwrap_or_default(),
-            };
-            let mut routed = route(&record, &ctx);
+        let mut ledger = self.ledger.lock().expect("ledger lock");
+        let hook = |message: &OwnedMessage,
+                    record: &crate::route::InputRecord<'_>,
+                    routed: &mut crate::route::Routed| {
             crate::redrive::carry_attempt(message, &mut routed.outputs, &self.config.topics.dlq);
-            self.metrics.routed(&record, routed.rejection.as_ref());
-            match &routed.rejection {
-                Some(rejection) => {
-                    counts.rejected += 1;
-                    tracing::warn!(
-                        partition = record.partition,
-                        offset = record.offset,
-                        class = rejection.class(),
-                        "input rejected to {}: {rejection}",
-                        self.config.topics.dlq
-                    );
-                }
-                None => counts.accepted += 1,
-            }
-            outputs.extend(routed.outputs);
-            if let Some(observation) = routed.window_input {
-                let closed = windows.observe(observation, ctx.now_ms);
-                self.window_outputs(closed, &mut outputs);
-            }
-        }
+            self.metrics.routed(record, routed.rejection.as_ref());
+        };
+        let (routed, counts) = round::route_batch(batch, &ctx, &mut ledger, &mut windows, &hook);
+        outputs.extend(routed);
         (outputs, counts)
     }
 

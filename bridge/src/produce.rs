@@ -39,6 +39,18 @@ pub enum DeliveryError {
     },
 }
 
+impl DeliveryError {
+    /// The librdkafka error behind it (`Canceled` when the report was dropped), for the transaction logic.
+    pub fn into_kafka(self) -> KafkaError {
+        match self {
+            DeliveryError::Queue { source, .. } | DeliveryError::NotAcknowledged { source, .. } => {
+                source
+            }
+            DeliveryError::Dropped { .. } => KafkaError::Canceled,
+        }
+    }
+}
+
 /// How long librdkafka keeps retrying one output before reporting it failed; the round is then repeated.
 const MESSAGE_TIMEOUT_MS: &str = "60000";
 

@@ -147,6 +147,11 @@ pub const RELEASED: &[ReleasedSchema] = &[
         version: 1,
         json: include_str!("../released/audit_event/v1.avsc"),
     },
+    ReleasedSchema {
+        kind: MessageKind::AuditEvent,
+        version: 2,
+        json: include_str!("../released/audit_event/v2.avsc"),
+    },
 ];
 
 /// A compiled schema and its CRC-64-AVRO fingerprint (little-endian, as single-object encoding writes it).

@@ -251,6 +251,10 @@ pub enum AuditOutcome {
     Accepted,
     /// Sent to the dead-letter topic.
     Rejected,
+    /// Its (station_id, seq) was already handled: an edge resent it; nothing else was written (v2).
+    Duplicate,
+    /// Sequence numbers before it never arrived; the record itself is still handled (v2).
+    Gap,
 }
 
 /// The bridge's record of handling one input record.
@@ -287,4 +291,13 @@ pub struct AuditEvent {
     /// Topics written for this input, the audit topic excepted.
     #[serde(default)]
     pub outputs: Vec<String>,
+    /// Chain hash of the previous audit record of the same chain; None at a chain's start and in v1 records.
+    #[serde(default)]
+    pub prev_audit_sha256: Option<String>,
+    /// GAP: first missing seq.
+    #[serde(default)]
+    pub gap_first_seq: Option<i64>,
+    /// GAP: last missing seq.
+    #[serde(default)]
+    pub gap_last_seq: Option<i64>,
 }

@@ -115,6 +115,9 @@ fn audit() -> AuditEvent {
         source_offset: 99,
         payload_sha256: "ab".repeat(32),
         outputs: vec!["edge.station.events.dlq".into()],
+        prev_audit_sha256: Some("cd".repeat(32)),
+        gap_first_seq: None,
+        gap_last_seq: None,
     }
 }
 

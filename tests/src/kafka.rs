@@ -164,6 +164,39 @@ pub async fn produce(
     Ok(())
 }
 
+/// Produces `records` (key, value) in order with one producer and waits for every acknowledgement.
+pub async fn produce_many(
+    bootstrap: &str,
+    topic: &str,
+    records: &[(Option<Vec<u8>>, Vec<u8>)],
+) -> anyhow::Result<()> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("message.timeout.ms", "30000")
+        .create()?;
+    let mut deliveries = Vec::with_capacity(records.len());
+    for (key, value) in records {
+        let mut record = FutureRecord::to(topic).payload(value);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        deliveries.push(
+            producer
+                .send_result(record)
+                .map_err(|(error, _)| error)
+                .with_context(|| format!("queueing to {topic}"))?,
+        );
+    }
+    for delivery in deliveries {
+        delivery
+            .await
+            .context("producer dropped")?
+            .map_err(|(error, _)| error)
+            .with_context(|| format!("producing to {topic}"))?;
+    }
+    Ok(())
+}
+
 /// [`consume_until`] from async code, on a blocking thread.
 pub async fn consume_until_async(
     bootstrap: &str,

@@ -8,30 +8,58 @@ use crate::process::{bin_path, repo_root, ChildProcess};
 
 /// Starts `linegate-bridge run` with `config/bridge.example.toml`; logs to `dir/bridge-<group>.log`.
 pub fn start_bridge(tansu: &Tansu, group: &str, dir: &Path) -> anyhow::Result<ChildProcess> {
-    start_bridge_with(tansu, group, dir, &[])
+    start_bridge_with(tansu, group, dir, "", &[])
 }
 
-/// [`start_bridge`] with more environment variables for the example config (e.g. window sizes).
+/// [`start_bridge`] as instance `instance` of the group (its log is `dir/bridge-<group><instance>.log`),
+/// with extra environment such as `LINEGATE_DELIVERY_MODE`.
 pub fn start_bridge_with(
     tansu: &Tansu,
     group: &str,
     dir: &Path,
+    instance: &str,
     extra_env: &[(&'static str, String)],
 ) -> anyhow::Result<ChildProcess> {
     let config = repo_root().join("config/bridge.example.toml");
-    let mut env = vec![
-        ("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap()),
-        ("LINEGATE_TOPIC_REPLICATION", "1".to_owned()),
-        ("LINEGATE_BRIDGE_GROUP", group.to_owned()),
-    ];
-    env.extend(extra_env.iter().cloned());
+    let env = [
+        vec![
+            ("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap()),
+            ("LINEGATE_TOPIC_REPLICATION", "1".to_owned()),
+            ("LINEGATE_BRIDGE_GROUP", group.to_owned()),
+        ],
+        extra_env.to_vec(),
+    ]
+    .concat();
     ChildProcess::spawn(
         "linegate-bridge",
         &bin_path("linegate-bridge"),
         &["run", "--config", config.to_str().expect("utf-8 path")],
         &env,
-        &dir.join(format!("bridge-{group}.log")),
+        &dir.join(format!("bridge-{group}{instance}.log")),
     )
+}
+
+/// Runs `linegate-bridge audit verify` on `topic`; returns whether it passed and its stdout and stderr.
+pub fn audit_verify(tansu: &Tansu, topic: &str) -> (bool, String) {
+    let config = repo_root().join("config/bridge.example.toml");
+    let output = std::process::Command::new(bin_path("linegate-bridge"))
+        .args([
+            "audit",
+            "verify",
+            "--config",
+            config.to_str().expect("utf-8 path"),
+        ])
+        .args(["--topic", topic])
+        .env("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap())
+        .env("LINEGATE_TOPIC_REPLICATION", "1")
+        .output()
+        .expect("linegate-bridge runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
 }
 
 /// The environment the example edge config takes for `station`.

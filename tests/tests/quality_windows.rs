@@ -61,6 +61,7 @@ async fn closed_windows_arrive_once_with_the_figures_of_their_events() {
         &tansu,
         "windows",
         dir.path(),
+        "",
         &[
             ("LINEGATE_WINDOW_SECS", "60".to_owned()),
             ("LINEGATE_WINDOW_LATENESS_SECS", "5".to_owned()),

@@ -31,6 +31,9 @@ pub struct BridgeConfig {
     /// The operations HTTP server (`/healthz`, `/metrics`, the JSON API); off without `listen`.
     #[serde(default)]
     pub http: HttpConfig,
+    /// Delivery guarantee, dedup window, transactional id.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
 }
 
 /// The `[http]` section: where the operations server listens and the token of its changing calls.
@@ -42,6 +45,48 @@ pub struct HttpConfig {
     /// Bearer token of the changing calls (replay, redrive). Without one they are refused with 403, so
     /// that an unprotected server can never be used to rewrite the topics.
     pub token: Option<String>,
+}
+
+/// How outputs and offsets are committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryMode {
+    /// Outputs acknowledged, then offsets committed; a crash may repeat a round (same ids, same keys).
+    #[default]
+    AtLeastOnce,
+    /// Outputs, dedup state and offsets in one Kafka transaction; needs a broker with transactions.
+    ExactlyOnce,
+}
+
+/// The `[delivery]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// `at_least_once` (any broker) or `exactly_once` (Kafka transactions, checked at start).
+    pub mode: DeliveryMode,
+    /// Per-instance part of the `transactional.id` (`<group_id>-<instance_id>`) in exactly-once mode: stable
+    /// across restarts of one instance, so a restarted instance fences its zombie; distinct per instance.
+    pub instance_id: String,
+    /// How long a station's high-water seq is trusted for dedup, in hours; a station silent for longer
+    /// starts afresh (an edge re-installed with a new outbox counts from 1 again).
+    pub dedup_window_hours: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            mode: DeliveryMode::AtLeastOnce,
+            instance_id: String::new(),
+            dedup_window_hours: 168,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The dedup window in milliseconds.
+    pub fn window_ms(&self) -> i64 {
+        i64::try_from(self.dedup_window_hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX)
+    }
 }
 
 /// The `[bridge]` section: how this bridge joins the group and paces its rounds.
@@ -89,11 +134,17 @@ pub struct TopicNames {
     pub inference: String,
     /// ManufacturingEvents.
     pub manufacturing: String,
+    /// The bridge's own compacted state: per station the high-water seq, last input position and audit
+    /// chain head (dedup and the audit chain survive restarts and rebalances through it).
+    pub state: String,
 }
+
+/// Default name of the bridge's state topic.
+pub const STATE_TOPIC: &str = "linegate.bridge.state";
 
 impl TopicNames {
     /// The output topics with their config keys, for validation messages.
-    fn outputs(&self) -> [(&'static str, &String); 6] {
+    fn outputs(&self) -> [(&'static str, &String); 7] {
         [
             ("topics.lifecycle", &self.lifecycle),
             ("topics.quality", &self.quality),
@@ -101,6 +152,7 @@ impl TopicNames {
             ("topics.dlq", &self.dlq),
             ("topics.inference", &self.inference),
             ("topics.manufacturing", &self.manufacturing),
+            ("topics.state", &self.state),
         ]
     }
 }
@@ -115,6 +167,7 @@ impl Default for TopicNames {
             dlq: topics::EDGE_EVENTS_DLQ.to_owned(),
             inference: topics::INFERENCE_WORKFLOW.to_owned(),
             manufacturing: topics::MANUFACTURING_LIFECYCLE.to_owned(),
+            state: STATE_TOPIC.to_owned(),
         }
     }
 }
@@ -248,6 +301,21 @@ impl BridgeConfig {
             return Err(file.invalid("bridge.batch_max", "must be at least 1"));
         }
         self.kafka.validate(file, "kafka")?;
+        if self.delivery.mode == DeliveryMode::ExactlyOnce
+            && self.delivery.instance_id.trim().is_empty()
+        {
+            return Err(file.invalid(
+                "delivery.instance_id",
+                "exactly_once needs an id per bridge instance (stable across its restarts, e.g. the host \
+                 name): it becomes the transactional.id that fences a zombie instance",
+            ));
+        }
+        if self.delivery.dedup_window_hours == 0 {
+            return Err(file.invalid(
+                "delivery.dedup_window_hours",
+                "must be at least 1; resends older than the window are not recognised",
+            ));
+        }
         for (key, name) in self.topics.outputs() {
             if name.trim().is_empty() {
                 return Err(file.invalid(key, "must name a topic"));

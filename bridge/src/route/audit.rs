@@ -5,10 +5,22 @@ use linegate_schemas::{AuditEvent, AuditOutcome, EdgeEvent, SchemaError, SCHEMA_
 use sha2::{Digest, Sha256};
 
 use super::{derived_id, event_headers, InputRecord, Output, RouteContext};
+use crate::chain;
+
+/// Where an audit record sits in its chain, and the gap it reports if it is a GAP record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Link<'a> {
+    /// Chain hash of the previous audit record of the chain; None at the chain's start.
+    pub prev: Option<&'a str>,
+    /// For a GAP record: the missing seqs, first and last.
+    pub gap: Option<(i64, i64)>,
+}
 
 /// The audit record of `record`. Its id is UUID v5 of `audit:<topic>:<partition>:<offset>`: one input
 /// position, one audit id, however often the record is handled. Subject fields are filled from `event`
-/// when the input decoded; `payload_sha256` identifies the exact bytes that were judged.
+/// when the input decoded; `payload_sha256` identifies the exact bytes that were judged. A GAP record has the
+/// id of `audit-gap:<topic>:<partition>:<offset>`, as the input also gets its own audit record. Returns the
+/// record and its chain hash.
 pub(super) fn output(
     record: &InputRecord<'_>,
     ctx: &RouteContext<'_>,
@@ -16,10 +28,15 @@ pub(super) fn output(
     outcome: AuditOutcome,
     reason: Option<String>,
     outputs: Vec<String>,
-) -> Result<Output, SchemaError> {
+    link: Link<'_>,
+) -> Result<(Output, String), SchemaError> {
+    let prefix = match outcome {
+        AuditOutcome::Gap => "audit-gap",
+        _ => "audit",
+    };
     let audit = AuditEvent {
         event_id: derived_id(&format!(
-            "audit:{}:{}:{}",
+            "{prefix}:{}:{}:{}",
             record.topic, record.partition, record.offset
         )),
         timestamp: ctx.now_ms,
@@ -36,13 +53,18 @@ pub(super) fn output(
         source_offset: record.offset,
         payload_sha256: hex::encode(Sha256::digest(record.value)),
         outputs,
+        prev_audit_sha256: link.prev.map(str::to_owned),
+        gap_first_seq: link.gap.map(|(first, _)| first),
+        gap_last_seq: link.gap.map(|(_, last)| last),
     };
+    let hash = chain::record_hash(&audit);
     let value = linegate_schemas::encode(&audit)?;
     let headers = event_headers(event, &audit.event_id);
-    Ok(Output {
+    let output = Output {
         topic: ctx.topics.audit.clone(),
         key: Some(audit.event_id.into_bytes()),
         value,
         headers,
-    })
+    };
+    Ok((output, hash))
 }

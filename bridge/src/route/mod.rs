@@ -15,11 +15,12 @@ mod quality;
 mod validate;
 
 use linegate_schemas::{
-    AuditOutcome, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType,
+    AuditOutcome, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType, SchemaError,
 };
 
 use crate::config::{QualityConfig, TopicNames};
 use crate::window::Observation;
+pub use audit::Link;
 pub use quality::judge;
 pub use validate::{Problem, Rejection};
 
@@ -88,32 +89,95 @@ pub struct Routed {
     pub rejection: Option<Rejection>,
     /// An accepted completed inspection, for the quality windows.
     pub window_input: Option<Observation>,
+    /// Chain hash of the audit record among `outputs` (None only if it could not be encoded).
+    pub audit_hash: Option<String>,
 }
 
-/// Decides what one input record becomes. Never fails: what cannot be accepted is rejected with a reason.
+/// Decides what one input record becomes, as the first record of its audit chain. Never fails: what cannot
+/// be accepted is rejected with a reason.
 pub fn route(record: &InputRecord<'_>, ctx: &RouteContext<'_>) -> Routed {
-    let event = match linegate_schemas::decode::<EdgeEvent>(record.value) {
+    let decoded = linegate_schemas::decode::<EdgeEvent>(record.value);
+    route_decoded(record, ctx, decoded, Link::default())
+}
+
+/// [`route`] of an input the caller already decoded (for dedup), linked into its audit chain by `link`.
+pub fn route_decoded(
+    record: &InputRecord<'_>,
+    ctx: &RouteContext<'_>,
+    decoded: Result<EdgeEvent, SchemaError>,
+    link: Link<'_>,
+) -> Routed {
+    let event = match decoded {
         Ok(event) => event,
-        Err(error) => return reject(record, ctx, None, Rejection::Decode(error)),
+        Err(error) => return reject(record, ctx, None, Rejection::Decode(error), link),
     };
     if let Err(rejection) = validate::validate(&event, record.key) {
-        return reject(record, ctx, Some(&event), rejection);
+        return reject(record, ctx, Some(&event), rejection, link);
     }
-    match accept(record, ctx, &event) {
-        Ok(outputs) => Routed {
+    match accept(record, ctx, &event, link) {
+        Ok((outputs, hash)) => Routed {
             outputs,
             rejection: None,
             window_input: observation(ctx, &event),
+            audit_hash: Some(hash),
         },
-        Err(rejection) => reject(record, ctx, Some(&event), rejection),
+        Err(rejection) => reject(record, ctx, Some(&event), rejection, link),
     }
+}
+
+/// The only output of an edge's resend of an already handled (station, seq): a DUPLICATE audit record,
+/// with its chain hash. Nothing else is written for it.
+pub fn duplicate(
+    record: &InputRecord<'_>,
+    ctx: &RouteContext<'_>,
+    event: &EdgeEvent,
+    last_seq: i64,
+    link: Link<'_>,
+) -> Result<(Output, String), SchemaError> {
+    let reason = format!(
+        "station {} seq {} was already handled (the station's last seq is {last_seq}); an edge sent it again",
+        event.station_id, event.seq
+    );
+    audit::output(
+        record,
+        ctx,
+        Some(event),
+        AuditOutcome::Duplicate,
+        Some(reason),
+        Vec::new(),
+        link,
+    )
+}
+
+/// The GAP audit record reported before an input whose seq skips `link.gap`, with its chain hash.
+pub fn gap(
+    record: &InputRecord<'_>,
+    ctx: &RouteContext<'_>,
+    event: &EdgeEvent,
+    link: Link<'_>,
+) -> Result<(Output, String), SchemaError> {
+    let (first, last) = link.gap.unwrap_or_default();
+    let reason = format!(
+        "station {} seqs {first}..={last} never arrived before seq {}",
+        event.station_id, event.seq
+    );
+    audit::output(
+        record,
+        ctx,
+        Some(event),
+        AuditOutcome::Gap,
+        Some(reason),
+        Vec::new(),
+        link,
+    )
 }
 
 fn accept(
     record: &InputRecord<'_>,
     ctx: &RouteContext<'_>,
     event: &EdgeEvent,
-) -> Result<Vec<Output>, Rejection> {
+    link: Link<'_>,
+) -> Result<(Vec<Output>, String), Rejection> {
     let mut outputs = Vec::with_capacity(3);
     match &event.payload {
         EdgePayload::Inspection(inspection) => {
@@ -136,20 +200,21 @@ fn accept(
         EdgePayload::System(_) => {}
     }
     let written = outputs.iter().map(|o| o.topic.clone()).collect();
-    let audit = audit::output(
+    let (audit, hash) = audit::output(
         record,
         ctx,
         Some(event),
         AuditOutcome::Accepted,
         None,
         written,
+        link,
     )
     .map_err(|source| Rejection::Encode {
         output: "audit",
         source,
     })?;
     outputs.push(audit);
-    Ok(outputs)
+    Ok((outputs, hash))
 }
 
 fn reject(
@@ -157,6 +222,7 @@ fn reject(
     ctx: &RouteContext<'_>,
     event: Option<&EdgeEvent>,
     rejection: Rejection,
+    link: Link<'_>,
 ) -> Routed {
     let mut outputs = vec![dlq::output(record, ctx, event, &rejection)];
     let audit = audit::output(
@@ -166,14 +232,17 @@ fn reject(
         AuditOutcome::Rejected,
         Some(rejection.to_string()),
         vec![ctx.topics.dlq.clone()],
+        link,
     );
     // The audit record of a rejection holds only strings and numbers built here, so it always encodes; if a
     // broken build ever failed to, the dead letter above still keeps the input.
-    outputs.extend(audit.ok());
+    let (audit, audit_hash) = audit.ok().unzip();
+    outputs.extend(audit);
     Routed {
         outputs,
         rejection: Some(rejection),
         window_input: None,
+        audit_hash,
     }
 }
 

@@ -1,0 +1,102 @@
+//! The verifier on hand-built chains: intact, with a record removed, altered, and with an at-least-once repeat.
+
+use linegate_schemas::{AuditEvent, AuditOutcome};
+
+use super::*;
+
+fn audit(station: &str, offset: i64, prev: Option<String>) -> AuditEvent {
+    AuditEvent {
+        event_id: format!("audit-{station}-{offset}"),
+        timestamp: 1_000 + offset,
+        source_service: "linegate-bridge".into(),
+        schema_version: "1.0.0".into(),
+        outcome: AuditOutcome::Accepted,
+        subject_event_id: Some(format!("ev-{offset}")),
+        event_type: Some("INSPECTION_STARTED".into()),
+        station_id: Some(station.into()),
+        seq: Some(offset + 1),
+        reason: None,
+        source_topic: "in".into(),
+        source_partition: 0,
+        source_offset: offset,
+        payload_sha256: "00".repeat(32),
+        outputs: vec![],
+        prev_audit_sha256: prev,
+        gap_first_seq: None,
+        gap_last_seq: None,
+    }
+}
+
+/// A linked chain of `n` records of `station`, placed at audit offsets 0.. of partition 0.
+fn chain(station: &str, n: i64) -> Vec<Located> {
+    let mut prev = None;
+    (0..n)
+        .map(|i| {
+            let a = audit(station, i, prev.take());
+            prev = Some(record_hash(&a));
+            Located {
+                partition: 0,
+                offset: i,
+                audit: a,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn an_intact_chain_verifies_in_any_read_order() {
+    let mut records = chain("ST-1", 5);
+    records.extend(chain("ST-2", 3));
+    records.reverse();
+    let report = verify(records);
+    assert_eq!((report.chains, report.records), (2, 8));
+    assert!(report.breaks.is_empty(), "{:?}", report.breaks);
+}
+
+#[test]
+fn a_record_removed_from_the_middle_is_reported_at_its_successor() {
+    let mut records = chain("ST-1", 5);
+    let removed = records.remove(2);
+    let report = verify(records.clone());
+    assert_eq!(report.breaks.len(), 1);
+    let broken = &report.breaks[0];
+    assert_eq!((broken.chain.as_str(), broken.offset), ("ST-1", 3));
+    assert_eq!(broken.expected, record_hash(&records[1].audit));
+    assert_eq!(broken.found, record_hash(&removed.audit));
+}
+
+#[test]
+fn an_altered_record_breaks_the_next_link() {
+    let mut records = chain("ST-1", 4);
+    records[1].audit.seq = Some(99);
+    let report = verify(records);
+    assert_eq!(report.breaks.len(), 1);
+    assert_eq!(report.breaks[0].offset, 2);
+}
+
+#[test]
+fn a_repeated_round_is_accepted_and_either_copy_may_be_linked_to() {
+    let mut records = chain("ST-1", 3);
+    // The round of record 1 written again with a new timestamp; record 2 links to the first copy.
+    let mut again = records[1].audit.clone();
+    again.timestamp += 500;
+    records.push(Located {
+        partition: 1,
+        offset: 0,
+        audit: again,
+    });
+    let report = verify(records);
+    assert!(report.breaks.is_empty(), "{:?}", report.breaks);
+    assert_eq!(report.repeats, 1);
+}
+
+#[test]
+fn a_record_without_a_link_after_linked_ones_is_a_break() {
+    let mut records = chain("ST-1", 3);
+    records.push(Located {
+        partition: 0,
+        offset: 3,
+        audit: audit("ST-1", 3, None),
+    });
+    assert_eq!(verify(records).breaks[0].found, "none");
+}

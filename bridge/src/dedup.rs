@@ -1,0 +1,271 @@
+//! Dedup of what edges send twice, gap reports, and the chain heads: the per-chain ledger, with no I/O.
+//!
+//! An edge numbers each station's events 1, 2, 3... without gaps and sends them in order; one that crashed
+//! between Kafka's acknowledgement and its own bookkeeping sends the last ones again with the same seq. A
+//! station's high-water seq is therefore enough: a seq at or under it is a resend (DUPLICATE, nothing but an
+//! audit record is written); a seq more than one above it means events never arrived (GAP, reported, the event
+//! itself still handled). The window bounds how long a station's high-water mark is trusted: a station silent
+//! for longer (e.g. re-installed with a fresh outbox that counts from 1 again) starts afresh.
+//!
+//! The ledger also remembers, per chain, the input position last handled and the chain hash of the last audit
+//! record. It is written to the compacted state topic with the round's outputs, before the offsets are
+//! committed (in exactly-once mode: in the same transaction), and re-read on every partition assignment, so
+//! it survives restarts and rebalances. An input at or before the position the ledger already holds is the
+//! repeat of a round whose outputs and state were written but whose offsets were not committed: it is skipped
+//! (its outputs exist), counted and logged.
+
+use std::collections::{BTreeSet, HashMap};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+
+use crate::route::Output;
+
+/// What the ledger holds for one chain (a station, or an input partition for undecodable inputs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainState {
+    /// Highest seq handled; None for a chain of undecodable inputs.
+    pub seq: Option<i64>,
+    /// Chain hash of the last audit record of the chain.
+    pub head: Option<String>,
+    /// Input topic of the last handled record.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// When it was handled (epoch ms): the dedup window counts from here.
+    pub seen_ms: i64,
+}
+
+/// What to do with one input, by its (chain, seq) and position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Handle it.
+    Fresh,
+    /// Its round was already written (state and outputs), only the offset commit was lost: skip it.
+    Replay,
+    /// An edge resent it: seq at or under `last`, the station's high-water seq. Audit only.
+    Duplicate {
+        /// The station's high-water seq.
+        last: i64,
+    },
+    /// Seqs `first..=last` never arrived; report, then handle it.
+    Gap {
+        /// First missing seq.
+        first: i64,
+        /// Last missing seq.
+        last: i64,
+    },
+}
+
+/// Counters of the dedup decisions.
+#[derive(Debug, Clone, Default)]
+pub struct DedupMetrics {
+    /// Inputs recognised as an edge's resend.
+    pub duplicates: Counter,
+    /// Gaps reported.
+    pub gaps: Counter,
+    /// Seqs missing in the reported gaps.
+    pub missing_seqs: Counter,
+    /// Inputs skipped as repeats of an already written round.
+    pub replays: Counter,
+}
+
+impl DedupMetrics {
+    /// Registers the counters under `linegate_bridge_dedup_*`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        let sub = registry.sub_registry_with_prefix("linegate_bridge_dedup");
+        sub.register(
+            "duplicates",
+            "Inputs recognised as an edge's resend of a handled (station, seq)",
+            metrics.duplicates.clone(),
+        );
+        sub.register(
+            "gaps",
+            "Gaps reported in a station's seq",
+            metrics.gaps.clone(),
+        );
+        sub.register(
+            "missing_seqs",
+            "Sequence numbers missing in reported gaps",
+            metrics.missing_seqs.clone(),
+        );
+        sub.register(
+            "replays",
+            "Inputs skipped because their round was already written but not committed",
+            metrics.replays.clone(),
+        );
+        metrics
+    }
+}
+
+/// The ledger of one bridge instance: every chain of its group, as last read or written.
+#[derive(Debug)]
+pub struct Ledger {
+    group: String,
+    window_ms: i64,
+    chains: HashMap<String, ChainState>,
+    dirty: BTreeSet<String>,
+    metrics: DedupMetrics,
+}
+
+impl Ledger {
+    /// An empty ledger of consumer group `group` trusting high-water seqs for `window_ms`.
+    pub fn new(group: &str, window_ms: i64, metrics: DedupMetrics) -> Self {
+        Self {
+            group: group.to_owned(),
+            window_ms,
+            chains: HashMap::new(),
+            dirty: BTreeSet::new(),
+            metrics,
+        }
+    }
+
+    /// The state-topic key of `chain`: the group comes first, so bridges of several groups can share it.
+    pub fn state_key(&self, chain: &str) -> String {
+        format!("{}/{chain}", self.group)
+    }
+
+    /// Replaces the ledger with what was read from the state topic (records of other groups are ignored).
+    pub fn replace(&mut self, records: impl IntoIterator<Item = (String, ChainState)>) {
+        let prefix = format!("{}/", self.group);
+        self.chains = records
+            .into_iter()
+            .filter_map(|(key, state)| Some((key.strip_prefix(&prefix)?.to_owned(), state)))
+            .collect();
+        self.dirty.clear();
+    }
+
+    /// Number of chains known.
+    pub fn len(&self) -> usize {
+        self.chains.len()
+    }
+
+    /// True when no chain is known.
+    pub fn is_empty(&self) -> bool {
+        self.chains.is_empty()
+    }
+
+    /// Chain hash of the last audit record of `chain`.
+    pub fn head(&self, chain: &str) -> Option<&str> {
+        self.chains.get(chain)?.head.as_deref()
+    }
+
+    /// Judges the input at `topic/partition/offset` of `chain` with `seq` (None when undecodable), and
+    /// counts the decision.
+    pub fn judge(
+        &self,
+        chain: &str,
+        position: (&str, i32, i64),
+        seq: Option<i64>,
+        now_ms: i64,
+    ) -> Verdict {
+        let verdict = self.decide(chain, position, seq, now_ms);
+        match verdict {
+            Verdict::Fresh => {}
+            Verdict::Replay => {
+                self.metrics.replays.inc();
+            }
+            Verdict::Duplicate { .. } => {
+                self.metrics.duplicates.inc();
+            }
+            Verdict::Gap { first, last } => {
+                self.metrics.gaps.inc();
+                self.metrics
+                    .missing_seqs
+                    .inc_by(u64::try_from(last - first + 1).unwrap_or(0));
+            }
+        }
+        verdict
+    }
+
+    fn decide(
+        &self,
+        chain: &str,
+        (topic, partition, offset): (&str, i32, i64),
+        seq: Option<i64>,
+        now_ms: i64,
+    ) -> Verdict {
+        let Some(state) = self.chains.get(chain) else {
+            return Verdict::Fresh;
+        };
+        if state.topic == topic && state.partition == partition && offset <= state.offset {
+            return Verdict::Replay;
+        }
+        let (Some(seq), Some(last)) = (seq, state.seq) else {
+            return Verdict::Fresh;
+        };
+        if now_ms.saturating_sub(state.seen_ms) > self.window_ms {
+            return Verdict::Fresh;
+        }
+        if seq <= last {
+            Verdict::Duplicate { last }
+        } else if seq > last + 1 {
+            Verdict::Gap {
+                first: last + 1,
+                last: seq - 1,
+            }
+        } else {
+            Verdict::Fresh
+        }
+    }
+
+    /// Records that the input at `position` of `chain` was handled: its seq raises the high-water mark
+    /// (a duplicate passes None and leaves it), `head` is the chain hash of its last audit record.
+    pub fn advance(
+        &mut self,
+        chain: &str,
+        (topic, partition, offset): (&str, i32, i64),
+        seq: Option<i64>,
+        head: Option<String>,
+        now_ms: i64,
+    ) {
+        let entry = self
+            .chains
+            .entry(chain.to_owned())
+            .or_insert_with(|| ChainState {
+                seq: None,
+                head: None,
+                topic: topic.to_owned(),
+                partition,
+                offset,
+                seen_ms: now_ms,
+            });
+        entry.seq = match (entry.seq, seq) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        if head.is_some() {
+            entry.head = head;
+        }
+        entry.topic = topic.to_owned();
+        entry.partition = partition;
+        entry.offset = offset;
+        entry.seen_ms = now_ms;
+        self.dirty.insert(chain.to_owned());
+    }
+
+    /// The state records of the chains changed since the last call, to produce with the round.
+    pub fn take_outputs(&mut self, state_topic: &str) -> Vec<Output> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .filter_map(|chain| {
+                let state = self.chains.get(&chain)?;
+                Some(Output {
+                    topic: state_topic.to_owned(),
+                    key: Some(self.state_key(&chain).into_bytes()),
+                    value: serde_json::to_vec(state).expect("plain data serialises"),
+                    headers: Vec::new(),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "dedup_tests.rs"]
+mod tests;

@@ -1,0 +1,96 @@
+//! The ledger's decisions for resends, gaps, replays and the window.
+
+use super::*;
+
+const WINDOW: i64 = 60_000;
+
+fn ledger_with(seq: i64, offset: i64) -> Ledger {
+    let mut ledger = Ledger::new("g", WINDOW, DedupMetrics::default());
+    ledger.advance(
+        "ST-1",
+        ("in", 0, offset),
+        Some(seq),
+        Some("h".into()),
+        1_000,
+    );
+    ledger
+}
+
+#[test]
+fn the_next_seq_is_fresh_and_a_resent_one_is_a_duplicate() {
+    let ledger = ledger_with(5, 10);
+    assert_eq!(
+        ledger.judge("ST-1", ("in", 0, 11), Some(6), 2_000),
+        Verdict::Fresh
+    );
+    assert_eq!(
+        ledger.judge("ST-1", ("in", 0, 11), Some(5), 2_000),
+        Verdict::Duplicate { last: 5 }
+    );
+    assert_eq!(
+        ledger.judge("ST-1", ("in", 0, 11), Some(1), 2_000),
+        Verdict::Duplicate { last: 5 }
+    );
+    assert_eq!(ledger.metrics.duplicates.get(), 2);
+}
+
+#[test]
+fn a_jump_in_seq_is_a_gap_with_the_missing_range() {
+    let ledger = ledger_with(5, 10);
+    assert_eq!(
+        ledger.judge("ST-1", ("in", 0, 11), Some(9), 2_000),
+        Verdict::Gap { first: 6, last: 8 }
+    );
+    assert_eq!(ledger.metrics.missing_seqs.get(), 3);
+}
+
+#[test]
+fn an_input_at_or_before_the_recorded_position_is_a_replay() {
+    let ledger = ledger_with(5, 10);
+    assert_eq!(
+        ledger.judge("ST-1", ("in", 0, 10), Some(5), 2_000),
+        Verdict::Replay
+    );
+    assert_eq!(
+        ledger.judge("ST-1", ("in", 0, 3), Some(2), 2_000),
+        Verdict::Replay
+    );
+    // Another partition (the topic grew): position says nothing, seq decides.
+    assert_eq!(
+        ledger.judge("ST-1", ("in", 1, 3), Some(5), 2_000),
+        Verdict::Duplicate { last: 5 }
+    );
+}
+
+#[test]
+fn a_station_silent_longer_than_the_window_starts_afresh() {
+    let ledger = ledger_with(5, 10);
+    assert_eq!(
+        ledger.judge("ST-1", ("in", 0, 11), Some(1), 1_000 + WINDOW + 1),
+        Verdict::Fresh
+    );
+}
+
+#[test]
+fn state_round_trips_through_its_records_and_other_groups_are_ignored() {
+    let mut ledger = ledger_with(5, 10);
+    let outputs = ledger.take_outputs("state");
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(outputs[0].key.as_deref(), Some(&b"g/ST-1"[..]));
+    assert!(
+        ledger.take_outputs("state").is_empty(),
+        "only changed chains are written"
+    );
+    let state: ChainState = serde_json::from_slice(&outputs[0].value).unwrap();
+    let mut again = Ledger::new("g", WINDOW, DedupMetrics::default());
+    again.replace([
+        ("g/ST-1".to_owned(), state.clone()),
+        ("other/ST-2".to_owned(), state),
+    ]);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again.head("ST-1"), Some("h"));
+    assert_eq!(
+        again.judge("ST-1", ("in", 0, 11), Some(5), 2_000),
+        Verdict::Duplicate { last: 5 }
+    );
+}

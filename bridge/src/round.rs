@@ -1,0 +1,197 @@
+//! A round's records through the ledger and the router: dedup, gap reports and the audit chain around the
+//! per-record decision of [`crate::route`]. No I/O: the pipeline delivers what this returns.
+//!
+//! Per record, in input order: decode once; find its chain (station, or input partition); ask the ledger.
+//! A replay is skipped; a resend yields a DUPLICATE audit record only; a gap yields a GAP audit record, then
+//! the record is routed as usual; each audit record links to the chain's previous one, and the ledger
+//! advances. The state records of the chains that changed come last, so they are written with the round.
+
+use linegate_schemas::EdgeEvent;
+use rdkafka::message::OwnedMessage;
+use rdkafka::Message;
+
+use crate::chain;
+use crate::dedup::{Ledger, Verdict};
+use crate::route::{self, InputRecord, Link, Output, RouteContext};
+use crate::window::{self, Windows};
+
+/// What a round handled, by outcome.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Inputs accepted and fanned out.
+    pub accepted: u64,
+    /// Inputs sent to the dead-letter topic.
+    pub rejected: u64,
+    /// Edge resends recognised (audit only).
+    pub duplicates: u64,
+    /// Gaps reported.
+    pub gaps: u64,
+    /// Inputs of an already written round, skipped.
+    pub replays: u64,
+}
+
+impl Counts {
+    /// Adds `other` to these counts.
+    pub fn add(&mut self, other: Counts) {
+        self.accepted += other.accepted;
+        self.rejected += other.rejected;
+        self.duplicates += other.duplicates;
+        self.gaps += other.gaps;
+        self.replays += other.replays;
+    }
+
+    /// Inputs handled in any way.
+    pub fn total(&self) -> u64 {
+        self.accepted + self.rejected + self.duplicates + self.replays
+    }
+}
+
+/// Called for every routed record before its outputs are taken (redrive headers, metrics).
+pub type RoutedHook<'h> = dyn Fn(&OwnedMessage, &InputRecord<'_>, &mut route::Routed) + 'h;
+
+/// The outputs of `batch` (state records last) and what became of its records. Accepted completed
+/// inspections also feed `windows`; a window they close is written right after them.
+pub fn route_batch(
+    batch: &[OwnedMessage],
+    ctx: &RouteContext<'_>,
+    ledger: &mut Ledger,
+    windows: &mut Windows,
+    hook: &RoutedHook<'_>,
+) -> (Vec<Output>, Counts) {
+    let mut counts = Counts::default();
+    let mut outputs = Vec::with_capacity(batch.len() * 3 + 1);
+    for message in batch {
+        let record = InputRecord {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key(),
+            value: message.payload().unwrap_or_default(),
+        };
+        let mut round = Round {
+            ctx,
+            ledger: &mut *ledger,
+            windows: &mut *windows,
+            outputs: &mut outputs,
+            counts: &mut counts,
+        };
+        round.one(message, &record, hook);
+    }
+    outputs.extend(ledger.take_outputs(&ctx.topics.state));
+    (outputs, counts)
+}
+
+/// What one record's handling reads and changes.
+struct Round<'a, 'c> {
+    ctx: &'a RouteContext<'c>,
+    ledger: &'a mut Ledger,
+    windows: &'a mut Windows,
+    outputs: &'a mut Vec<Output>,
+    counts: &'a mut Counts,
+}
+
+impl Round<'_, '_> {
+    fn one(&mut self, message: &OwnedMessage, record: &InputRecord<'_>, hook: &RoutedHook<'_>) {
+        let (ctx, ledger, outputs, counts) = (
+            self.ctx,
+            &mut *self.ledger,
+            &mut *self.outputs,
+            &mut *self.counts,
+        );
+        let decoded = linegate_schemas::decode::<EdgeEvent>(record.value);
+        let (station, seq) = match &decoded {
+            Ok(event) => (Some(event.station_id.as_str()), Some(event.seq)),
+            Err(_) => (None, None),
+        };
+        let key = chain::chain_key(station, record.topic, record.partition);
+        let position = (record.topic, record.partition, record.offset);
+        let verdict = ledger.judge(&key, position, seq, ctx.now_ms);
+        let mut head = ledger.head(&key).map(str::to_owned);
+        match (verdict, &decoded) {
+            (Verdict::Replay, _) => {
+                counts.replays += 1;
+                tracing::debug!(
+                    partition = record.partition,
+                    offset = record.offset,
+                    "skipped: this round's outputs and state were already written"
+                );
+                return;
+            }
+            (Verdict::Duplicate { last }, Ok(event)) => {
+                counts.duplicates += 1;
+                tracing::info!(
+                    station = event.station_id,
+                    seq = event.seq,
+                    last,
+                    offset = record.offset,
+                    "duplicate from an edge: audit record only"
+                );
+                let link = Link {
+                    prev: head.as_deref(),
+                    gap: None,
+                };
+                match route::duplicate(record, ctx, event, last, link) {
+                    Ok((output, hash)) => {
+                        outputs.push(output);
+                        ledger.advance(&key, position, None, Some(hash), ctx.now_ms);
+                    }
+                    Err(error) => tracing::error!(%error, "cannot encode a DUPLICATE audit record"),
+                }
+                return;
+            }
+            (Verdict::Gap { first, last }, Ok(event)) => {
+                counts.gaps += 1;
+                tracing::warn!(
+                    station = event.station_id,
+                    first,
+                    last,
+                    seq = event.seq,
+                    "gap in a station's seq: events {first}..={last} never arrived"
+                );
+                let link = Link {
+                    prev: head.as_deref(),
+                    gap: Some((first, last)),
+                };
+                match route::gap(record, ctx, event, link) {
+                    Ok((output, hash)) => {
+                        outputs.push(output);
+                        head = Some(hash);
+                    }
+                    Err(error) => tracing::error!(%error, "cannot encode a GAP audit record"),
+                }
+            }
+            _ => {}
+        }
+        let link = Link {
+            prev: head.as_deref(),
+            gap: None,
+        };
+        let mut routed = route::route_decoded(record, ctx, decoded, link);
+        hook(message, record, &mut routed);
+        match &routed.rejection {
+            Some(rejection) => {
+                counts.rejected += 1;
+                tracing::warn!(
+                    partition = record.partition,
+                    offset = record.offset,
+                    class = rejection.class(),
+                    "input rejected to {}: {rejection}",
+                    ctx.topics.dlq
+                );
+            }
+            None => counts.accepted += 1,
+        }
+        outputs.extend(routed.outputs);
+        ledger.advance(&key, position, seq, routed.audit_hash.or(head), ctx.now_ms);
+        if let Some(observation) = routed.window_input {
+            for closed in self.windows.observe(observation, ctx.now_ms) {
+                match window::output(&closed, &ctx.topics.quality, ctx.service_name) {
+                    Ok(output) => self.outputs.push(output),
+                    Err(error) => {
+                        tracing::error!(%error, "a quality window could not be encoded and is not written")
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Exactly-once mode: a transactional producer per instance, a start-up check that the broker really
+//! supports transactions, and the commit of one round (outputs, state and input offsets in one transaction).
+//!
+//! The pattern is librdkafka's consume-transform-produce (rust-rdkafka `examples/transactions.rs`): begin,
+//! produce every output, `send_offsets_to_transaction` with the consumer's group metadata, commit. Consumers
+//! of the outputs must read with `isolation.level=read_committed`, or they also see aborted rounds.
+//! `transactional.id` is `<group_id>-<instance_id>`: a restarted instance calls `init_transactions` with the
+//! same id, which bumps the epoch and fences a zombie (an old process of the same instance still producing),
+//! whose next transactional call then fails with a fatal "fenced" error and stops it.
+//!
+//! This path is written for Apache Kafka (0.11+) and cannot run here: tansu 0.6.0, the broker of the tests,
+//! does not route EndTxn, so no transaction can commit against it. What the tests prove is that the start-up
+//! check then stops the bridge with a clear error instead of silently running without the guarantee.
+
+use std::time::Duration;
+
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::TopicPartitionList;
+
+use linegate_common::kafka::KafkaConfig;
+
+/// Key prefix of the probe record written to the state topic at start; the state loader ignores it.
+pub const PROBE_KEY_PREFIX: &str = "#probe/";
+/// Limit of each transactional call; a broker that does not answer within it is treated as unable.
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why exactly-once mode cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    /// The broker lacks transactions (or refused the probe): the bridge must not start in this mode.
+    #[error(
+        "delivery.mode = \"exactly_once\" needs Kafka transactions, but the broker at {bootstrap} did not \
+         complete a probe transaction ({step} failed: {source}). Use a broker with transactions (Apache Kafka \
+         0.11 or later; tansu 0.6.0 has no EndTxn), or set delivery.mode = \"at_least_once\""
+    )]
+    Unsupported {
+        /// Bootstrap servers.
+        bootstrap: String,
+        /// The call that failed.
+        step: &'static str,
+        /// What librdkafka said (in the message already, so not repeated as a cause).
+        source: KafkaError,
+    },
+    /// Another process with this instance's transactional.id took over, or the producer hit another fatal
+    /// error: this process must stop, its open transaction is aborted by the broker.
+    #[error("transactional producer {transactional_id} can no longer commit ({step}: {source}); another instance with the same delivery.instance_id fenced this one, or the producer failed fatally")]
+    Fatal {
+        /// The id.
+        transactional_id: String,
+        /// The call that failed.
+        step: &'static str,
+        /// What librdkafka said.
+        #[source]
+        source: KafkaError,
+    },
+    /// A round's transaction failed and was aborted; the round is read again and repeated.
+    #[error("transaction aborted ({step}: {source}); the round is repeated")]
+    Aborted {
+        /// The call that failed.
+        step: &'static str,
+        /// What librdkafka said.
+        #[source]
+        source: KafkaError,
+    },
+}
+
+/// The `transactional.id` of an instance.
+pub fn transactional_id(group_id: &str, instance_id: &str) -> String {
+    format!("{group_id}-{instance_id}")
+}
+
+/// Creates the transactional producer, initialises it (fencing older epochs of the same id) and commits
+/// one probe transaction with one record on `probe_topic`. Any failure means the broker cannot give
+/// exactly-once delivery, and the bridge must not start.
+pub async fn start(
+    kafka: &KafkaConfig,
+    transactional_id: &str,
+    probe_topic: &str,
+) -> Result<FutureProducer, TxnError> {
+    let unsupported = |step, source| TxnError::Unsupported {
+        bootstrap: kafka.bootstrap.clone(),
+        step,
+        source,
+    };
+    let producer: FutureProducer = kafka
+        .client_config(&[
+            ("transactional.id", transactional_id),
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("compression.type", "lz4"),
+            ("transaction.timeout.ms", "60000"),
+        ])
+        .create()
+        .map_err(|e| unsupported("creating the producer", e))?;
+    blocking(|| producer.init_transactions(CALL_TIMEOUT))
+        .map_err(|e| unsupported("init_transactions", e))?;
+    blocking(|| producer.begin_transaction()).map_err(|e| unsupported("begin_transaction", e))?;
+    let key = format!("{PROBE_KEY_PREFIX}{transactional_id}");
+    let probe = FutureRecord::to(probe_topic).key(&key).payload("probe");
+    if let Err((error, _)) = producer.send(probe, CALL_TIMEOUT).await {
+        let _ = blocking(|| producer.abort_transaction(CALL_TIMEOUT));
+        return Err(unsupported("producing the probe record", error));
+    }
+    if let Err(error) = blocking(|| producer.commit_transaction(CALL_TIMEOUT)) {
+        let _ = blocking(|| producer.abort_transaction(CALL_TIMEOUT));
+        return Err(unsupported("commit_transaction (EndTxn)", error));
+    }
+    Ok(producer)
+}
+
+/// Opens the transaction of a round.
+pub fn begin(producer: &FutureProducer, transactional_id: &str) -> Result<(), TxnError> {
+    blocking(|| producer.begin_transaction()).map_err(|e| classify(transactional_id, "begin", e))
+}
+
+/// Adds the round's input offsets to the transaction and commits it; the outputs were produced and
+/// acknowledged inside it already. On a non-fatal error the transaction is aborted.
+pub fn commit(
+    producer: &FutureProducer,
+    transactional_id: &str,
+    offsets: &TopicPartitionList,
+    group: &ConsumerGroupMetadata,
+) -> Result<(), TxnError> {
+    blocking(|| producer.send_offsets_to_transaction(offsets, group, CALL_TIMEOUT))
+        .and_then(|()| blocking(|| producer.commit_transaction(CALL_TIMEOUT)))
+        .map_err(|e| abort(producer, transactional_id, "commit", e))
+}
+
+/// Aborts the open transaction after `error` at `step`, and says whether the process can go on.
+pub fn abort(
+    producer: &FutureProducer,
+    transactional_id: &str,
+    step: &'static str,
+    error: KafkaError,
+) -> TxnError {
+    let failure = classify(transactional_id, step, error);
+    if matches!(failure, TxnError::Aborted { .. }) {
+        if let Err(error) = blocking(|| producer.abort_transaction(CALL_TIMEOUT)) {
+            return classify(transactional_id, "abort", error);
+        }
+    }
+    failure
+}
+
+fn classify(transactional_id: &str, step: &'static str, source: KafkaError) -> TxnError {
+    let fatal = match &source {
+        KafkaError::Transaction(error) => error.is_fatal(),
+        other => matches!(
+            other.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fatal)
+        ),
+    };
+    if fatal {
+        TxnError::Fatal {
+            transactional_id: transactional_id.to_owned(),
+            step,
+            source,
+        }
+    } else {
+        TxnError::Aborted { step, source }
+    }
+}
+
+/// Runs a blocking librdkafka call without stalling the other tasks of the runtime.
+fn blocking<T>(call: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(call)
+}
