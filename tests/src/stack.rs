@@ -123,6 +123,24 @@ pub fn start_edge_with(
     Ok(edge)
 }
 
+/// Starts `linegate-edge run --config CONFIG` (a station config a test wrote), logging to `dir/edge.log`, and
+/// returns once the edge logged `ready` (e.g. `MQTT subscribed`, `Modbus device connected`).
+pub fn start_edge_with_config(
+    config: &Path,
+    dir: &Path,
+    ready: &str,
+) -> anyhow::Result<ChildProcess> {
+    let mut edge = ChildProcess::spawn(
+        "linegate-edge",
+        &bin_path("linegate-edge"),
+        &["run", "--config", config.to_str().expect("utf-8 path")],
+        &[],
+        &dir.join("edge.log"),
+    )?;
+    edge.wait_for_log(ready, Duration::from_secs(20))?;
+    Ok(edge)
+}
+
 /// What the edge logs once its MQTT subscriptions are in place.
 const SUBSCRIBED: &str = "MQTT subscribed";
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, create_topic};
 use linegate_e2e::plc::{device_toml, PlcResult, PlcSim};
-use linegate_e2e::{bin_path, free_port, ChildProcess, Tansu};
+use linegate_e2e::stack::start_edge_with_config;
+use linegate_e2e::{free_port, Tansu};
 use linegate_schemas::{decode, EdgeEvent, EdgePayload, SystemEventType};
 
 const STATION: &str = "ST-PLC";
@@ -52,16 +53,7 @@ async fn plc_results_arrive_once_in_order_across_plc_restarts_and_a_counter_jump
     let http_port = free_port();
     let transport = format!("tcp = {{ host = \"127.0.0.1\", port = {} }}", plc.port());
     let config = station_config(dir.path(), &tansu, &transport, http_port);
-    let mut edge = ChildProcess::spawn(
-        "linegate-edge",
-        &bin_path("linegate-edge"),
-        &["run", "--config", config.to_str().unwrap()],
-        &[],
-        &dir.path().join("edge.log"),
-    )
-    .unwrap();
-    edge.wait_for_log("Modbus device connected", Duration::from_secs(20))
-        .unwrap();
+    let _edge = start_edge_with_config(&config, dir.path(), "Modbus device connected").unwrap();
 
     let mut sent = Vec::new();
     for n in 1..=150 {
@@ -201,16 +193,7 @@ async fn plc_results_arrive_over_modbus_rtu_on_a_serial_line() {
         edge_end.display()
     );
     let config = station_config(dir.path(), &tansu, &transport, free_port());
-    let mut edge = ChildProcess::spawn(
-        "linegate-edge",
-        &bin_path("linegate-edge"),
-        &["run", "--config", config.to_str().unwrap()],
-        &[],
-        &dir.path().join("edge.log"),
-    )
-    .unwrap();
-    edge.wait_for_log("Modbus device connected", Duration::from_secs(20))
-        .unwrap();
+    let _edge = start_edge_with_config(&config, dir.path(), "Modbus device connected").unwrap();
     let sent: Vec<PlcResult> = (1..=20).map(PlcResult::numbered).collect();
     for result in &sent {
         plc.produce(result, ACK_WAIT).await.unwrap();

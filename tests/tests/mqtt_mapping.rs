@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, create_topic};
-use linegate_e2e::{bin_path, mqtt, ChildProcess, Mosquitto, Tansu};
+use linegate_e2e::stack::start_edge_with_config;
+use linegate_e2e::{mqtt, Mosquitto, Tansu};
 use linegate_schemas::{decode, EdgeEvent, EdgePayload};
 use serde_json::json;
 
@@ -61,16 +62,7 @@ quality_score = "/result/score"
         ),
     )
     .unwrap();
-    let mut edge = ChildProcess::spawn(
-        "linegate-edge",
-        &bin_path("linegate-edge"),
-        &["run", "--config", config.to_str().unwrap()],
-        &[],
-        &dir.path().join("edge.log"),
-    )
-    .unwrap();
-    edge.wait_for_log("MQTT subscribed", Duration::from_secs(20))
-        .unwrap();
+    let _edge = start_edge_with_config(&config, dir.path(), "MQTT subscribed").unwrap();
 
     let shaped = |n: u32| {
         json!({

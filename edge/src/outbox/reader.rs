@@ -176,17 +176,25 @@ impl OutboxReader {
             .prepare("SELECT id, received_at_ms, source, origin, payload, reason FROM quarantine ORDER BY id LIMIT ?1")
             .map_err(&err)?;
         let rows = stmt
-            .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
-                Ok(QuarantinedPayload {
-                    id: row.get(0)?,
-                    received_at_ms: row.get(1)?,
-                    source: row.get(2)?,
-                    origin: row.get(3)?,
-                    payload: row.get(4)?,
-                    reason: row.get(5)?,
-                })
-            })
+            .query_map(
+                params![i64::try_from(limit).unwrap_or(i64::MAX)],
+                QuarantinedPayload::from_row,
+            )
             .map_err(&err)?;
         rows.collect::<Result<_, _>>().map_err(&err)
+    }
+}
+
+impl QuarantinedPayload {
+    /// The columns `id, received_at_ms, source, origin, payload, reason`, in that order.
+    pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(QuarantinedPayload {
+            id: row.get(0)?,
+            received_at_ms: row.get(1)?,
+            source: row.get(2)?,
+            origin: row.get(3)?,
+            payload: row.get(4)?,
+            reason: row.get(5)?,
+        })
     }
 }

@@ -10,7 +10,7 @@ use rusqlite::{params, TransactionBehavior};
 
 use super::reader::QuarantinedPayload;
 use super::schema::{open_for_writing, sqlite_err};
-use super::writer::{append_items, Bound, Level};
+use super::writer::{append_items, read_next_seq, Bound, Level};
 use super::{Intake, OutboxError, OutboxOptions, Stored};
 
 /// What a retry did with one quarantined payload.
@@ -48,16 +48,7 @@ pub fn retry_quarantined(
             .prepare("SELECT id, received_at_ms, source, origin, payload, reason FROM quarantine ORDER BY id")
             .map_err(&err)?;
         let all = stmt
-            .query_map([], |row| {
-                Ok(QuarantinedPayload {
-                    id: row.get(0)?,
-                    received_at_ms: row.get(1)?,
-                    source: row.get(2)?,
-                    origin: row.get(3)?,
-                    payload: row.get(4)?,
-                    reason: row.get(5)?,
-                })
-            })
+            .query_map([], QuarantinedPayload::from_row)
             .map_err(&err)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(&err)?;
@@ -65,17 +56,7 @@ pub fn retry_quarantined(
             .filter(|row| ids.is_none_or(|ids| ids.contains(&row.id)))
             .collect()
     };
-    let mut next_seq: i64 = tx
-        .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
-            row.get::<_, String>(0)
-        })
-        .map_err(&err)?
-        .parse()
-        .map_err(|_| OutboxError::BadRow {
-            path: path.to_owned(),
-            seq: 0,
-            reason: "meta next_seq is not a number".into(),
-        })?;
+    let mut next_seq = read_next_seq(&tx, path)?;
     let mut level = Level::of(&tx, path)?;
     let bound = Bound {
         level,

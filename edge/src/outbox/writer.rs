@@ -248,6 +248,20 @@ fn write_loop(
     }
 }
 
+/// The seq the next event gets, from `meta` (read inside the writing transaction, never cached).
+pub(super) fn read_next_seq(tx: &Transaction<'_>, path: &Path) -> Result<i64, OutboxError> {
+    tx.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
+        row.get::<_, String>(0)
+    })
+    .map_err(sqlite_err(path))?
+    .parse()
+    .map_err(|_| OutboxError::BadRow {
+        path: path.to_owned(),
+        seq: 0,
+        reason: "meta next_seq is not a number".into(),
+    })
+}
+
 /// Policy `drop_oldest`: deletes the oldest events while the outbox is over `max_events` or `max_bytes`, and
 /// every event older than `max_age_ms`; counts them in `meta.dropped_events` (kept across restarts, read by
 /// stats and metrics). Returns how many it deleted.
@@ -409,17 +423,7 @@ fn commit_group(
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(&err)?;
-    let mut next_seq: i64 = tx
-        .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
-            row.get::<_, String>(0)
-        })
-        .map_err(&err)?
-        .parse()
-        .map_err(|_| OutboxError::BadRow {
-            path: path.to_owned(),
-            seq: 0,
-            reason: "meta next_seq is not a number".into(),
-        })?;
+    let mut next_seq = read_next_seq(&tx, path)?;
     // Deletes first: room freed by Kafka confirmations in this group is usable by its appends.
     let mut results: Vec<Option<Done>> = group.iter().map(|_| None).collect();
     let mut level = bound.level;
