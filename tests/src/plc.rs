@@ -175,7 +175,11 @@ impl PlcSim {
     }
 
     async fn serve_tcp(&mut self) -> anyhow::Result<()> {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await?;
+        // SO_REUSEADDR: a restarted PLC binds its port again while old connections sit in TIME_WAIT.
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], self.port)))?;
+        let listener: TcpListener = socket.listen(64)?;
         let server = tokio_modbus::server::tcp::Server::new(listener);
         let service = PlcService {
             registers: Arc::clone(&self.registers),
@@ -206,9 +210,12 @@ impl PlcSim {
         }
     }
 
-    /// Serves again on the same port after [`PlcSim::stop`].
+    /// Drops every connection and serves again on the same port, as a PLC that restarts.
     pub async fn restart_tcp(&mut self) -> anyhow::Result<()> {
-        self.stop();
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await; // the listener and connections are closed once the task is gone
+        }
         self.serve_tcp().await
     }
 
