@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::config::EdgeConfig;
-use crate::outbox::{OutboxReader, Retried};
+use crate::outbox::{OutboxReader, Retried, RetryRefusal};
 
 fn open(config: &EdgeConfig) -> anyhow::Result<OutboxReader> {
     let path = config.outbox_path();
@@ -99,12 +99,14 @@ pub fn quarantine_retry(
     let outcomes =
         crate::outbox::retry_quarantined(&path, &station, config.outbox_options(), ids, |row| {
             if row.source != "mqtt" {
-                return Err(format!(
+                return Err(RetryRefusal::NotRetriable(format!(
                     "payloads from {} cannot be parsed again (only MQTT documents can)",
                     row.source
-                ));
+                )));
             }
-            let (event, trace_id) = reader.read(&row.payload).map_err(|e| e.to_string())?;
+            let (event, trace_id) = reader
+                .read(&row.payload)
+                .map_err(|e| RetryRefusal::Unparseable(e.to_string()))?;
             Ok(crate::capture::envelope(
                 &station,
                 event,
@@ -127,6 +129,10 @@ pub fn quarantine_retry(
             Retried::StillBad(reason) => {
                 still += 1;
                 serde_json::json!({"id": id, "outcome": "still_quarantined", "reason": reason})
+            }
+            Retried::NotRetriable(reason) => {
+                still += 1;
+                serde_json::json!({"id": id, "outcome": "not_retriable", "reason": reason})
             }
         };
         writeln!(out, "{line}")?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use linegate_edge::capture::{envelope, now_ms, parse_document};
 use linegate_edge::outbox::{
     retry_quarantined, FullPolicy, Intake, OutboxOptions, OutboxReader, OutboxWriter,
-    QuarantineEntry, Retried, Stored, Synchronous,
+    QuarantineEntry, Retried, RetryRefusal, Stored, Synchronous,
 };
 use tokio::sync::Notify;
 
@@ -44,8 +44,15 @@ fn event(n: u32) -> Intake {
 
 fn parse(
     row: &linegate_edge::outbox::QuarantinedPayload,
-) -> Result<linegate_schemas::EdgeEvent, String> {
-    let (inspection, trace) = parse_document(&row.payload).map_err(|e| e.to_string())?;
+) -> Result<linegate_schemas::EdgeEvent, RetryRefusal> {
+    if row.source != "mqtt" {
+        return Err(RetryRefusal::NotRetriable(format!(
+            "{} keeps raw registers",
+            row.source
+        )));
+    }
+    let (inspection, trace) =
+        parse_document(&row.payload).map_err(|e| RetryRefusal::Unparseable(e.to_string()))?;
     Ok(envelope("ST-01", inspection, trace, now_ms()))
 }
 
@@ -116,6 +123,25 @@ async fn retried_payloads_take_the_next_seqs_beside_a_running_writer() {
         left[0].reason.starts_with("retried: "),
         "{}",
         left[0].reason
+    );
+
+    // A payload a retry cannot parse at all (raw PLC registers) keeps its reason.
+    writer
+        .append(vec![Intake::Quarantine(QuarantineEntry {
+            source: "modbus:press-1".into(),
+            origin: "counter 7".into(),
+            payload: vec![0, 7],
+            reason: "status (register 30, Holding): value 7 is not in the enum table".into(),
+            received_at_ms: 2,
+        })])
+        .await
+        .unwrap();
+    let all = retry_quarantined(&path, "ST-01", OPTIONS, None, parse).unwrap();
+    assert!(matches!(all[1].1, Retried::NotRetriable(_)), "{all:?}");
+    let kept = reader.quarantine(10).unwrap();
+    assert_eq!(
+        kept[1].reason,
+        "status (register 30, Holding): value 7 is not in the enum table"
     );
 
     // A second retry of the same payload id moves nothing.

@@ -10,7 +10,7 @@ mod schema;
 mod writer;
 
 pub use reader::{OutboxReader, OutboxStats, QuarantinedPayload, StoredEvent};
-pub use retry::{retry_quarantined, Retried};
+pub use retry::{retry_quarantined, Retried, RetryRefusal};
 pub use writer::{Intake, OutboxWriter, QuarantineEntry, Stored};
 
 use std::path::PathBuf;

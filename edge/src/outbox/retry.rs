@@ -27,6 +27,17 @@ pub enum Retried {
     Refused,
     /// Still not parseable; left in quarantine with the new reason.
     StillBad(String),
+    /// Not something a retry can parse (e.g. raw PLC registers); left as it was, reason unchanged.
+    NotRetriable(String),
+}
+
+/// Why `parse` did not give an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RetryRefusal {
+    /// Parsed again and still bad: the quarantine row gets this reason.
+    Unparseable(String),
+    /// Not retriable at all: the row stays untouched.
+    NotRetriable(String),
 }
 
 /// Retries the quarantined payloads with ids in `ids` (all when `None`), oldest first. `parse` turns a payload
@@ -36,7 +47,7 @@ pub fn retry_quarantined(
     station_id: &str,
     options: OutboxOptions,
     ids: Option<&[i64]>,
-    parse: impl Fn(&QuarantinedPayload) -> Result<EdgeEvent, String>,
+    parse: impl Fn(&QuarantinedPayload) -> Result<EdgeEvent, RetryRefusal>,
 ) -> Result<Vec<(i64, Retried)>, OutboxError> {
     let err = sqlite_err(path);
     let mut conn = open_for_writing(path, station_id, options.synchronous)?;
@@ -68,7 +79,8 @@ pub fn retry_quarantined(
     let mut outcomes = Vec::with_capacity(rows.len());
     for row in &rows {
         let outcome = match parse(row) {
-            Err(reason) => {
+            Err(RetryRefusal::NotRetriable(reason)) => Retried::NotRetriable(reason),
+            Err(RetryRefusal::Unparseable(reason)) => {
                 tx.execute(
                     "UPDATE quarantine SET reason = ?1 WHERE id = ?2",
                     params![format!("retried: {reason}"), row.id],
