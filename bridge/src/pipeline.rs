@@ -70,9 +70,6 @@ pub enum PipelineError {
     /// Exactly-once mode cannot start or go on (no transactions on the broker, or fenced).
     #[error(transparent)]
     Transactions(#[from] TxnError),
-    /// The state topic could not be read back at an assignment.
-    #[error("cannot restore the dedup state: {0}")]
-    State(#[from] ReadBackError),
 }
 
 /// Consumer and producer of one bridge instance; the pipeline is the only user of both.
@@ -159,7 +156,8 @@ impl Pipeline {
     /// Runs rounds until `shutdown` turns true (or its sender is dropped). A round in progress is finished,
     /// delivered and committed first; only a round whose delivery keeps failing is left uncommitted, to be
     /// repeated by whoever owns its partitions next. Fails only when going on would break a guarantee: the
-    /// state cannot be read back, or the transactional producer was fenced.
+    /// transactional producer was fenced. A state topic that cannot be read back (Kafka away) makes the round
+    /// wait, not the bridge stop.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<Totals, PipelineError> {
         let mut totals = Totals::default();
         let mut reported = Totals::default();
@@ -232,7 +230,18 @@ impl Pipeline {
     ) -> Result<(), PipelineError> {
         let started = Instant::now();
         if self.reload.swap(false, Ordering::SeqCst) {
-            self.reload_state().await?;
+            // Without the state, dedup and the audit chain would restart from nothing: the round waits for it
+            // (Kafka may be away for hours) instead of routing without it or stopping the bridge.
+            let mut backoff = RETRY_BACKOFF_MIN;
+            while let Err(error) = self.reload_state().await {
+                if *shutdown.borrow() {
+                    tracing::error!(%error, records = batch.len(), "stopping before the dedup state could be read; the round stays uncommitted and will be handled again");
+                    return Ok(());
+                }
+                tracing::warn!(%error, retry_in = ?backoff, "cannot read the dedup state back (is Kafka reachable?); the round waits");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+            }
         }
         let (outputs, counts) = self.route_batch(batch);
         let mut backoff = RETRY_BACKOFF_MIN;
@@ -271,7 +280,7 @@ impl Pipeline {
     }
 
     /// Re-reads the state topic into the ledger (at start and after every assignment).
-    async fn reload_state(&self) -> Result<(), PipelineError> {
+    async fn reload_state(&self) -> Result<(), ReadBackError> {
         let (kafka, topic) = (self.config.kafka.clone(), self.config.topics.state.clone());
         let committed = self.transactional_id.is_some();
         let states =
