@@ -5,6 +5,8 @@ set -euo pipefail
 port=${1:?usage: run-mosquitto.sh PORT DIR}
 dir=${2:?usage: run-mosquitto.sh PORT DIR}
 mkdir -p "$dir"
+# Run as root, Mosquitto drops to its own user: let it write its persistence file there.
+if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then chown mosquitto "$dir"; fi
 cat > "$dir/mosquitto.conf" <<CONF
 listener $port 127.0.0.1
 allow_anonymous true

@@ -5,6 +5,7 @@
 //! group, and only then queues the PUBACKs. A payload that is not a station result document is committed to the
 //! quarantine table and then acknowledged, so it neither blocks the topic nor disappears.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeReasonCode};
@@ -46,15 +47,21 @@ pub async fn run(
     ));
 
     let mut connection = ConnectionState::new(&config, metrics);
+    // The event loop must keep polling while intake is busy: intake's PUBACKs travel through it. Publishes
+    // wait here for room in the intake channel; the broker's in-flight window (unacknowledged QoS 1
+    // messages) bounds how many.
+    let mut waiting: VecDeque<Publish> = VecDeque::new();
     loop {
         tokio::select! {
             event = eventloop.poll() => {
                 if let Some(publish) = connection.handle(event, &client).await {
-                    if publishes.send(publish).await.is_err() {
-                        break; // intake stopped: the outbox writer is gone
-                    }
+                    waiting.push_back(publish);
                 }
             }
+            permit = publishes.reserve(), if !waiting.is_empty() => match permit {
+                Ok(permit) => permit.send(waiting.pop_front().expect("not empty")),
+                Err(_) => break, // intake stopped: the outbox writer is gone
+            },
             _ = shutdown.changed() => break,
         }
     }
