@@ -144,8 +144,8 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { config } => {
-            let config = match EdgeConfig::load(&config) {
+        Command::Run { config: path } => {
+            let config = match EdgeConfig::load(&path) {
                 Ok(config) => config,
                 Err(error) => {
                     eprintln!("error: {error}");
@@ -164,7 +164,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(linegate_edge::run::run(config)) {
+            match runtime.block_on(linegate_edge::run::run(config, &path)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!("{error:#}");

@@ -1,5 +1,6 @@
 //! `linegate-edge run`: wires outbox, forwarder and sources together and shuts them down in order.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +17,8 @@ const SOURCE_STOP: Duration = Duration::from_secs(8);
 /// How long the forwarder gets to finish its round after the sources stopped.
 const FORWARD_STOP: Duration = Duration::from_secs(5);
 
-/// Runs the agent until SIGTERM or SIGINT.
-pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
+/// Runs the agent until SIGTERM or SIGINT; SIGHUP re-reads `config_path` and restarts the sources with it.
+pub async fn run(mut config: EdgeConfig, config_path: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.station.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -77,46 +78,39 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {} (http.listen)", http.listen))?;
     }
     let watchdog = observe::systemd::spawn_watchdog(heartbeat, writer.clone(), stopped.clone());
-    let mut sources = Vec::new();
-    if let Some(mqtt) = config.mqtt.clone() {
-        sources.push(tokio::spawn(source::mqtt::run(
-            mqtt,
-            config.station.id.clone(),
-            writer.clone(),
-            metrics.clone(),
-            stopped.clone(),
-        )));
-    }
-    if let Some(modbus) = config.modbus.clone() {
-        sources.push(tokio::spawn(source::modbus::run(
-            modbus,
-            config.station.id.clone(),
-            writer.clone(),
-            metrics.clone(),
-            stopped.clone(),
-        )));
-    }
-    drop(writer);
+    let mut sources = Sources::start(&config, &writer, &metrics);
     observe::systemd::ready();
 
-    tokio::select! {
-        _ = linegate_common::process::shutdown_signal() => tracing::info!("stopping: finishing in-flight results"),
-        result = &mut forwarder => {
-            return match result {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(error.into()),
-                Err(panic) => Err(anyhow::anyhow!("the forwarder stopped unexpectedly: {panic}")),
-            };
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
+    loop {
+        tokio::select! {
+            _ = linegate_common::process::shutdown_signal() => {
+                tracing::info!("stopping: finishing in-flight results");
+                break;
+            }
+            _ = hangup.recv() => {
+                if let Some(new) = reload(config_path, &config) {
+                    sources.stop().await;
+                    sources = Sources::start(&new, &writer, &metrics);
+                    config = new;
+                    tracing::info!("config reloaded: sources restarted with it; [kafka], [forward], [outbox] and [http] changes take effect at the next restart");
+                }
+            }
+            result = &mut forwarder => {
+                return match result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(error)) => Err(error.into()),
+                    Err(panic) => Err(anyhow::anyhow!("the forwarder stopped unexpectedly: {panic}")),
+                };
+            }
         }
     }
     observe::systemd::stopping();
+    drop(writer);
     let _ = stop.send(true);
     drop(watchdog);
-    for source in sources {
-        if tokio::time::timeout(SOURCE_STOP, source).await.is_err() {
-            tracing::warn!("a source did not stop in time");
-        }
-    }
+    sources.stop().await;
     if tokio::time::timeout(FORWARD_STOP, &mut forwarder)
         .await
         .is_err()
@@ -128,4 +122,66 @@ pub async fn run(config: EdgeConfig) -> anyhow::Result<()> {
     }
     tracing::info!("linegate-edge stopped");
     Ok(())
+}
+
+/// The running sources of one config generation, with their own stop signal so a reload can replace them
+/// while the outbox writer and the forwarder go on.
+struct Sources {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Sources {
+    fn start(config: &EdgeConfig, writer: &OutboxWriter, metrics: &EdgeMetrics) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        if let Some(mqtt) = config.mqtt.clone() {
+            tasks.push(tokio::spawn(source::mqtt::run(
+                mqtt,
+                config.station.id.clone(),
+                writer.clone(),
+                metrics.clone(),
+                stopped.clone(),
+            )));
+        }
+        if let Some(modbus) = config.modbus.clone() {
+            tasks.push(tokio::spawn(source::modbus::run(
+                modbus,
+                config.station.id.clone(),
+                writer.clone(),
+                metrics.clone(),
+                stopped,
+            )));
+        }
+        Self { stop, tasks }
+    }
+
+    /// Lets every source commit and acknowledge what it holds, within [`SOURCE_STOP`].
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            if tokio::time::timeout(SOURCE_STOP, task).await.is_err() {
+                tracing::warn!("a source did not stop in time");
+            }
+        }
+    }
+}
+
+/// The config at `path` if it is valid and keeps what a reload cannot change; otherwise logs why the running
+/// config stays.
+fn reload(path: &Path, running: &EdgeConfig) -> Option<EdgeConfig> {
+    match EdgeConfig::load(path) {
+        Err(error) => {
+            tracing::error!(%error, "config reload refused; the running config stays");
+            None
+        }
+        Ok(new)
+            if new.station.id != running.station.id
+                || new.station.data_dir != running.station.data_dir =>
+        {
+            tracing::error!("config reload refused: station.id and station.data_dir can only change with a restart; the running config stays");
+            None
+        }
+        Ok(new) => Some(new),
+    }
 }
