@@ -366,6 +366,7 @@ impl Pipeline {
     fn route_batch(&self, batch: &[OwnedMessage]) -> (Vec<crate::route::Output>, Counts) {
         let ctx = RouteContext {
             topics: &self.config.topics,
+            routes: &self.config.routes,
             quality: &self.config.quality,
             service_name: &self.config.bridge.service_name,
             now_ms: linegate_common::process::now_ms(),

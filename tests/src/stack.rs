@@ -21,6 +21,18 @@ pub fn start_bridge_with(
     extra_env: &[(&'static str, String)],
 ) -> anyhow::Result<ChildProcess> {
     let config = repo_root().join("config/bridge.example.toml");
+    start_bridge_config(tansu, group, dir, instance, &config, extra_env)
+}
+
+/// [`start_bridge_with`] with another config file, e.g. the example with a `[routing]` table added.
+pub fn start_bridge_config(
+    tansu: &Tansu,
+    group: &str,
+    dir: &Path,
+    instance: &str,
+    config: &Path,
+    extra_env: &[(&'static str, String)],
+) -> anyhow::Result<ChildProcess> {
     let env = [
         vec![
             ("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap()),

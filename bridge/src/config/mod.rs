@@ -14,6 +14,9 @@ use linegate_common::logging::LogFormat;
 use linegate_common::topics::{self, TopicPlan};
 use serde::Deserialize;
 
+mod routing;
+pub use routing::{Routes, RoutingTable, FAMILIES};
+
 /// Everything `linegate-bridge run` needs; unknown keys are errors so that a typo is not silently ignored.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +37,12 @@ pub struct BridgeConfig {
     /// Delivery guarantee, dedup window, transactional id.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// Where accepted events go, by family or event type, as written in the file.
+    #[serde(default)]
+    pub routing: RoutingTable,
+    /// `routing` resolved over `topics` at load; what the pipeline routes by.
+    #[serde(skip)]
+    pub routes: Routes,
 }
 
 /// The `[http]` section: where the operations server listens and the token of its changing calls.
@@ -259,8 +268,9 @@ impl BridgeConfig {
 
     /// [`BridgeConfig::load`] of an already interpolated file; tests use it with a fixed environment.
     pub fn from_file(file: &ConfigFile) -> Result<Loaded, ConfigError> {
-        let config: BridgeConfig = file.parse()?;
+        let mut config: BridgeConfig = file.parse()?;
         config.validate(file)?;
+        config.routes = Routes::resolve(&config.routing, &config.topics, file)?;
         let plan_path = match config.bridge.topics_file.is_absolute() {
             true => config.bridge.topics_file.clone(),
             false => file
@@ -412,10 +422,22 @@ impl BridgeConfig {
             return Ok(());
         }
         let input = ("topics.input", &self.topics.input);
-        for (key, name) in std::iter::once(input).chain(self.topics.outputs()) {
+        let routed: Vec<(String, &String)> = self
+            .routing
+            .iter()
+            .flat_map(|(key, targets)| targets.iter().map(move |t| (format!("routing.{key}"), t)))
+            .collect();
+        let named = self
+            .topics
+            .outputs()
+            .map(|(key, name)| (key.to_owned(), name));
+        for (key, name) in std::iter::once((input.0.to_owned(), input.1))
+            .chain(named)
+            .chain(routed)
+        {
             if plan.get(name).is_none() {
                 return Err(file.invalid(
-                    key,
+                    &key,
                     format!(
                         "`{name}` is not in the topic plan {}, so it would not be created; add it there, \
                          or create it yourself and set bridge.create_topics = false",

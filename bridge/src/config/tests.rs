@@ -153,3 +153,45 @@ fn a_topic_missing_from_the_plan_is_refused_when_the_bridge_creates_topics() {
     let unmanaged = raw.replace("create_topics = true", "create_topics = false");
     assert!(load(&unmanaged, &[]).is_ok());
 }
+
+#[test]
+fn a_routing_key_that_is_no_family_or_event_type_is_refused_with_its_line() {
+    let raw = EXAMPLE.replace("[routing]\n", "[routing]\nINSPECTION_DONE = [\"x\"]\n");
+    let line = line_of(&raw, "INSPECTION_DONE");
+    let message = error(&raw);
+    assert!(
+        message.contains(&format!(
+            ":{line}: key `routing.INSPECTION_DONE`: `INSPECTION_DONE` is neither"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("INSPECTION_COMPLETED"), "{message}");
+}
+
+#[test]
+fn a_routed_topic_must_be_in_the_plan_and_not_the_input() {
+    let with = |entry: &str| EXAMPLE.replace("[routing]\n", &format!("[routing]\n{entry}\n"));
+    let raw = with("DRIFT_DETECTED = [\"inference.workflow\", \"ml.drift\"]");
+    let line = line_of(&raw, "DRIFT_DETECTED");
+    let message = error(&raw);
+    assert!(
+        message.contains(&format!(
+            ":{line}: key `routing.DRIFT_DETECTED`: `ml.drift` is not in the topic plan"
+        )),
+        "{message}"
+    );
+    let message = error(&with("system = [\"edge.station.events\"]"));
+    assert!(
+        message.contains("`edge.station.events` is the input topic"),
+        "{message}"
+    );
+    let loaded = load(&with("system = [\"audit.events\"]\ninspection = []"), &[]).unwrap();
+    assert_eq!(
+        loaded.config.routes.all_topics().collect::<Vec<_>>(),
+        [
+            "audit.events",
+            "inference.workflow",
+            "manufacturing.lifecycle"
+        ]
+    );
+}

@@ -187,6 +187,7 @@ impl Replays {
         let config = &self.config;
         let ctx = RouteContext {
             topics: &config.topics,
+            routes: &config.routes,
             quality: &config.quality,
             service_name: &config.bridge.service_name,
             now_ms: linegate_common::process::now_ms(),

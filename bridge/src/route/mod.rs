@@ -14,11 +14,9 @@ mod dlq;
 mod quality;
 mod validate;
 
-use linegate_schemas::{
-    AuditOutcome, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType, SchemaError,
-};
+use linegate_schemas::{AuditOutcome, EdgeEvent, EdgePayload, InspectionEventType, SchemaError};
 
-use crate::config::{QualityConfig, TopicNames};
+use crate::config::{QualityConfig, Routes, TopicNames};
 use crate::window::Observation;
 pub use audit::Link;
 pub use quality::judge;
@@ -72,6 +70,8 @@ impl Output {
 pub struct RouteContext<'a> {
     /// Output topic names.
     pub topics: &'a TopicNames,
+    /// Where accepted events go, by family or event type.
+    pub routes: &'a Routes,
     /// Quality thresholds.
     pub quality: &'a QualityConfig,
     /// `source_service` of outputs.
@@ -179,25 +179,11 @@ fn accept(
     link: Link<'_>,
 ) -> Result<(Vec<Output>, String), Rejection> {
     let mut outputs = Vec::with_capacity(3);
-    match &event.payload {
-        EdgePayload::Inspection(inspection) => {
-            outputs.push(lifecycle(ctx, event, inspection)?);
-            outputs.extend(quality::outputs(ctx, event, inspection)?);
-        }
-        EdgePayload::Manufacturing(milestone) => outputs.push(family_output(
-            event,
-            &ctx.topics.manufacturing,
-            milestone.batch_id.as_bytes(),
-            linegate_schemas::encode(milestone),
-        )?),
-        EdgePayload::Inference(step) => outputs.push(family_output(
-            event,
-            &ctx.topics.inference,
-            step.inspection_id.as_bytes(),
-            linegate_schemas::encode(step),
-        )?),
-        // An edge's report about itself belongs to the audit trail alone.
-        EdgePayload::System(_) => {}
+    for topic in ctx.routes.topics_for(&event.payload) {
+        outputs.push(routed_output(event, topic)?);
+    }
+    if let EdgePayload::Inspection(inspection) = &event.payload {
+        outputs.extend(quality::outputs(ctx, event, inspection)?);
     }
     let written = outputs.iter().map(|o| o.topic.clone()).collect();
     let (audit, hash) = audit::output(
@@ -271,41 +257,25 @@ fn observation(ctx: &RouteContext<'_>, event: &EdgeEvent) -> Option<Observation>
     })
 }
 
-/// The accepted InspectionEvent, re-encoded on its own, keyed by inspection so one inspection's steps stay
-/// in one partition and in order.
-fn lifecycle(
-    ctx: &RouteContext<'_>,
-    event: &EdgeEvent,
-    inspection: &InspectionEvent,
-) -> Result<Output, Rejection> {
-    let value = linegate_schemas::encode(inspection).map_err(|source| Rejection::Encode {
-        output: "lifecycle",
-        source,
-    })?;
-    Ok(Output {
-        topic: ctx.topics.lifecycle.clone(),
-        key: Some(inspection.inspection_id.clone().into_bytes()),
-        value,
-        headers: event_headers(Some(event), &inspection.event_id),
-    })
-}
-
-/// A payload re-encoded on its own for its family's topic, keyed so that related events stay in order.
-fn family_output(
-    event: &EdgeEvent,
-    topic: &str,
-    key: &[u8],
-    value: Result<Vec<u8>, linegate_schemas::SchemaError>,
-) -> Result<Output, Rejection> {
+/// The accepted payload re-encoded on its own for `topic`, keyed so that related events stay in one
+/// partition and in order: an inspection's steps by inspection, a lot's milestones by batch, an inference by
+/// its inspection, a system report by station. The output's id is the event's own.
+fn routed_output(event: &EdgeEvent, topic: &str) -> Result<Output, Rejection> {
+    let (key, value) = match &event.payload {
+        EdgePayload::Inspection(e) => (&e.inspection_id, linegate_schemas::encode(e)),
+        EdgePayload::Manufacturing(e) => (&e.batch_id, linegate_schemas::encode(e)),
+        EdgePayload::Inference(e) => (&e.inspection_id, linegate_schemas::encode(e)),
+        EdgePayload::System(e) => (&event.station_id, linegate_schemas::encode(e)),
+    };
     let value = value.map_err(|source| Rejection::Encode {
         output: event.payload.family(),
         source,
     })?;
     Ok(Output {
         topic: topic.to_owned(),
-        key: Some(key.to_vec()),
+        key: Some(key.clone().into_bytes()),
         value,
-        headers: event_headers(Some(event), &event.event_id),
+        headers: event_headers(Some(event), event.payload.event_id()),
     })
 }
 

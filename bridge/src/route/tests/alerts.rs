@@ -50,8 +50,10 @@ fn a_score_under_the_alert_limit_adds_an_alert_to_the_verdict() {
     let mut quality = QualityConfig::default();
     quality.thresholds.insert("optical".into(), 0.85);
     quality.alerts.score_below.insert("optical".into(), 0.5);
+    let routes = Routes::defaults(&topics_names);
     let ctx = RouteContext {
         topics: &topics_names,
+        routes: &routes,
         quality: &quality,
         service_name: "linegate-bridge",
         now_ms: NOW_MS,

@@ -5,6 +5,7 @@ mod accepted;
 mod alerts;
 mod families;
 mod rejected;
+mod routing;
 
 use std::collections::BTreeMap;
 
@@ -65,8 +66,10 @@ fn route_at(value: &[u8], key: Option<&[u8]>, offset: i64) -> Routed {
     let topics = TopicNames::default();
     let mut quality = QualityConfig::default();
     quality.thresholds.insert("optical".into(), 0.85);
+    let routes = Routes::defaults(&topics);
     let ctx = RouteContext {
         topics: &topics,
+        routes: &routes,
         quality: &quality,
         service_name: "linegate-bridge",
         now_ms: NOW_MS,
