@@ -155,6 +155,9 @@ pub struct MqttConfig {
     pub client_id: String,
     /// Topic filters to subscribe to with QoS 1.
     pub topics: Vec<String>,
+    /// MQTT protocol version: `3.1.1` (default) or `5`.
+    #[serde(default)]
+    pub protocol: MqttProtocol,
     /// Keep-alive interval.
     #[serde(default = "default_keep_alive_secs")]
     pub keep_alive_secs: u64,
@@ -167,6 +170,19 @@ pub struct MqttConfig {
     /// For station software that sends another shape: document key (or `metadata.<key>`) -> JSON pointer
     /// into the payload, e.g. `inspection_id = "/result/id"`.
     pub mapping: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// The MQTT protocol version the edge speaks to the broker; both keep a persistent session with manual acks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum MqttProtocol {
+    /// MQTT 3.1.1: clean session off.
+    #[default]
+    #[serde(rename = "3.1.1")]
+    V311,
+    /// MQTT 5: clean start off and a session that never expires, so the broker keeps results while the edge
+    /// is away, as 3.1.1 does.
+    #[serde(rename = "5")]
+    V5,
 }
 
 impl MqttConfig {

@@ -56,6 +56,11 @@ impl Mosquitto {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// The broker's log so far (connections with their protocol version, e.g. `(p5, c0, k30)`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
 }
 
 /// A tansu Kafka-API broker.
