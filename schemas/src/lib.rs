@@ -7,6 +7,7 @@
 //! This crate does no I/O: schemas are compiled into the binary so that an edge that was never online
 //! can still encode, and a reader finds the writer schema of any released version by its fingerprint.
 
+mod cached;
 mod compose;
 mod contract;
 mod error;
@@ -21,7 +22,7 @@ pub use families::{
     InferenceEvent, InferenceEventType, ManufacturingEvent, ManufacturingEventType, SystemEvent,
     SystemEventType,
 };
-pub use single_object::{decode, encode, AvroMessage, SINGLE_OBJECT_MAGIC};
+pub use single_object::{decode, encode, encode_one_shot, AvroMessage, SINGLE_OBJECT_MAGIC};
 pub use storage::{from_cbor, to_cbor};
 pub use types::{
     AuditEvent, AuditOutcome, Defect, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType,

@@ -26,19 +26,36 @@ pub trait AvroMessage: Sized {
     /// Encodes the Avro binary body alone, for wire formats that carry the schema id elsewhere
     /// (e.g. the Confluent registry format).
     fn to_datum(&self) -> Result<Vec<u8>, SchemaError> {
-        let schema = &Contract::global().current(Self::KIND).schema;
-        let value = self
-            .to_avro()?
-            .resolve(schema)
-            .map_err(|e| mapping(Self::KIND, e))?;
-        apache_avro::to_avro_datum(schema, value).map_err(|e| mapping(Self::KIND, e))
+        let value = self.to_avro()?;
+        if let Some(mut encoded) = crate::cached::encode(Self::KIND, &value) {
+            encoded.drain(..HEADER_LEN);
+            return Ok(encoded);
+        }
+        one_shot_datum(Self::KIND, value)
     }
+}
+
+/// The reference encoding: resolves `value` against the current schema and encodes it, all from scratch.
+fn one_shot_datum(kind: MessageKind, value: Value) -> Result<Vec<u8>, SchemaError> {
+    let schema = &Contract::global().current(kind).schema;
+    let value = value.resolve(schema).map_err(|e| mapping(kind, e))?;
+    apache_avro::to_avro_datum(schema, value).map_err(|e| mapping(kind, e))
 }
 
 /// Encodes `message` in single-object encoding with the current schema of its kind.
 pub fn encode<M: AvroMessage>(message: &M) -> Result<Vec<u8>, SchemaError> {
-    let fingerprint = Contract::global().current(M::KIND).fingerprint;
-    let body = message.to_datum()?;
+    let value = message.to_avro()?;
+    if let Some(encoded) = crate::cached::encode(M::KIND, &value) {
+        return Ok(encoded);
+    }
+    encode_one_shot(M::KIND, value)
+}
+
+/// [`encode`] by the reference path alone; public for the test that holds the cached path to it.
+#[doc(hidden)]
+pub fn encode_one_shot(kind: MessageKind, value: Value) -> Result<Vec<u8>, SchemaError> {
+    let fingerprint = Contract::global().current(kind).fingerprint;
+    let body = one_shot_datum(kind, value)?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(&SINGLE_OBJECT_MAGIC);
     out.extend_from_slice(&fingerprint);
@@ -65,6 +82,11 @@ pub fn decode<M: AvroMessage>(bytes: &[u8]) -> Result<M, SchemaError> {
     }
     let fingerprint: [u8; 8] = bytes[2..HEADER_LEN].try_into().expect("slice of 8 bytes");
     let contract = Contract::global();
+    if fingerprint == contract.current(M::KIND).fingerprint {
+        if let Some(value) = crate::cached::decode(M::KIND, bytes) {
+            return M::from_avro(value);
+        }
+    }
     let writer =
         contract
             .writer(M::KIND, &fingerprint)
@@ -101,7 +123,8 @@ macro_rules! serde_message {
         impl AvroMessage for $ty {
             const KIND: MessageKind = $kind;
             fn to_avro(&self) -> Result<Value, SchemaError> {
-                apache_avro::to_value(self).map_err(|e| mapping(Self::KIND, e))
+                let value = apache_avro::to_value(self).map_err(|e| mapping(Self::KIND, e))?;
+                crate::cached::typed_uuids(Self::KIND, value).map_err(|e| mapping(Self::KIND, e))
             }
             fn from_avro(value: Value) -> Result<Self, SchemaError> {
                 apache_avro::from_value(&value).map_err(|e| mapping(Self::KIND, e))
@@ -141,7 +164,7 @@ impl AvroMessage for EdgeEvent {
             EdgePayload::Manufacturing(event) => Value::Union(2, Box::new(event.to_avro()?)),
             EdgePayload::Inference(event) => Value::Union(3, Box::new(event.to_avro()?)),
         };
-        Ok(Value::Record(vec![
+        let value = Value::Record(vec![
             ("event_type".into(), Value::String(self.event_type.clone())),
             ("event_id".into(), Value::String(self.event_id.clone())),
             ("timestamp".into(), Value::Long(self.timestamp)),
@@ -157,7 +180,8 @@ impl AvroMessage for EdgeEvent {
             ("station_id".into(), Value::String(self.station_id.clone())),
             ("seq".into(), Value::Long(self.seq)),
             ("payload".into(), payload),
-        ]))
+        ]);
+        crate::cached::typed_uuids(Self::KIND, value).map_err(|e| mapping(Self::KIND, e))
     }
 
     fn from_avro(value: Value) -> Result<Self, SchemaError> {

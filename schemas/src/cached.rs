@@ -1,0 +1,99 @@
+//! Encoders and decoders of the current schemas with their named types resolved once.
+//!
+//! apache-avro's one-shot functions (`Value::resolve`, `to_avro_datum`, `from_avro_datum`) resolve the
+//! schema's names on every call, which cost 30 to 50 µs per event and made Avro the edge's and the bridge's
+//! main CPU cost. These keep the resolution: a writer per thread and kind (it needs `&mut`), a shared reader
+//! per kind. They handle the current schema only; older writer schemas take the one-shot path, and so does
+//! any value the cached writer refuses, so that the one-shot path stays the reference for every byte
+//! (`tests/cached_codec.rs` checks the two agree).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use apache_avro::types::Value;
+use apache_avro::{GenericSingleObjectReader, GenericSingleObjectWriter};
+
+use crate::contract::{Contract, MessageKind};
+
+thread_local! {
+    static WRITERS: RefCell<HashMap<MessageKind, GenericSingleObjectWriter>> = RefCell::new(HashMap::new());
+}
+
+/// The single-object encoding of `value` (an unresolved value of `kind`'s current schema), or `None` when the
+/// cached writer cannot take it and the caller should use the one-shot path.
+pub(crate) fn encode(kind: MessageKind, value: &Value) -> Option<Vec<u8>> {
+    WRITERS.with(|writers| {
+        let mut writers = writers.borrow_mut();
+        let writer = match writers.entry(kind) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let schema = &Contract::global().current(kind).schema;
+                entry.insert(GenericSingleObjectWriter::new_with_capacity(schema, 1024).ok()?)
+            }
+        };
+        let mut out = Vec::with_capacity(512);
+        writer.write_value_ref(value, &mut out).ok()?;
+        Some(out)
+    })
+}
+
+/// Decodes a single-object message written with `kind`'s current schema (header included), or `None` when
+/// the reader cannot take it and the caller should use the one-shot path, which also words the error.
+pub(crate) fn decode(kind: MessageKind, bytes: &[u8]) -> Option<Value> {
+    static READERS: OnceLock<HashMap<MessageKind, GenericSingleObjectReader>> = OnceLock::new();
+    let readers = READERS.get_or_init(|| {
+        MessageKind::ALL
+            .iter()
+            .filter_map(|kind| {
+                let schema = Contract::global().current(*kind).schema.clone();
+                Some((*kind, GenericSingleObjectReader::new(schema).ok()?))
+            })
+            .collect()
+    });
+    let mut rest = bytes;
+    let value = readers.get(&kind)?.read_value(&mut rest).ok()?;
+    rest.is_empty().then_some(value)
+}
+
+/// Turns the strings of `value`'s uuid fields (top level, nullable or not) into parsed UUIDs, as schema
+/// resolution would: the cached writer takes any string for a uuid, so an id that is not one must be
+/// refused here. The contract has uuids at the top level of its records only (`tests/contract.rs` refuses
+/// a bad id of every kind that has one).
+pub(crate) fn typed_uuids(kind: MessageKind, value: Value) -> Result<Value, String> {
+    let apache_avro::Schema::Record(record) = &Contract::global().current(kind).schema else {
+        return Ok(value);
+    };
+    let Value::Record(fields) = value else {
+        return Ok(value);
+    };
+    let parse = |name: &str, text: &str| {
+        apache_avro::Uuid::parse_str(text)
+            .map_err(|e| format!("field {name}: `{text}` is not a UUID ({e})"))
+    };
+    let mut typed = Vec::with_capacity(fields.len());
+    for (name, field) in fields {
+        let schema = record.lookup.get(&name).map(|i| &record.fields[*i].schema);
+        let field = match (schema, field) {
+            (Some(apache_avro::Schema::Uuid), Value::String(text)) => {
+                Value::Uuid(parse(&name, &text)?)
+            }
+            (Some(apache_avro::Schema::Union(union)), Value::Union(branch, inner))
+                if matches!(
+                    union.variants().get(branch as usize),
+                    Some(apache_avro::Schema::Uuid)
+                ) =>
+            {
+                match *inner {
+                    Value::String(text) => {
+                        Value::Union(branch, Box::new(Value::Uuid(parse(&name, &text)?)))
+                    }
+                    other => Value::Union(branch, Box::new(other)),
+                }
+            }
+            (_, field) => field,
+        };
+        typed.push((name, field));
+    }
+    Ok(Value::Record(typed))
+}
