@@ -119,6 +119,11 @@ impl Tansu {
         self.process.take();
     }
 
+    /// The broker's process id while it runs (the run script execs it), to read its CPU time.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(ChildProcess::pid)
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)

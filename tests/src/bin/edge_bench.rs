@@ -4,6 +4,8 @@
 //! 1. MQTT QoS 1 -> durable outbox (synchronous=full) -> Kafka: results per second, end to end.
 //! 2. A backlog of `--backlog` events written into an outbox while the edge is down, then drained to Kafka.
 //! 3. The edge's peak RSS (VmHWM) and CPU time per phase, and its CPU while idle for 10 s.
+//! 4. The broker's ceiling: the same events, already encoded, from a bare idempotent producer with the
+//!    edge's settings, so that the edge's figures can be read against what the broker takes at all.
 //!
 //! `cargo build --release --workspace --bins && target/release/edge-bench`
 
@@ -207,20 +209,78 @@ async fn main() -> anyhow::Result<()> {
         args.backlog as f64 / fill.as_secs_f64()
     );
     let http = free_port();
+    let tansu_pid = tansu.pid().expect("tansu pid");
+    let (tansu0, _) = usage(tansu_pid);
     let started = Instant::now();
     let mut edge = start(station, &mosquitto, &tansu, dir.path(), http);
     let pid = edge.pid().expect("edge pid");
     wait_forwarded(http, args.backlog as u64).await;
     let drain = started.elapsed();
     let (cpu, hwm) = usage(pid);
+    let (tansu1, _) = usage(tansu_pid);
     println!(
-        "2b. backlog of {} drained to Kafka in {:.2} s = {:.0} events/s (from edge start); edge CPU {:.1} s, peak RSS {:.1} MB",
+        "2b. backlog of {} drained to Kafka in {:.2} s = {:.0} events/s (from edge start); edge CPU {:.1} s \
+         ({:.1} µs per event), peak RSS {:.1} MB; tansu CPU meanwhile {:.1} s",
         args.backlog,
         drain.as_secs_f64(),
         args.backlog as f64 / drain.as_secs_f64(),
         cpu,
-        hwm as f64 / 1024.0
+        cpu * 1e6 / args.backlog as f64,
+        hwm as f64 / 1024.0,
+        tansu1 - tansu0,
     );
     edge.terminate(Duration::from_secs(10));
+
+    // 4. The broker's ceiling with the same records.
+    let (rate, broker_cpu) = broker_ceiling(&tansu, args.backlog.min(300_000)).await?;
+    println!(
+        "4. broker ceiling: a bare idempotent producer (acks=all, lz4, linger 5 ms) delivers {rate:.0} \
+         pre-encoded events/s to tansu; tansu CPU {broker_cpu:.1} s"
+    );
     Ok(())
+}
+
+/// Events per second a bare producer with the edge's settings gets through, and the broker's CPU for it.
+async fn broker_ceiling(tansu: &Tansu, count: usize) -> anyhow::Result<(f64, f64)> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let station = "BENCH-CEILING";
+    let templates = inspection_documents(station, 250, 4);
+    let values: Vec<Vec<u8>> = templates
+        .iter()
+        .enumerate()
+        .map(|(seq, doc)| {
+            let (event, trace) = parse_document(doc.to_string().as_bytes()).unwrap();
+            let mut event = envelope(station, event, trace, now_ms());
+            event.seq = seq as i64 + 1;
+            linegate_schemas::encode(&event).unwrap()
+        })
+        .collect();
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", tansu.bootstrap())
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let tansu_pid = tansu.pid().expect("tansu pid");
+    let (cpu0, _) = usage(tansu_pid);
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(count);
+    for i in 0..count {
+        let record = FutureRecord::to("edge.station.events")
+            .key(station)
+            .payload(&values[i % values.len()]);
+        match producer.send_result(record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((error, _)) => anyhow::bail!("queueing: {error}"),
+        }
+    }
+    for delivery in deliveries {
+        delivery.await?.map_err(|(error, _)| error)?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (cpu1, _) = usage(tansu_pid);
+    Ok((count as f64 / elapsed, cpu1 - cpu0))
 }
