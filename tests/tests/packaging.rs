@@ -1,0 +1,352 @@
+//! Packages and the systemd unit as a line PC meets them: the unit passes `systemd-analyze verify` and keeps
+//! a low exposure score; the .deb (through dpkg) and the tarball (through its install.sh) install into a
+//! scratch root with the right files, owners and modes, an upgrade keeps a changed config and the outbox,
+//! and a purge removes the state and says what it removed.
+
+use std::process::Command;
+
+use linegate_e2e::packaging::{packages, run, ScratchRoot};
+use linegate_e2e::{bin_path, repo_root};
+
+/// The exposure `systemd-analyze security --offline=yes` gives the unit (systemd 252); lower is better.
+const MAX_EXPOSURE: f64 = 1.5;
+
+/// The unit with ExecStart pointing at the host binary (verify checks that the command exists).
+fn unit_for_host(unit: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let text = std::fs::read_to_string(repo_root().join("cross/systemd/linegate-edge.service"))
+        .unwrap()
+        .replace(
+            "/usr/bin/linegate-edge",
+            bin_path("linegate-edge").to_str().unwrap(),
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(unit);
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn unit_verifies_cleanly() {
+    let (_dir, unit) = unit_for_host("linegate-edge.service");
+    let verify = run(Command::new("systemd-analyze").arg("verify").arg(&unit));
+    assert!(
+        verify.ok,
+        "systemd-analyze verify failed:\n{}",
+        verify.output
+    );
+    assert_eq!(verify.output.trim(), "", "verify warns");
+
+    // The check can fail: verify exits 0 on a key it cannot parse but warns, which the assertion above
+    // catches (systemd 252 prints `Failed to parse service type, ignoring: notifyy`).
+    let text = std::fs::read_to_string(&unit).unwrap();
+    std::fs::write(&unit, text.replace("Type=notify", "Type=notifyy")).unwrap();
+    let broken = run(Command::new("systemd-analyze").arg("verify").arg(&unit));
+    assert!(broken.output.contains("notifyy"), "{}", broken.output);
+}
+
+#[test]
+fn unit_exposure_score_is_low() {
+    let (_dir, unit) = unit_for_host("linegate-edge.service");
+    let security = run(Command::new("systemd-analyze")
+        .args(["security", "--offline=yes"])
+        .arg(&unit));
+    assert!(security.ok, "{}", security.output);
+    let line = security
+        .output
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no exposure level in:\n{}", security.output));
+    let score: f64 = line
+        .split(':')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("cannot parse the score in {line}"));
+    assert!(
+        score <= MAX_EXPOSURE,
+        "exposure {score} > {MAX_EXPOSURE}:\n{}",
+        security.output
+    );
+    // What the score rests on, named so that a change shows which setting went.
+    for setting in [
+        "✓ NoNewPrivileges=",
+        "✓ ProtectSystem=",
+        "✓ ProtectHome=",
+        "✓ PrivateTmp=",
+        "✓ MemoryDenyWriteExecute=",
+        "✓ RestrictAddressFamilies=~AF_NETLINK",
+        "✓ SystemCallFilter=~@privileged",
+        "✓ CapabilityBoundingSet=~CAP_SYS_ADMIN",
+        "✓ User=/DynamicUser=",
+    ] {
+        assert!(
+            security.output.contains(setting),
+            "{setting} missing:\n{}",
+            security.output
+        );
+    }
+}
+
+#[test]
+fn unit_runs_the_edge_as_a_watched_notify_service() {
+    let text =
+        std::fs::read_to_string(repo_root().join("cross/systemd/linegate-edge.service")).unwrap();
+    let keys: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    for expected in [
+        "Type=notify",
+        "WatchdogSec=30s",
+        "Restart=on-failure",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "User=linegate",
+        "SupplementaryGroups=dialout",
+        "StateDirectory=linegate",
+        "DevicePolicy=closed",
+        "DeviceAllow=char-ttyUSB rw",
+        "EnvironmentFile=/etc/linegate/edge.env",
+    ] {
+        assert!(keys.contains(&expected), "{expected} missing from the unit");
+    }
+}
+
+/// Checks what an install put into `root`: binary, unit, config and state with their modes and owners.
+fn assert_installed(root: &ScratchRoot, binary: &str, unit: &str) {
+    let (uid, gid) = root.linegate_ids();
+    assert_eq!(root.mode(binary), 0o755);
+    assert_eq!(root.mode(unit), 0o644);
+    assert_eq!(root.mode("/etc/linegate/edge.toml"), 0o640);
+    assert_eq!(root.owner("/etc/linegate/edge.toml"), (0, gid));
+    assert_eq!(root.mode("/etc/linegate/edge.env"), 0o600);
+    assert_eq!(root.owner("/etc/linegate/edge.env"), (0, 0));
+    assert_eq!(root.mode("/var/lib/linegate"), 0o750);
+    assert_eq!(root.owner("/var/lib/linegate"), (uid, gid));
+    let dialout = root.entries("group", "dialout");
+    assert!(
+        dialout[0][3].split(',').any(|m| m == "linegate"),
+        "{dialout:?}"
+    );
+    let wants = root.file("/etc/systemd/system/multi-user.target.wants/linegate-edge.service");
+    assert_eq!(
+        std::fs::read_link(&wants).unwrap().to_str().unwrap(),
+        unit,
+        "enabled"
+    );
+    // The default config points the outbox at the state dir and needs the station id.
+    let config = root.file("/etc/linegate/edge.toml");
+    let check = run(Command::new(root.file(binary))
+        .arg("check-config")
+        .arg(&config)
+        .env("LINEGATE_STATION_ID", "st-7"));
+    assert!(check.ok, "{}", check.output);
+    assert!(
+        check
+            .output
+            .contains("station st-7 with outbox /var/lib/linegate/outbox.db"),
+        "{}",
+        check.output
+    );
+    let unset = run(Command::new(root.file(binary))
+        .arg("check-config")
+        .arg(&config)
+        .env_remove("LINEGATE_STATION_ID"));
+    assert!(!unset.ok);
+    assert!(
+        unset
+            .output
+            .contains("environment variable LINEGATE_STATION_ID is not set"),
+        "{}",
+        unset.output
+    );
+}
+
+/// An operator's changes: the station id, a config edit, and a waiting outbox.
+fn configure_and_fill(root: &ScratchRoot) {
+    let env = root.file("/etc/linegate/edge.env");
+    let mut text = std::fs::read_to_string(&env).unwrap();
+    text.push_str("LINEGATE_STATION_ID=st-7\n");
+    std::fs::write(&env, text).unwrap();
+    let config = root.file("/etc/linegate/edge.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("linger_ms = 5", "linger_ms = 20");
+    std::fs::write(&config, text).unwrap();
+    std::fs::write(root.file("/var/lib/linegate/outbox.db"), "waiting results").unwrap();
+}
+
+fn assert_operator_changes_kept(root: &ScratchRoot) {
+    let env = std::fs::read_to_string(root.file("/etc/linegate/edge.env")).unwrap();
+    assert!(env.contains("LINEGATE_STATION_ID=st-7\n"), "{env}");
+    let config = std::fs::read_to_string(root.file("/etc/linegate/edge.toml")).unwrap();
+    assert!(config.contains("linger_ms = 20"), "{config}");
+    assert_eq!(
+        std::fs::read_to_string(root.file("/var/lib/linegate/outbox.db")).unwrap(),
+        "waiting results"
+    );
+}
+
+#[test]
+fn deb_installs_upgrades_keeping_config_and_outbox_and_purge_says_what_it_removes() {
+    let packages = packages();
+    let root = ScratchRoot::new();
+    let deb = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+
+    let install = root.dpkg(&["--install", &deb(&packages.old.deb)]);
+    assert!(install.ok, "{}", install.output);
+    assert!(
+        install.output.contains("created system user linegate"),
+        "{}",
+        install.output
+    );
+    assert!(
+        install
+            .output
+            .contains("set LINEGATE_STATION_ID in /etc/linegate/edge.env"),
+        "{}",
+        install.output
+    );
+    assert_installed(
+        &root,
+        "/usr/bin/linegate-edge",
+        "/lib/systemd/system/linegate-edge.service",
+    );
+    let status = root.dpkg(&["--status", "linegate-edge"]);
+    assert!(
+        status.output.contains("Version: 0.1.0"),
+        "{}",
+        status.output
+    );
+    assert!(
+        status
+            .output
+            .contains("Conffiles:\n /etc/linegate/edge.toml ")
+            && status.output.contains(" /etc/linegate/edge.env "),
+        "{}",
+        status.output
+    );
+
+    configure_and_fill(&root);
+    let upgrade = root.dpkg(&["--force-confold", "--install", &deb(&packages.new.deb)]);
+    assert!(upgrade.ok, "{}", upgrade.output);
+    assert!(
+        !upgrade.output.contains("created system user"),
+        "{}",
+        upgrade.output
+    );
+    let status = root.dpkg(&["--status", "linegate-edge"]);
+    assert!(
+        status.output.contains("Version: 0.1.1"),
+        "{}",
+        status.output
+    );
+    assert_operator_changes_kept(&root);
+    assert_installed(
+        &root,
+        "/usr/bin/linegate-edge",
+        "/lib/systemd/system/linegate-edge.service",
+    );
+
+    let purge = root.dpkg(&["--purge", "linegate-edge"]);
+    assert!(purge.ok, "{}", purge.output);
+    for said in [
+        "removing /var/lib/linegate (the outbox: results not yet forwarded to Kafka are lost; 1 files: outbox.db)",
+        "removed /var/lib/linegate",
+        "removed the station config /etc/linegate/edge.toml and /etc/linegate/edge.env",
+    ] {
+        assert!(purge.output.contains(said), "{said} not in:\n{}", purge.output);
+    }
+    for gone in [
+        "/var/lib/linegate",
+        "/etc/linegate",
+        "/usr/bin/linegate-edge",
+        "/lib/systemd/system/linegate-edge.service",
+        "/etc/systemd/system/multi-user.target.wants/linegate-edge.service",
+    ] {
+        assert!(
+            std::fs::symlink_metadata(root.file(gone)).is_err(),
+            "{gone} still there"
+        );
+    }
+}
+
+/// Unpacks `tarball` into a temporary directory and returns its install.sh.
+fn unpack(tarball: &std::path::Path, into: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(into).unwrap();
+    let untar = run(Command::new("tar")
+        .arg("-xzf")
+        .arg(tarball)
+        .arg("-C")
+        .arg(into));
+    assert!(untar.ok, "{}", untar.output);
+    let name = tarball
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_end_matches(".tar.gz");
+    into.join(name).join("install.sh")
+}
+
+fn install_sh(script: &std::path::Path, root: &ScratchRoot, extra: &[&str]) -> String {
+    let result = run(Command::new(script)
+        .arg("--root")
+        .arg(root.path())
+        .args(extra));
+    assert!(result.ok, "install.sh {extra:?} failed:\n{}", result.output);
+    result.output
+}
+
+#[test]
+fn tarball_installs_upgrades_keeping_config_and_outbox_and_purge_says_what_it_removes() {
+    let packages = packages();
+    let unpacked = tempfile::tempdir().unwrap();
+    let old = unpack(&packages.old.tarball, &unpacked.path().join("old"));
+    let new = unpack(&packages.new.tarball, &unpacked.path().join("new"));
+    let root = ScratchRoot::new();
+    let bin = "/usr/local/bin/linegate-edge";
+    let unit = "/etc/systemd/system/linegate-edge.service";
+
+    let output = install_sh(&old, &root, &[]);
+    assert!(output.contains("created system user linegate"), "{output}");
+    assert!(output.contains("set LINEGATE_STATION_ID"), "{output}");
+    assert_installed(&root, bin, unit);
+    let installed_unit = std::fs::read_to_string(root.file(unit)).unwrap();
+    assert!(
+        installed_unit.contains(&format!(
+            "ExecStart={bin} run --config /etc/linegate/edge.toml"
+        )),
+        "{installed_unit}"
+    );
+
+    configure_and_fill(&root);
+    let output = install_sh(&new, &root, &[]);
+    assert!(!output.contains("created system user"), "{output}");
+    assert!(
+        output.contains(
+            "kept /etc/linegate/edge.toml (yours); the new default is /etc/linegate/edge.toml.new"
+        ),
+        "{output}"
+    );
+    assert_operator_changes_kept(&root);
+    assert!(root.file("/etc/linegate/edge.toml.new").exists());
+
+    let output = install_sh(&new, &root, &["--uninstall"]);
+    assert!(output.contains(&format!("removed {bin}")), "{output}");
+    assert!(output.contains(&format!("removed {unit}")), "{output}");
+    assert!(
+        output.contains("kept /etc/linegate and /var/lib/linegate (the outbox)"),
+        "{output}"
+    );
+    assert!(!root.file(bin).exists() && !root.file(unit).exists());
+    assert_operator_changes_kept(&root);
+
+    let output = install_sh(&new, &root, &["--purge"]);
+    for said in [
+        "removing /var/lib/linegate (the outbox: results not yet forwarded to Kafka are lost; 1 files: outbox.db)",
+        "removed /var/lib/linegate",
+        "removing /etc/linegate (the station config; 4 files: edge.env edge.env.new edge.toml edge.toml.new)",
+        "removed /etc/linegate",
+    ] {
+        assert!(output.contains(said), "{said} not in:\n{output}");
+    }
+    assert!(!root.file("/var/lib/linegate").exists());
+    assert!(!root.file("/etc/linegate").exists());
+}
