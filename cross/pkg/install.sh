@@ -25,6 +25,7 @@ fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=/usr/local/bin/linegate-edge
 UNIT=/etc/systemd/system/$SERVICE
+DOC=/usr/local/share/doc/linegate-edge/README.md
 
 # Installs $1 as $2 with mode $3, replacing atomically (a running binary is not overwritten in place).
 put() {
@@ -68,7 +69,9 @@ case "$action" in
     stop_service
     put "$HERE/linegate-edge" "$BIN" 0755
     say "installed $BIN ($("$ROOT$BIN" --version 2>/dev/null || echo "version $(cat "$HERE/VERSION")"))"
-    sed "s#/usr/bin/linegate-edge#$BIN#" "$HERE/linegate-edge.service" >"$HERE/.unit.$$"
+    put "$HERE/README.md" "$DOC" 0644
+    sed -e "s#/usr/bin/linegate-edge#$BIN#" -e "s#/usr/share/doc/linegate-edge/README.md#$DOC#" \
+      "$HERE/linegate-edge.service" >"$HERE/.unit.$$"
     put "$HERE/.unit.$$" "$UNIT" 0644
     rm -f "$HERE/.unit.$$"
     say "installed $UNIT"
@@ -88,6 +91,8 @@ case "$action" in
     systemctl_offline disable "$SERVICE" >/dev/null 2>&1 || true
     remove_file "$UNIT"
     remove_file "$BIN"
+    remove_file "$DOC"
+    rmdir "$ROOT$(dirname "$DOC")" 2>/dev/null || true
     if systemd_live; then systemctl daemon-reload; fi
     if [ "$action" = purge ]; then
       remove_dir "$STATE_DIR" "the outbox: results not yet forwarded to Kafka are lost"

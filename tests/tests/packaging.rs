@@ -224,7 +224,7 @@ fn deb_installs_upgrades_keeping_config_and_outbox_and_purge_says_what_it_remove
     );
 
     configure_and_fill(&root);
-    let upgrade = root.dpkg(&["--force-confold", "--install", &deb(&packages.new.deb)]);
+    let upgrade = root.dpkg(&["--install", &deb(&packages.new.deb)]);
     assert!(upgrade.ok, "{}", upgrade.output);
     assert!(
         !upgrade.output.contains("created system user"),
@@ -315,6 +315,14 @@ fn tarball_installs_upgrades_keeping_config_and_outbox_and_purge_says_what_it_re
         )),
         "{installed_unit}"
     );
+    assert!(
+        installed_unit
+            .contains("Documentation=file:///usr/local/share/doc/linegate-edge/README.md"),
+        "{installed_unit}"
+    );
+    assert!(root
+        .file("/usr/local/share/doc/linegate-edge/README.md")
+        .exists());
 
     configure_and_fill(&root);
     let output = install_sh(&new, &root, &[]);
@@ -349,4 +357,57 @@ fn tarball_installs_upgrades_keeping_config_and_outbox_and_purge_says_what_it_re
     }
     assert!(!root.file("/var/lib/linegate").exists());
     assert!(!root.file("/etc/linegate").exists());
+}
+
+/// Runs `start_if_configured` of cross/pkg/common.sh on this machine (ROOT empty) with a config directory of
+/// the test's and a unit name nothing has, returning what it said.
+fn start_decision(conf_dir: &std::path::Path) -> String {
+    let script = format!(
+        ". '{}'; ROOT=''; CONF_DIR='{}'; SERVICE=linegate-edge-test-absent.service; start_if_configured '{}'",
+        repo_root().join("cross/pkg/common.sh").display(),
+        conf_dir.display(),
+        bin_path("linegate-edge").display()
+    );
+    let result = run(Command::new("sh").arg("-c").arg(script));
+    assert!(result.ok, "{}", result.output);
+    result.output
+}
+
+#[test]
+fn service_is_started_only_once_the_station_id_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = repo_root().join("config/edge.example.toml");
+    std::fs::copy(&config, dir.path().join("edge.toml")).unwrap();
+    std::fs::copy(
+        repo_root().join("cross/pkg/edge.env"),
+        dir.path().join("edge.env"),
+    )
+    .unwrap();
+
+    let said = start_decision(dir.path());
+    assert!(
+        said.contains("not started: error: ")
+            && said.contains("environment variable LINEGATE_STATION_ID is not set"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "set LINEGATE_STATION_ID in {}/edge.env",
+            dir.path().display()
+        )),
+        "{said}"
+    );
+
+    let env = dir.path().join("edge.env");
+    let mut text = std::fs::read_to_string(&env).unwrap();
+    text.push_str("LINEGATE_STATION_ID=st-7\n");
+    std::fs::write(&env, text).unwrap();
+    let said = start_decision(dir.path());
+    // Configured: started where systemd runs and the unit is enabled; here neither holds, and it says which.
+    assert!(
+        said.contains("configured; systemd is not running here")
+            || said.contains("configured but disabled: not started"),
+        "{said}"
+    );
+    assert!(!said.contains("not started: error"), "{said}");
 }
