@@ -24,6 +24,7 @@ command -v socat >/dev/null || missing+=(socat)
 command -v dpkg-deb >/dev/null || missing+=(dpkg)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v useradd >/dev/null || missing+=(passwd)
+command -v fakeroot >/dev/null || missing+=(fakeroot)
 dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"

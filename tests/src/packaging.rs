@@ -183,3 +183,79 @@ impl Default for ScratchRoot {
         Self::new()
     }
 }
+
+/// Checks what an install put into `root`: binary, unit, config and state with their modes and owners.
+pub fn assert_installed(root: &ScratchRoot, binary: &str, unit: &str) {
+    let (uid, gid) = root.linegate_ids();
+    assert_eq!(root.mode(binary), 0o755);
+    assert_eq!(root.mode(unit), 0o644);
+    assert_eq!(root.mode("/etc/linegate/edge.toml"), 0o640);
+    assert_eq!(root.owner("/etc/linegate/edge.toml"), (0, gid));
+    assert_eq!(root.mode("/etc/linegate/edge.env"), 0o600);
+    assert_eq!(root.owner("/etc/linegate/edge.env"), (0, 0));
+    assert_eq!(root.mode("/var/lib/linegate"), 0o750);
+    assert_eq!(root.owner("/var/lib/linegate"), (uid, gid));
+    let dialout = root.entries("group", "dialout");
+    assert!(
+        dialout[0][3].split(',').any(|m| m == "linegate"),
+        "{dialout:?}"
+    );
+    let wants = root.file("/etc/systemd/system/multi-user.target.wants/linegate-edge.service");
+    assert_eq!(
+        std::fs::read_link(&wants).unwrap().to_str().unwrap(),
+        unit,
+        "enabled"
+    );
+    // The default config points the outbox at the state dir and needs the station id.
+    let config = root.file("/etc/linegate/edge.toml");
+    let check = run(Command::new(root.file(binary))
+        .arg("check-config")
+        .arg(&config)
+        .env("LINEGATE_STATION_ID", "st-7"));
+    assert!(check.ok, "{}", check.output);
+    assert!(
+        check
+            .output
+            .contains("station st-7 with outbox /var/lib/linegate/outbox.db"),
+        "{}",
+        check.output
+    );
+    let unset = run(Command::new(root.file(binary))
+        .arg("check-config")
+        .arg(&config)
+        .env_remove("LINEGATE_STATION_ID"));
+    assert!(!unset.ok);
+    assert!(
+        unset
+            .output
+            .contains("environment variable LINEGATE_STATION_ID is not set"),
+        "{}",
+        unset.output
+    );
+}
+
+/// An operator's changes: the station id, a config edit, and a waiting outbox.
+pub fn configure_and_fill(root: &ScratchRoot) {
+    let env = root.file("/etc/linegate/edge.env");
+    let mut text = std::fs::read_to_string(&env).unwrap();
+    text.push_str("LINEGATE_STATION_ID=st-7\n");
+    std::fs::write(&env, text).unwrap();
+    let config = root.file("/etc/linegate/edge.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("linger_ms = 5", "linger_ms = 20");
+    std::fs::write(&config, text).unwrap();
+    std::fs::write(root.file("/var/lib/linegate/outbox.db"), "waiting results").unwrap();
+}
+
+/// Checks that the changes of [`configure_and_fill`] survived.
+pub fn assert_operator_changes_kept(root: &ScratchRoot) {
+    let env = std::fs::read_to_string(root.file("/etc/linegate/edge.env")).unwrap();
+    assert!(env.contains("LINEGATE_STATION_ID=st-7\n"), "{env}");
+    let config = std::fs::read_to_string(root.file("/etc/linegate/edge.toml")).unwrap();
+    assert!(config.contains("linger_ms = 20"), "{config}");
+    assert_eq!(
+        std::fs::read_to_string(root.file("/var/lib/linegate/outbox.db")).unwrap(),
+        "waiting results"
+    );
+}

@@ -5,7 +5,9 @@
 
 use std::process::Command;
 
-use linegate_e2e::packaging::{packages, run, ScratchRoot};
+use linegate_e2e::packaging::{
+    assert_installed, assert_operator_changes_kept, configure_and_fill, packages, run, ScratchRoot,
+};
 use linegate_e2e::{bin_path, repo_root};
 
 /// The exposure `systemd-analyze security --offline=yes` gives the unit (systemd 252); lower is better.
@@ -106,81 +108,6 @@ fn unit_runs_the_edge_as_a_watched_notify_service() {
     ] {
         assert!(keys.contains(&expected), "{expected} missing from the unit");
     }
-}
-
-/// Checks what an install put into `root`: binary, unit, config and state with their modes and owners.
-fn assert_installed(root: &ScratchRoot, binary: &str, unit: &str) {
-    let (uid, gid) = root.linegate_ids();
-    assert_eq!(root.mode(binary), 0o755);
-    assert_eq!(root.mode(unit), 0o644);
-    assert_eq!(root.mode("/etc/linegate/edge.toml"), 0o640);
-    assert_eq!(root.owner("/etc/linegate/edge.toml"), (0, gid));
-    assert_eq!(root.mode("/etc/linegate/edge.env"), 0o600);
-    assert_eq!(root.owner("/etc/linegate/edge.env"), (0, 0));
-    assert_eq!(root.mode("/var/lib/linegate"), 0o750);
-    assert_eq!(root.owner("/var/lib/linegate"), (uid, gid));
-    let dialout = root.entries("group", "dialout");
-    assert!(
-        dialout[0][3].split(',').any(|m| m == "linegate"),
-        "{dialout:?}"
-    );
-    let wants = root.file("/etc/systemd/system/multi-user.target.wants/linegate-edge.service");
-    assert_eq!(
-        std::fs::read_link(&wants).unwrap().to_str().unwrap(),
-        unit,
-        "enabled"
-    );
-    // The default config points the outbox at the state dir and needs the station id.
-    let config = root.file("/etc/linegate/edge.toml");
-    let check = run(Command::new(root.file(binary))
-        .arg("check-config")
-        .arg(&config)
-        .env("LINEGATE_STATION_ID", "st-7"));
-    assert!(check.ok, "{}", check.output);
-    assert!(
-        check
-            .output
-            .contains("station st-7 with outbox /var/lib/linegate/outbox.db"),
-        "{}",
-        check.output
-    );
-    let unset = run(Command::new(root.file(binary))
-        .arg("check-config")
-        .arg(&config)
-        .env_remove("LINEGATE_STATION_ID"));
-    assert!(!unset.ok);
-    assert!(
-        unset
-            .output
-            .contains("environment variable LINEGATE_STATION_ID is not set"),
-        "{}",
-        unset.output
-    );
-}
-
-/// An operator's changes: the station id, a config edit, and a waiting outbox.
-fn configure_and_fill(root: &ScratchRoot) {
-    let env = root.file("/etc/linegate/edge.env");
-    let mut text = std::fs::read_to_string(&env).unwrap();
-    text.push_str("LINEGATE_STATION_ID=st-7\n");
-    std::fs::write(&env, text).unwrap();
-    let config = root.file("/etc/linegate/edge.toml");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("linger_ms = 5", "linger_ms = 20");
-    std::fs::write(&config, text).unwrap();
-    std::fs::write(root.file("/var/lib/linegate/outbox.db"), "waiting results").unwrap();
-}
-
-fn assert_operator_changes_kept(root: &ScratchRoot) {
-    let env = std::fs::read_to_string(root.file("/etc/linegate/edge.env")).unwrap();
-    assert!(env.contains("LINEGATE_STATION_ID=st-7\n"), "{env}");
-    let config = std::fs::read_to_string(root.file("/etc/linegate/edge.toml")).unwrap();
-    assert!(config.contains("linger_ms = 20"), "{config}");
-    assert_eq!(
-        std::fs::read_to_string(root.file("/var/lib/linegate/outbox.db")).unwrap(),
-        "waiting results"
-    );
 }
 
 #[test]
@@ -410,4 +337,50 @@ fn service_is_started_only_once_the_station_id_is_set() {
         "{said}"
     );
     assert!(!said.contains("not started: error"), "{said}");
+}
+
+/// A scratch install without root: `fakeroot` lets postinst's `useradd --prefix` and `chown` run, and
+/// `--force-not-root` and `--log` keep dpkg away from the machine's own files. Run as `nobody` when the
+/// tests run as root.
+#[test]
+fn deb_installs_into_a_scratch_root_without_root_through_fakeroot() {
+    let root = ScratchRoot::new();
+    let deb = root.path().join("linegate-edge.deb");
+    std::fs::copy(&packages().old.deb, &deb).unwrap();
+    let as_root = run(Command::new("id").arg("-u")).output.trim() == "0";
+    if as_root {
+        let chown = run(Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(root.path()));
+        assert!(chown.ok, "{}", chown.output);
+    }
+    let mut command = if as_root {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "fakeroot",
+        ]);
+        c
+    } else {
+        Command::new("fakeroot")
+    };
+    let install = run(command
+        .env("HOME", root.path())
+        .arg("dpkg")
+        .arg(format!("--root={}", root.path().display()))
+        .arg(format!("--log={}", root.path().join("dpkg.log").display()))
+        .args(["--force-script-chrootless", "--force-not-root", "--install"])
+        .arg(&deb));
+    assert!(install.ok, "{}", install.output);
+    assert!(
+        install.output.contains("created system user linegate"),
+        "{}",
+        install.output
+    );
+    root.linegate_ids();
+    assert_eq!(root.mode("/usr/bin/linegate-edge"), 0o755);
+    assert_eq!(root.mode("/var/lib/linegate"), 0o750);
+    assert_eq!(root.mode("/etc/linegate/edge.env"), 0o600);
 }
