@@ -117,7 +117,8 @@ CONTROL
 }
 
 build_tarball() {
-  local arch=$1 stage name="linegate-edge-$version-$arch"
+  local arch=$1 stage
+  local name="linegate-edge-$version-$arch"
   stage=$(mktemp -d)
   chmod 0755 "$stage"
   stage_binary "$arch" "$stage/$name/linegate-edge"
