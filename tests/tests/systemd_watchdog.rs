@@ -13,8 +13,9 @@ use linegate_e2e::{mqtt, Mosquitto};
 const STATION: &str = "ST-WD";
 /// The watchdog interval the edge is given; it pings at half of it while its loops are alive.
 const WATCHDOG: Duration = Duration::from_secs(12);
-/// How long the pings are watched while the round waits: several watchdog intervals.
-const OBSERVE: Duration = Duration::from_secs(40);
+/// How long the pings are watched while the round waits: two watchdog intervals, enough for a stale
+/// heartbeat to show as a withheld ping and a gap.
+const OBSERVE: Duration = Duration::from_secs(25);
 
 /// Datagrams from the edge until `deadline`, each with when it arrived.
 fn receive_until(socket: &UnixDatagram, deadline: Instant) -> Vec<(Instant, String)> {
