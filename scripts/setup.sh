@@ -20,6 +20,11 @@ command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v socat >/dev/null || missing+=(socat)
+# cross/package.sh builds .debs with dpkg-deb; tests/tests/packaging.rs checks the unit with systemd-analyze.
+command -v dpkg-deb >/dev/null || missing+=(dpkg)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v useradd >/dev/null || missing+=(passwd)
+command -v fakeroot >/dev/null || missing+=(fakeroot)
 dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"

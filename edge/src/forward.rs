@@ -119,7 +119,12 @@ pub async fn run(
             loop {
                 tokio::select! {
                     outcome = &mut round => break outcome,
-                    _ = tokio::time::sleep(IDLE_PROBE_EVERY) => probe(&producer, &forward.topic, &metrics).await,
+                    _ = tokio::time::sleep(IDLE_PROBE_EVERY) => {
+                        // Waiting for Kafka is alive: without this beat a round longer than the systemd
+                        // WatchdogSec (an outage, up to delivery_timeout_ms) would get the edge restarted.
+                        heartbeat.beat();
+                        probe(&producer, &forward.topic, &metrics).await;
+                    }
                 }
             }
         };

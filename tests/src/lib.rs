@@ -4,6 +4,7 @@
 pub mod brokers;
 pub mod kafka;
 pub mod mqtt;
+pub mod packaging;
 pub mod plc;
 pub mod process;
 pub mod stack;
