@@ -71,6 +71,7 @@ pub async fn run(mut config: EdgeConfig, config_path: &Path) -> anyhow::Result<(
             registry,
             metrics: metrics.clone(),
             reader: std::sync::Mutex::new(OutboxReader::open(&outbox_path)?),
+            writer: writer.clone(),
             sources: sources_watched,
         };
         observe::http::start(http.listen, state, stopped.clone())

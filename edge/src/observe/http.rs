@@ -25,6 +25,8 @@ pub struct HttpState {
     pub metrics: EdgeMetrics,
     /// A reader of the outbox, for the gauges at scrape time.
     pub reader: Mutex<OutboxReader>,
+    /// The outbox writer, whose running depth and size a scrape reads instead of counting rows.
+    pub writer: crate::outbox::OutboxWriter,
     /// Sources whose connection state matters to health, e.g. `mqtt`.
     pub sources: Vec<String>,
 }
@@ -61,7 +63,10 @@ async fn refresh_outbox(state: &Arc<HttpState>) -> Result<OutboxStats, String> {
             .reader
             .lock()
             .map_err(|_| "outbox reader poisoned".to_owned())?;
-        let stats = reader.stats().map_err(|e| e.to_string())?;
+        let (depth, bytes) = state.writer.level();
+        let stats = reader
+            .stats_with_level(depth, bytes)
+            .map_err(|e| e.to_string())?;
         state
             .metrics
             .set_outbox(&stats, linegate_common::process::now_ms());

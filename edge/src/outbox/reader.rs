@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use linegate_schemas::EdgeEvent;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::schema::{open_for_reading, sqlite_err};
 use super::OutboxError;
@@ -128,17 +128,38 @@ pub struct QuarantinedPayload {
 }
 
 impl OutboxReader {
-    /// Depth, oldest waiting event, sequence, quarantine and size.
+    /// Depth, oldest waiting event, sequence, quarantine and size, counted from the file (a scan of every
+    /// waiting event: for the operator's `outbox stats`, not for a metrics scrape).
     pub fn stats(&self) -> Result<OutboxStats, OutboxError> {
-        let err = sqlite_err(&self.path);
-        let (depth, oldest_seq, oldest_captured_at_ms) = self
+        let (depth, event_bytes) = self
             .conn
             .query_row(
-                "SELECT COUNT(*), MIN(seq), (SELECT captured_at_ms FROM events ORDER BY seq LIMIT 1) FROM events",
+                "SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM events",
                 [],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
-            .map_err(&err)?;
+            .map_err(sqlite_err(&self.path))?;
+        self.stats_with_level(depth, event_bytes)
+    }
+
+    /// [`OutboxReader::stats`] with depth and bytes as the running writer counts them; every other figure is
+    /// an index lookup, so a scrape costs the same on an empty outbox and on a backlog of millions.
+    pub fn stats_with_level(
+        &self,
+        depth: i64,
+        event_bytes: i64,
+    ) -> Result<OutboxStats, OutboxError> {
+        let err = sqlite_err(&self.path);
+        let (oldest_seq, oldest_captured_at_ms) = self
+            .conn
+            .query_row(
+                "SELECT seq, captured_at_ms FROM events ORDER BY seq LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(&err)?
+            .unwrap_or((None, None));
         let file_bytes = self
             .conn
             .query_row(
@@ -147,15 +168,17 @@ impl OutboxReader {
                 |row| row.get(0),
             )
             .map_err(&err)?;
-        let (event_bytes, dropped_events) = self
+        let dropped_events = self
             .conn
             .query_row(
-                "SELECT (SELECT COALESCE(SUM(length(body)), 0) FROM events), \
-                 (SELECT COALESCE(CAST(value AS INTEGER), 0) FROM meta WHERE key = 'dropped_events')",
+                "SELECT COALESCE(CAST(value AS INTEGER), 0) FROM meta WHERE key = 'dropped_events'",
                 [],
-                |row| Ok((row.get(0)?, row.get::<_, Option<i64>>(1)?.unwrap_or(0))),
+                |row| row.get::<_, Option<i64>>(0),
             )
-            .map_err(&err)?;
+            .optional()
+            .map_err(&err)?
+            .flatten()
+            .unwrap_or(0);
         Ok(OutboxStats {
             event_bytes,
             dropped_events,

@@ -73,6 +73,23 @@ enum Command {
 pub struct OutboxWriter {
     commands: mpsc::Sender<Command>,
     path: PathBuf,
+    level: Arc<LiveLevel>,
+}
+
+/// The writer's running count of waiting events and their body bytes, published after every commit, so that
+/// a metrics scrape reads two numbers instead of scanning the whole table (seconds on a large backlog).
+#[derive(Debug, Default)]
+struct LiveLevel {
+    depth: std::sync::atomic::AtomicI64,
+    bytes: std::sync::atomic::AtomicI64,
+}
+
+impl LiveLevel {
+    fn publish(&self, level: Level) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.depth.store(level.depth, Relaxed);
+        self.bytes.store(level.bytes, Relaxed);
+    }
 }
 
 impl OutboxWriter {
@@ -95,14 +112,26 @@ impl OutboxWriter {
         };
         let (commands, inbox) = mpsc::channel();
         let thread_path = path.to_owned();
+        let live = Arc::new(LiveLevel::default());
+        live.publish(level);
+        let thread_live = Arc::clone(&live);
         std::thread::Builder::new()
             .name("outbox-writer".into())
-            .spawn(move || write_loop(conn, &thread_path, inbox, options, bound, &committed))
+            .spawn(move || {
+                write_loop(conn, &thread_path, inbox, options, bound, &committed, &thread_live)
+            })
             .map_err(OutboxError::Thread)?;
         Ok(Self {
             commands,
             path: path.to_owned(),
+            level: live,
         })
+    }
+
+    /// Events waiting for Kafka and the bytes of their bodies, as of the last commit.
+    pub fn level(&self) -> (i64, i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.level.depth.load(Relaxed), self.level.bytes.load(Relaxed))
     }
 
     /// Commits `items` durably; returns what became of each, in order.
@@ -158,6 +187,7 @@ fn write_loop(
     options: OutboxOptions,
     mut bound: Bound,
     committed: &Notify,
+    live: &LiveLevel,
 ) {
     let (group_commit_max, dedup_window_ms) =
         (options.group_commit_max.max(1), options.dedup_window_ms);
@@ -196,6 +226,7 @@ fn write_loop(
                 dropped,
             }) => {
                 bound.level = level;
+                live.publish(level);
                 if dropped > 0 {
                     tracing::warn!(
                         dropped,
@@ -440,6 +471,10 @@ fn commit_group(
                 .map_err(&err)?;
             level.depth -= count;
             level.bytes -= bytes;
+            if level.depth < 0 || level.bytes < 0 {
+                // Rows this writer did not count were added by another process (`outbox quarantine retry`).
+                level = Level::of(&tx, path)?;
+            }
             *result = Some(Done::Deleted);
         }
     }
