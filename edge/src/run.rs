@@ -238,7 +238,7 @@ async fn decide(
     metrics
         .version
         .set(i64::try_from(version).unwrap_or(i64::MAX));
-    tracing::info!(version, "pushed config applied: restarting the sources with it; [forward], [outbox] and [http] changes take effect at the next restart");
+    tracing::info!(version, "pushed config applied: restarting the sources with it; [forward] and [outbox] changes take effect at the next restart");
     Some((config, applied))
 }
 

@@ -1,11 +1,12 @@
 //! The overlay rule: how a pushed document and the local file make the config the edge runs.
 //!
 //! A pushed document is a station config file in the same TOML format. The local file is the bootstrap and
-//! wins for `[station]`, `[kafka]` and `[config_push]`: those tables are taken from the local file whole, and
-//! the pushed document's own are ignored (it may leave them out), except that a `[station] id` in the pushed
-//! document must name this station. Every other table (`[mqtt]`, `[modbus]`, `[forward]`, `[outbox]`,
-//! `[http]`) comes from the pushed document alone: a table it leaves out is absent or takes its defaults, the
-//! local file's is not used. The result must pass the same validation as a local file, with errors located
+//! wins for `[station]`, `[kafka]`, `[config_push]` and `[http]` (what belongs to the PC: its identity, data
+//! directory, way to Kafka, trust, local endpoint): those tables are taken from the local file whole, and the
+//! pushed document's own are ignored (it may leave them out), except that a `[station] id` in the pushed
+//! document must name this station. Every other table (`[mqtt]`, `[modbus]`, `[forward]`, `[outbox]`) comes
+//! from the pushed document alone: a table it leaves out is absent or takes its defaults, the local file's is
+//! not used. The result must pass the same validation as a local file, with errors located
 //! in the pushed document. `${VAR}` in a pushed document is interpolated with the edge's environment.
 
 use std::path::Path;
@@ -14,7 +15,7 @@ use linegate_common::conf::{ConfigError, ConfigFile};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use crate::config::{EdgeConfig, ForwardConfig, HttpConfig, MqttConfig, OutboxConfig};
+use crate::config::{EdgeConfig, ForwardConfig, MqttConfig, OutboxConfig};
 
 /// A pushed document as parsed: the bootstrap tables are read only to be ignored (`[station] id` is checked).
 #[derive(Debug, Deserialize)]
@@ -25,13 +26,14 @@ struct PushedDocument {
     _kafka: Option<IgnoredAny>,
     #[serde(rename = "config_push")]
     _config_push: Option<IgnoredAny>,
+    #[serde(rename = "http")]
+    _http: Option<IgnoredAny>,
     #[serde(default)]
     forward: ForwardConfig,
     #[serde(default)]
     outbox: OutboxConfig,
     mqtt: Option<MqttConfig>,
     modbus: Option<crate::source::modbus::ModbusConfig>,
-    http: Option<HttpConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,9 +64,9 @@ pub fn apply(local: &EdgeConfig, pushed: &ConfigFile) -> Result<EdgeConfig, Conf
         config_push: local.config_push.clone(),
         forward: document.forward,
         outbox: document.outbox,
+        http: local.http.clone(),
         mqtt: document.mqtt,
         modbus: document.modbus,
-        http: document.http,
     };
     config.validate_body(pushed)?;
     Ok(config)

@@ -1,0 +1,91 @@
+//! What `config show` and `config history` print: one record per line in history, the full record with its
+//! config text in show, each with whether its signature verifies with the key the operator names.
+
+use std::io::Write;
+
+use ed25519_dalek::VerifyingKey;
+use linegate_common::signed_config::{self, SignedConfig};
+use sha2::{Digest, Sha256};
+
+use super::PushedRecord;
+
+/// The signature verdict of `envelope`: `verified` only when checked against `trusted`.
+pub fn verdict(envelope: &SignedConfig, trusted: Option<&VerifyingKey>) -> String {
+    match (trusted, envelope.signature.as_deref()) {
+        (_, None | Some("")) => "UNSIGNED".to_owned(),
+        (Some(key), Some(_)) => match envelope.verify(key) {
+            Ok(()) => format!("verified with {}", signed_config::fingerprint(key)),
+            Err(error) => format!("NOT VERIFIED: {error}"),
+        },
+        (None, Some(_)) => "signed, not checked (pass --public-key to check)".to_owned(),
+    }
+}
+
+/// RFC 3339 UTC time of epoch milliseconds (the number itself if out of range).
+pub fn time_of(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// One line per record: position, version, issue time, key, verdict, size and hash of the config.
+pub fn history(
+    out: &mut impl Write,
+    topic: &str,
+    records: &[PushedRecord],
+    trusted: Option<&VerifyingKey>,
+) -> std::io::Result<()> {
+    for record in records {
+        let at = format!("{topic}/{}/{}", record.partition, record.offset);
+        match &record.envelope {
+            Ok(envelope) => writeln!(
+                out,
+                "{at}  version {}  issued {}  key {}  {}  config {} bytes sha256:{}",
+                envelope.version,
+                time_of(envelope.issued_at_ms),
+                if envelope.key_id.is_empty() {
+                    "(none)"
+                } else {
+                    &envelope.key_id
+                },
+                verdict(envelope, trusted),
+                envelope.config.len(),
+                &hex::encode(Sha256::digest(envelope.config.as_bytes()))[..16],
+            )?,
+            Err(reason) => writeln!(out, "{at}  {reason}")?,
+        }
+    }
+    Ok(())
+}
+
+/// The latest record in full, config text included.
+pub fn show(
+    out: &mut impl Write,
+    topic: &str,
+    station: &str,
+    latest: &PushedRecord,
+    trusted: Option<&VerifyingKey>,
+) -> std::io::Result<()> {
+    let at = format!("{topic}/{}/{}", latest.partition, latest.offset);
+    let envelope = match &latest.envelope {
+        Ok(envelope) => envelope,
+        Err(reason) => {
+            return writeln!(out, "station {station}: latest record {at}: {reason}");
+        }
+    };
+    writeln!(out, "station {station}: version {}", envelope.version)?;
+    writeln!(out, "  issued    {}", time_of(envelope.issued_at_ms))?;
+    writeln!(out, "  key       {}", envelope.key_id)?;
+    writeln!(out, "  signature {}", verdict(envelope, trusted))?;
+    writeln!(out, "  record    {at}")?;
+    writeln!(out, "--- config ---")?;
+    write!(out, "{}", envelope.config)?;
+    if !envelope.config.ends_with('\n') {
+        writeln!(out)?;
+    }
+    Ok(())
+}
