@@ -1,0 +1,130 @@
+//! Pushed station configs in tests: the bridge's `config` commands, hand-made envelopes (unsigned, forged,
+//! broken) that `config push` would refuse to make, and reading the CONFIG_* reports back from Kafka.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use linegate_schemas::{AuditEvent, EdgeEvent, EdgePayload, SystemEvent};
+
+use crate::brokers::Tansu;
+use crate::kafka::Record;
+use crate::process::{bin_path, repo_root};
+
+/// Runs `linegate-bridge config ARGS` against `tansu` with the example bridge config (`--config` is added
+/// for every subcommand but keygen); returns (success, stdout, stderr).
+pub fn bridge_config(tansu: Option<&Tansu>, args: &[&str]) -> (bool, String, String) {
+    let config = repo_root().join("config/bridge.example.toml");
+    let mut command = std::process::Command::new(bin_path("linegate-bridge"));
+    command.arg("config").args(&args[..1]);
+    if args[0] != "keygen" {
+        command.args(["--config", config.to_str().expect("utf-8 path")]);
+    }
+    command.args(&args[1..]);
+    let bootstrap = tansu.map_or_else(|| "127.0.0.1:1".to_owned(), Tansu::bootstrap);
+    let output = command
+        .env("LINEGATE_KAFKA_BOOTSTRAP", bootstrap)
+        .env("LINEGATE_TOPIC_REPLICATION", "1")
+        .output()
+        .expect("linegate-bridge runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `config keygen --out DIR/keys`; returns (private key file, public key file).
+pub fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
+    let out = dir.join("keys");
+    let (ok, stdout, stderr) = bridge_config(None, &["keygen", "--out", out.to_str().unwrap()]);
+    assert!(ok, "keygen failed: {stdout}{stderr}");
+    (
+        out.join("config-signing.key"),
+        out.join("config-signing.pub"),
+    )
+}
+
+/// `config push` of `file` for `station`; returns the version it printed.
+pub fn push(tansu: &Tansu, station: &str, key: &Path, file: &Path) -> u64 {
+    let (ok, stdout, stderr) = bridge_config(
+        Some(tansu),
+        &[
+            "push",
+            "--station",
+            station,
+            "--key",
+            key.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "config push failed: {stdout}{stderr}");
+    stdout
+        .split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no version in: {stdout}"))
+}
+
+/// Waits until `needle` occurs at least `count` times in the log at `path`.
+pub fn wait_for_count(path: &Path, needle: &str, count: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let seen = text.matches(needle).count();
+        if seen >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{needle}` seen {seen} times, not {count}, within {timeout:?}; log tail:\n{}",
+            text.lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A config report as it reached `audit.events`, with the system event it points at on the ingest topic.
+#[derive(Debug)]
+pub struct ConfigReport {
+    /// The audit record.
+    pub audit: AuditEvent,
+    /// The SystemEvent the audit record's source position holds.
+    pub event: SystemEvent,
+}
+
+/// The station's CONFIG_APPLIED / CONFIG_REJECTED audit records, in audit order, each joined with the
+/// SystemEvent at its source position in `ingest`.
+pub fn config_reports(audit: &[Record], ingest: &[Record], station: &str) -> Vec<ConfigReport> {
+    audit
+        .iter()
+        .filter_map(|r| linegate_schemas::decode::<AuditEvent>(&r.value).ok())
+        .filter(|a| a.station_id.as_deref() == Some(station))
+        .filter(|a| {
+            matches!(
+                a.event_type.as_deref(),
+                Some("CONFIG_APPLIED" | "CONFIG_REJECTED")
+            )
+        })
+        .map(|audit| {
+            let source = ingest
+                .iter()
+                .find(|r| r.partition == audit.source_partition && r.offset == audit.source_offset)
+                .expect("the audited ingest record");
+            let EdgePayload::System(event) = linegate_schemas::decode::<EdgeEvent>(&source.value)
+                .expect("an EdgeEvent")
+                .payload
+            else {
+                panic!("not a system event");
+            };
+            ConfigReport { audit, event }
+        })
+        .collect()
+}
