@@ -146,7 +146,12 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
 
     // A valid push: the edge moves to line/b.
     let file = dir.path().join("pushed-v1.toml");
-    std::fs::write(&file, pushed(&mosquitto, "edge-ST-PUSH", "line/b/results")).unwrap();
+    // A client id of its own: only while the pushed config is in force does anything read line/b.
+    std::fs::write(
+        &file,
+        pushed(&mosquitto, "edge-ST-PUSH-v1", "line/b/results"),
+    )
+    .unwrap();
     assert_eq!(push(&tansu, STATION, &key, &file), 1);
     wait_for_count(&log, "pushed config applied", 1, WAIT);
     wait_for_count(&log, "MQTT subscribed", 2, WAIT);
@@ -178,6 +183,18 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
     };
     produce_envelope(&tansu, STATION, &forged).await;
     wait_for_count(&log, "pushed config refused", 3, WAIT);
+    // SIGHUP re-reads the local file and keeps the pushed config over it.
+    let text = std::fs::read_to_string(&local)
+        .unwrap()
+        .replace("line/a/", "line/z/");
+    std::fs::write(&local, text).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &edge.pid().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for_count(&log, "config reloaded", 1, WAIT);
+    wait_for_count(&log, "MQTT subscribed", 3, WAIT);
     // The config in force still works.
     publish(&mosquitto, "line/b/results", &docs, 20).await;
 
