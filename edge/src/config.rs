@@ -217,7 +217,7 @@ impl EdgeConfig {
         Ok(config)
     }
 
-    fn validate(&self, file: &ConfigFile) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self, file: &ConfigFile) -> Result<(), ConfigError> {
         self.validate_bootstrap(file)?;
         self.validate_body(file)
     }

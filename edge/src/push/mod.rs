@@ -54,7 +54,7 @@ impl ConfigPushConfig {
             }
             (None, None) => {
                 return Err(file.invalid(
-                    "config_push",
+                    "config_push.public_key",
                     "set public_key (base64) or public_key_file: the edge refuses pushes it cannot verify",
                 ))
             }
@@ -117,5 +117,48 @@ impl PushMetrics {
             metrics.version.clone(),
         );
         metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use linegate_common::conf::ConfigFile;
+
+    use crate::config::EdgeConfig;
+
+    fn load(push_section: &str) -> Result<(), String> {
+        let text = format!(
+            "[station]\nid = \"ST-01\"\ndata_dir = \"/tmp/x\"\n[kafka]\nbootstrap = \"k:9092\"\n[mqtt]\nhost = \"h\"\nclient_id = \"c\"\ntopics = [\"t\"]\n[config_push]\n{push_section}"
+        );
+        let file = ConfigFile::from_text(Path::new("edge.toml"), &text, |_| None).unwrap();
+        let config: EdgeConfig = file.parse().map_err(|e| e.to_string())?;
+        config.validate(&file).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_valid_public_key_loads() {
+        load("public_key = \"7cxbN10w1+RjxXfOB02gAXYgsvHfNv45d4L1CUWIYdE=\"\n").unwrap();
+    }
+
+    #[test]
+    fn a_bad_or_missing_key_is_an_error_at_its_line() {
+        let error = load("public_key = \"AAAA\"\n").unwrap_err();
+        assert!(
+            error.starts_with("edge.toml:11: key `config_push.public_key`: [config_push] public_key: not an ed25519 key"),
+            "{error}"
+        );
+        let error = load("topic = \"x\"\n").unwrap_err();
+        assert!(
+            error.starts_with("edge.toml:10: key `config_push.public_key`: set public_key"),
+            "{error}"
+        );
+        let error = load("public_key_file = \"/nonexistent/key.pub\"\n").unwrap_err();
+        assert!(
+            error.contains("config_push.public_key_file")
+                && error.contains("cannot read the key file"),
+            "{error}"
+        );
     }
 }
