@@ -252,7 +252,8 @@ async fn reject(
     value: &[u8],
 ) {
     metrics.rejected.inc();
-    tracing::error!(?version, %reason, in_force = state.applied_version(), "pushed config refused; the config in force stays");
+    let claimed = version.map_or_else(|| "unreadable".to_owned(), |v| v.to_string());
+    tracing::error!(version = %claimed, %reason, in_force = state.applied_version(), "pushed config refused; the config in force stays");
     let event = report::rejected(
         &local.station.id,
         version,

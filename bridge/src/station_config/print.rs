@@ -82,6 +82,13 @@ pub fn show(
     writeln!(out, "  key       {}", envelope.key_id)?;
     writeln!(out, "  signature {}", verdict(envelope, trusted))?;
     writeln!(out, "  record    {at}")?;
+    if trusted.is_some_and(|key| envelope.verify(key).is_err()) {
+        writeln!(
+            out,
+            "  an edge trusting this key refuses this record and keeps the config it applied last \
+             (its CONFIG_REJECTED is on audit.events); push a good config to replace it"
+        )?;
+    }
     writeln!(out, "--- config ---")?;
     write!(out, "{}", envelope.config)?;
     if !envelope.config.ends_with('\n') {
