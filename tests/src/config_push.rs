@@ -94,6 +94,8 @@ pub fn wait_for_count(path: &Path, needle: &str, count: usize, timeout: Duration
 /// A config report as it reached `audit.events`, with the system event it points at on the ingest topic.
 #[derive(Debug)]
 pub struct ConfigReport {
+    /// The audit record as read (its `system.*` headers hold the report's message and details).
+    pub record: Record,
     /// The audit record.
     pub audit: AuditEvent,
     /// The SystemEvent the audit record's source position holds.
@@ -105,15 +107,15 @@ pub struct ConfigReport {
 pub fn config_reports(audit: &[Record], ingest: &[Record], station: &str) -> Vec<ConfigReport> {
     audit
         .iter()
-        .filter_map(|r| linegate_schemas::decode::<AuditEvent>(&r.value).ok())
-        .filter(|a| a.station_id.as_deref() == Some(station))
-        .filter(|a| {
+        .filter_map(|r| Some((r, linegate_schemas::decode::<AuditEvent>(&r.value).ok()?)))
+        .filter(|(_, a)| a.station_id.as_deref() == Some(station))
+        .filter(|(_, a)| {
             matches!(
                 a.event_type.as_deref(),
                 Some("CONFIG_APPLIED" | "CONFIG_REJECTED")
             )
         })
-        .map(|audit| {
+        .map(|(record, audit)| {
             let source = ingest
                 .iter()
                 .find(|r| r.partition == audit.source_partition && r.offset == audit.source_offset)
@@ -124,7 +126,11 @@ pub fn config_reports(audit: &[Record], ingest: &[Record], station: &str) -> Vec
             else {
                 panic!("not a system event");
             };
-            ConfigReport { audit, event }
+            ConfigReport {
+                record: record.clone(),
+                audit,
+                event,
+            }
         })
         .collect()
 }

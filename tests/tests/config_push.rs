@@ -239,6 +239,14 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
     // The switch sits between the results of the two configs: line/a's ten before it, line/b's after.
     assert_eq!(reports[0].audit.seq, Some(11));
     assert_eq!(reports[0].event.details["version"], "1");
+    // The audit records say it on their own: the report's words ride along as headers.
+    assert_eq!(reports[0].record.header("system.version"), Some("1"));
+    for report in &reports[1..] {
+        assert_eq!(
+            report.record.header("system.reason"),
+            Some(report.event.details["reason"].as_str())
+        );
+    }
     let reasons: Vec<&str> = reports[1..]
         .iter()
         .map(|r| r.event.details["reason"].as_str())
