@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use crate::config::EdgeConfig;
 use crate::observe::{self, EdgeMetrics, Heartbeat};
 use crate::outbox::{OutboxReader, OutboxWriter};
-use crate::push::state::{Decision, PushState};
+use crate::push::apply::{decide, resume_pushed};
 use crate::push::{report, watch::Pushed, PushMetrics};
 use crate::{forward, source};
 
@@ -29,7 +29,7 @@ pub async fn run(mut local: EdgeConfig, config_path: &Path) -> anyhow::Result<()
             local.station.data_dir.display()
         )
     })?;
-    let (mut push, config) = resume_pushed(&local)?;
+    let (mut push, config) = resume_pushed(&local).context("[config_push]")?;
     let outbox_path = config.outbox_path();
     let committed = Arc::new(Notify::new());
     let writer = OutboxWriter::start(
@@ -165,103 +165,6 @@ pub async fn run(mut local: EdgeConfig, config_path: &Path) -> anyhow::Result<()
     drop(push_sender);
     tracing::info!("linegate-edge stopped");
     Ok(())
-}
-
-/// The push state (with `[config_push]`) and the config to start with: the last-known-good pushed config
-/// overlaid on `local` if there is one that still verifies and validates, else `local`.
-fn resume_pushed(local: &EdgeConfig) -> anyhow::Result<(Option<PushState>, EdgeConfig)> {
-    let Some(push_config) = &local.config_push else {
-        return Ok((None, local.clone()));
-    };
-    let mut state = PushState::new(local, push_config).context("[config_push]")?;
-    let config = match state.resume(local) {
-        Ok(Some(config)) => {
-            tracing::info!(
-                version = state.applied_version(),
-                "starting with the last-known-good pushed config"
-            );
-            config
-        }
-        Ok(None) => local.clone(),
-        Err(reason) => {
-            tracing::error!(%reason, "the last-known-good pushed config does not apply any more; starting with the local file alone");
-            local.clone()
-        }
-    };
-    Ok((Some(state), config))
-}
-
-/// Decides about one pushed record: reports a refusal (or a record already in force) and returns None, or
-/// keeps the record as last-known-good and returns the config to switch to with its CONFIG_APPLIED report.
-async fn decide(
-    pushed: Pushed,
-    state: &mut PushState,
-    local: &EdgeConfig,
-    writer: &OutboxWriter,
-    metrics: &PushMetrics,
-) -> Option<(Box<EdgeConfig>, linegate_schemas::EdgeEvent)> {
-    let station = local.station.id.as_str();
-    let Some(value) = pushed.value else {
-        tracing::warn!(partition = pushed.partition, offset = pushed.offset, "a tombstone for this station on the pushed-config topic is ignored; the config in force stays");
-        return None;
-    };
-    let (config, envelope) = match state.consider(local, &value) {
-        Decision::Apply { config, envelope } => (config, envelope),
-        Decision::AlreadyApplied { envelope } => {
-            tracing::info!(version = envelope.version, "pushed config already in force");
-            // Stored once (derived id): repeats the report only if a crash came between keeping and reporting.
-            report::store(writer, report::applied(station, &envelope)).await;
-            return None;
-        }
-        Decision::Reject { version, reason } => {
-            reject(state, local, writer, metrics, version, &reason, &value).await;
-            return None;
-        }
-    };
-    let version = envelope.version;
-    let applied = report::applied(station, &envelope);
-    if let Err(error) = state.keep(*envelope) {
-        let reason = format!("cannot keep it as last-known-good in the data directory: {error}");
-        reject(
-            state,
-            local,
-            writer,
-            metrics,
-            Some(version),
-            &reason,
-            &value,
-        )
-        .await;
-        return None;
-    }
-    metrics.applied.inc();
-    metrics
-        .version
-        .set(i64::try_from(version).unwrap_or(i64::MAX));
-    tracing::info!(version, "pushed config applied: restarting the sources with it; [forward] and [outbox] changes take effect at the next restart");
-    Some((config, applied))
-}
-
-async fn reject(
-    state: &PushState,
-    local: &EdgeConfig,
-    writer: &OutboxWriter,
-    metrics: &PushMetrics,
-    version: Option<u64>,
-    reason: &str,
-    value: &[u8],
-) {
-    metrics.rejected.inc();
-    let claimed = version.map_or_else(|| "unreadable".to_owned(), |v| v.to_string());
-    tracing::error!(version = %claimed, %reason, in_force = state.applied_version(), "pushed config refused; the config in force stays");
-    let event = report::rejected(
-        &local.station.id,
-        version,
-        reason,
-        value,
-        state.applied_version(),
-    );
-    report::store(writer, event).await;
 }
 
 /// The running sources of one config generation, with their own stop signal so a reload can replace them

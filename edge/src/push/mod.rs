@@ -5,11 +5,13 @@
 //! - [`state`] decides about one record (signature, station, version, full validation) and keeps the applied
 //!   one on disk as last-known-good.
 //! - [`overlay`] is the rule that combines the local file with a pushed document.
+//! - [`apply`] turns a record into the config to switch to (kept on disk first) or a refusal report.
 //! - [`report`] writes the outcome (CONFIG_APPLIED / CONFIG_REJECTED) into the outbox, so it reaches Kafka in
 //!   order with the results and the bridge puts it on `audit.events`.
 //!
 //! Applying itself is `run`'s job (the SIGHUP machinery: the sources restart, outbox and forwarder go on).
 
+pub mod apply;
 pub mod overlay;
 pub mod report;
 pub mod state;
