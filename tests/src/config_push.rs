@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use linegate_common::signed_config::SignedConfig;
 use linegate_schemas::{AuditEvent, EdgeEvent, EdgePayload, SystemEvent};
 
-use crate::brokers::Tansu;
+use crate::brokers::{Mosquitto, Tansu};
 use crate::kafka::Record;
 use crate::process::{bin_path, repo_root};
 
@@ -133,4 +134,97 @@ pub fn config_reports(audit: &[Record], ingest: &[Record], station: &str) -> Vec
             }
         })
         .collect()
+}
+
+/// Writes a local station file: identity, Kafka, the trusted key, the metrics endpoint on `http`, and MQTT on
+/// `line/a/results` (what the station reads while no pushed config is in force).
+pub fn write_local(
+    path: &Path,
+    dir: &Path,
+    station: &str,
+    mosquitto: &Mosquitto,
+    tansu: &Tansu,
+    public_key: &Path,
+    http: u16,
+) {
+    let text = format!(
+        r#"
+[station]
+id = "{station}"
+data_dir = "{data}"
+
+[kafka]
+bootstrap = "{bootstrap}"
+
+[forward]
+retry_backoff_ms = 200
+
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+client_id = "edge-{station}"
+topics = ["line/a/results"]
+
+[http]
+listen = "127.0.0.1:{http}"
+
+[config_push]
+public_key_file = "{public_key}"
+"#,
+        data = dir.join("data").display(),
+        bootstrap = tansu.bootstrap(),
+        port = mosquitto.port(),
+        public_key = public_key.display(),
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// A pushed document: only what the centre manages (the MQTT source and forwarding).
+pub fn pushed(mosquitto: &Mosquitto, client_id: &str, topic: &str) -> String {
+    format!(
+        "[forward]\nretry_backoff_ms = 200\n\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"{client_id}\"\ntopics = [\"{topic}\"]\n",
+        mosquitto.port()
+    )
+}
+
+fn payloads(docs: &[serde_json::Value], from: usize, count: usize) -> Vec<Vec<u8>> {
+    docs[from..from + count]
+        .iter()
+        .map(|d| d.to_string().into_bytes())
+        .collect()
+}
+
+/// Publishes documents `from..from + 10` on `topic` with QoS 1, as the station software would.
+pub async fn publish(mosquitto: &Mosquitto, topic: &str, docs: &[serde_json::Value], from: usize) {
+    crate::mqtt::publish_all(
+        mosquitto.port(),
+        "station-sw",
+        topic,
+        &payloads(docs, from, 10),
+        0,
+    )
+    .await
+    .unwrap();
+}
+
+/// Produces `envelope` as the station's record, bypassing `config push` (which would refuse to make it).
+pub async fn produce_envelope(tansu: &Tansu, station: &str, envelope: &SignedConfig) {
+    crate::kafka::produce(
+        &tansu.bootstrap(),
+        linegate_common::topics::STATION_CONFIG,
+        Some(station.as_bytes()),
+        &envelope.to_json(),
+    )
+    .await
+    .unwrap();
+}
+
+/// The edge's `/metrics` text.
+pub async fn metrics(port: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }

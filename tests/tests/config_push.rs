@@ -4,107 +4,19 @@
 //! the edge was stopped is applied when it starts; the last-known-good config is used on a restart while
 //! Kafka is away; `config push` refuses a broken file with file:line.
 
-use std::path::Path;
 use std::time::Duration;
 
 use linegate_common::signed_config::{self, SignedConfig};
-use linegate_e2e::config_push::{bridge_config, config_reports, keygen, push, wait_for_count};
-use linegate_e2e::kafka::{consume_until_async, produce, station_seqs};
+use linegate_e2e::config_push::{
+    bridge_config, config_reports, keygen, metrics, produce_envelope, publish, push, pushed,
+    wait_for_count, write_local,
+};
+use linegate_e2e::kafka::{consume_until_async, station_seqs};
 use linegate_e2e::stack::start_bridge;
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{free_port, mqtt, Mosquitto, Tansu};
+use linegate_e2e::{free_port, Mosquitto, Tansu};
 
-const CONFIG_TOPIC: &str = "linegate.station.config";
 const WAIT: Duration = Duration::from_secs(60);
-
-/// The local file: identity, Kafka, the trusted key, the metrics endpoint, and MQTT on `topic`.
-fn write_local(
-    path: &Path,
-    dir: &Path,
-    station: &str,
-    mosquitto: &Mosquitto,
-    tansu: &Tansu,
-    public_key: &Path,
-    http: u16,
-) {
-    let text = format!(
-        r#"
-[station]
-id = "{station}"
-data_dir = "{data}"
-
-[kafka]
-bootstrap = "{bootstrap}"
-
-[forward]
-retry_backoff_ms = 200
-
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-client_id = "edge-{station}"
-topics = ["line/a/results"]
-
-[http]
-listen = "127.0.0.1:{http}"
-
-[config_push]
-public_key_file = "{public_key}"
-"#,
-        data = dir.join("data").display(),
-        bootstrap = tansu.bootstrap(),
-        port = mosquitto.port(),
-        public_key = public_key.display(),
-    );
-    std::fs::write(path, text).unwrap();
-}
-
-/// A pushed document: only what the centre manages (the MQTT source and forwarding).
-fn pushed(mosquitto: &Mosquitto, client_id: &str, topic: &str) -> String {
-    format!(
-        "[forward]\nretry_backoff_ms = 200\n\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"{client_id}\"\ntopics = [\"{topic}\"]\n",
-        mosquitto.port()
-    )
-}
-
-fn payloads(docs: &[serde_json::Value], from: usize, count: usize) -> Vec<Vec<u8>> {
-    docs[from..from + count]
-        .iter()
-        .map(|d| d.to_string().into_bytes())
-        .collect()
-}
-
-async fn publish(mosquitto: &Mosquitto, topic: &str, docs: &[serde_json::Value], from: usize) {
-    mqtt::publish_all(
-        mosquitto.port(),
-        "station-sw",
-        topic,
-        &payloads(docs, from, 10),
-        0,
-    )
-    .await
-    .unwrap();
-}
-
-async fn produce_envelope(tansu: &Tansu, station: &str, envelope: &SignedConfig) {
-    produce(
-        &tansu.bootstrap(),
-        CONFIG_TOPIC,
-        Some(station.as_bytes()),
-        &envelope.to_json(),
-    )
-    .await
-    .unwrap();
-}
-
-async fn metrics(port: u16) -> String {
-    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() {
