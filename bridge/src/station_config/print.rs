@@ -82,7 +82,9 @@ pub fn show(
     writeln!(out, "  key       {}", envelope.key_id)?;
     writeln!(out, "  signature {}", verdict(envelope, trusted))?;
     writeln!(out, "  record    {at}")?;
-    if trusted.is_some_and(|key| envelope.verify(key).is_err()) {
+    let refused = envelope.signature.as_deref().unwrap_or("").is_empty()
+        || trusted.is_some_and(|key| envelope.verify(key).is_err());
+    if refused {
         writeln!(
             out,
             "  an edge trusting this key refuses this record and keeps the config it applied last \
