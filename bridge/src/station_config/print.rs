@@ -98,3 +98,48 @@ pub fn show(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    #[test]
+    fn the_verdict_says_whether_it_was_checked_and_how_it_went() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let signed = SignedConfig::sign("ST-01", 1, 0, "x", &key);
+        let public = key.verifying_key();
+        assert!(verdict(&signed, Some(&public)).starts_with("verified with ed25519:"));
+        assert!(verdict(&signed, None).starts_with("signed, not checked"));
+        let other = SigningKey::from_bytes(&[4; 32]).verifying_key();
+        assert!(verdict(&signed, Some(&other)).starts_with("NOT VERIFIED: signed by key"));
+        let unsigned = SignedConfig::unsigned("ST-01", 1, 0, "x");
+        assert_eq!(verdict(&unsigned, Some(&public)), "UNSIGNED");
+    }
+
+    #[test]
+    fn show_prints_the_text_and_warns_about_a_record_an_edge_refuses() {
+        let record = PushedRecord {
+            partition: 0,
+            offset: 7,
+            envelope: Ok(SignedConfig::unsigned(
+                "ST-01",
+                2,
+                1_768_905_000_250,
+                "[mqtt]\n",
+            )),
+        };
+        let mut out = Vec::new();
+        show(&mut out, "t", "ST-01", &record, None).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("station ST-01: version 2\n  issued    2026-01-20T10:30:00.25Z"),
+            "{text}"
+        );
+        assert!(
+            text.contains("an edge trusting this key refuses this record"),
+            "{text}"
+        );
+        assert!(text.ends_with("--- config ---\n[mqtt]\n"), "{text}");
+    }
+}
