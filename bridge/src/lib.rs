@@ -5,7 +5,8 @@
 //! side (group consumer, offsets to commit); [`route`] is the whole decision for one record and does no I/O;
 //! [`produce`] delivers a round's outputs and waits for every acknowledgement; [`admin`] creates the missing topics of the plan at start; [`config`] loads and validates
 //! the config file; [`metrics`] and [`http`] are the operations side, [`deadletters`] and [`redrive`] read the
-//! DLQ back and send fixed records home. Errors are typed per module; only `main.rs` wraps them for the operator.
+//! DLQ back and send fixed records home; [`station_config`] is `config keygen|push|show|history`, the centre's side
+//! of pushed station configs. Errors are typed per module; only `main.rs` wraps them for the operator.
 
 pub mod admin;
 pub mod chain;
@@ -21,6 +22,7 @@ pub mod redrive;
 pub mod round;
 pub mod route;
 pub mod state;
+pub mod station_config;
 pub mod txn;
 pub mod verify;
 pub mod window;

@@ -1,6 +1,7 @@
 //! The `linegate-bridge` command line: `run --config FILE` starts the bridge, `check-config FILE` validates a
 //! config and its topic plan without connecting anywhere (exit 0 when valid, 2 with the error otherwise),
-//! `audit verify --config FILE [--topic T]` checks the audit hash chains (exit 0 intact, 1 broken).
+//! `audit verify --config FILE [--topic T]` checks the audit hash chains (exit 0 intact, 1 broken),
+//! `config keygen|push|show|history` manages the configs pushed to stations (see `station_config.rs`).
 //!
 //! Only this file uses anyhow: it adds the step that failed to the crate's typed errors for the operator.
 
@@ -13,6 +14,8 @@ use linegate_bridge::config::{BridgeConfig, DeliveryMode, Loaded};
 use linegate_bridge::metrics::BridgeMetrics;
 use linegate_bridge::{admin, http, pipeline::Pipeline, redrive, verify};
 use tokio::sync::watch;
+
+mod station_config_cli;
 
 /// Exit code of an invalid config, for scripts and `check-config`.
 const EXIT_INVALID_CONFIG: u8 = 2;
@@ -47,6 +50,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Station configs pushed over Kafka, signed (keygen, push, show, history).
+    Config {
+        #[command(subcommand)]
+        command: station_config_cli::ConfigCommand,
     },
 }
 
@@ -100,6 +108,7 @@ fn main() -> ExitCode {
         Command::Run { config } => (config, false, None),
         Command::CheckConfig { file } => (file, true, None),
         Command::Dlq { command } => return dlq(command),
+        Command::Config { command } => return station_config_cli::run(command),
         Command::Audit {
             command: AuditCommand::Verify { config, topic },
         } => (config, false, Some(topic)),

@@ -6,6 +6,7 @@
 //! - [`kafka`]: the Kafka client settings block both binaries accept.
 //! - [`logging`]: tracing set-up, human or JSON.
 //! - [`process`]: clock, runtime and stop signal of a daemon.
+//! - [`signed_config`]: the signed envelope of a pushed station config, signing and verifying it.
 //!
 //! This crate opens no connections: it turns files into validated values.
 
@@ -13,6 +14,7 @@ pub mod conf;
 pub mod kafka;
 pub mod logging;
 pub mod process;
+pub mod signed_config;
 pub mod topics;
 
 pub use conf::{ConfigError, ConfigFile};

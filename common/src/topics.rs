@@ -24,6 +24,8 @@ pub const AUDIT_EVENTS: &str = "audit.events";
 pub const INFERENCE_WORKFLOW: &str = "inference.workflow";
 /// Lot and batch milestones; key = batch_id.
 pub const MANUFACTURING_LIFECYCLE: &str = "manufacturing.lifecycle";
+/// Station configs pushed by the centre, signed; compacted, key = station_id.
+pub const STATION_CONFIG: &str = "linegate.station.config";
 
 /// How Kafka disposes of old records on a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -196,6 +198,7 @@ mod tests {
             AUDIT_EVENTS,
             INFERENCE_WORKFLOW,
             MANUFACTURING_LIFECYCLE,
+            STATION_CONFIG,
         ] {
             assert!(
                 plan.get(name).is_some(),
@@ -213,6 +216,11 @@ mod tests {
             (4, CleanupPolicy::Compact)
         );
         assert_eq!(audit.replication_factor, 1);
+        let pushed = plan.get(STATION_CONFIG).unwrap();
+        assert_eq!(
+            (pushed.cleanup_policy, pushed.retention_ms),
+            (CleanupPolicy::Compact, -1)
+        );
     }
 
     #[test]

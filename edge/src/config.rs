@@ -29,6 +29,8 @@ pub struct EdgeConfig {
     pub modbus: Option<crate::source::modbus::ModbusConfig>,
     /// The local metrics and health endpoint; absent = not served.
     pub http: Option<HttpConfig>,
+    /// Configs pushed by the centre over Kafka; absent = only this file configures the station.
+    pub config_push: Option<crate::push::ConfigPushConfig>,
 }
 
 /// The local HTTP endpoint (`/metrics`, `/healthz`).
@@ -207,6 +209,21 @@ fn default_intake_batch() -> usize {
     500
 }
 
+/// Why `id` cannot be a station id, if it cannot: the same rule for a local file and `config push --station`.
+pub fn check_station_id(id: &str) -> Result<(), String> {
+    if id.is_empty()
+        || id.len() > 128
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "`{id}` is not 1 to 128 letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok(())
+}
+
 impl EdgeConfig {
     /// Reads, interpolates, parses and validates a station config.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -216,23 +233,28 @@ impl EdgeConfig {
         Ok(config)
     }
 
-    fn validate(&self, file: &ConfigFile) -> Result<(), ConfigError> {
-        let id = &self.station.id;
-        if id.is_empty()
-            || id.len() > 128
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(file.invalid(
-                "station.id",
-                format!("`{id}` is not 1 to 128 letters, digits, '-', '_' or '.'"),
-            ));
+    pub(crate) fn validate(&self, file: &ConfigFile) -> Result<(), ConfigError> {
+        self.validate_bootstrap(file)?;
+        self.validate_body(file)
+    }
+
+    /// Checks the keys a pushed config cannot change: `[station]`, `[kafka]`, `[config_push]`.
+    fn validate_bootstrap(&self, file: &ConfigFile) -> Result<(), ConfigError> {
+        if let Err(message) = check_station_id(&self.station.id) {
+            return Err(file.invalid("station.id", message));
         }
         if self.station.data_dir.as_os_str().is_empty() {
             return Err(file.invalid("station.data_dir", "must name a directory"));
         }
         self.kafka.validate(file, "kafka")?;
+        if let Some(push) = &self.config_push {
+            push.validate(file)?;
+        }
+        Ok(())
+    }
+
+    /// Checks everything else: what a local file and a pushed config both set, located in `file`.
+    pub(crate) fn validate_body(&self, file: &ConfigFile) -> Result<(), ConfigError> {
         if self.forward.topic.is_empty() {
             return Err(file.invalid("forward.topic", "must name a topic"));
         }

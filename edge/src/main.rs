@@ -137,6 +137,16 @@ fn main() -> ExitCode {
                         mqtt.topics.join(", ")
                     );
                 }
+                if let Some(push) = &config.config_push {
+                    let key = push
+                        .trusted_key()
+                        .map(|k| linegate_common::signed_config::fingerprint(&k))
+                        .unwrap_or_default();
+                    println!(
+                        "  pushed configs from {} signed by {key}; [station], [kafka], [config_push] and [http] stay local",
+                        push.topic
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(error) => {

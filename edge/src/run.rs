@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::EdgeConfig;
 use crate::observe::{self, EdgeMetrics, Heartbeat};
 use crate::outbox::{OutboxReader, OutboxWriter};
+use crate::push::apply::{decide, resume_pushed};
+use crate::push::{report, watch::Pushed, PushMetrics};
 use crate::{forward, source};
 
 /// How long the sources get to commit and acknowledge what they hold after SIGTERM.
@@ -18,13 +20,16 @@ const SOURCE_STOP: Duration = Duration::from_secs(8);
 const FORWARD_STOP: Duration = Duration::from_secs(5);
 
 /// Runs the agent until SIGTERM or SIGINT; SIGHUP re-reads `config_path` and restarts the sources with it.
-pub async fn run(mut config: EdgeConfig, config_path: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.station.data_dir).with_context(|| {
+/// `local` is the local file's config; with `[config_push]`, a pushed config is overlaid on it (the
+/// last-known-good one at start, then each new one the centre pushes).
+pub async fn run(mut local: EdgeConfig, config_path: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&local.station.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
-            config.station.data_dir.display()
+            local.station.data_dir.display()
         )
     })?;
+    let (mut push, config) = resume_pushed(&local).context("[config_push]")?;
     let outbox_path = config.outbox_path();
     let committed = Arc::new(Notify::new());
     let writer = OutboxWriter::start(
@@ -36,6 +41,12 @@ pub async fn run(mut config: EdgeConfig, config_path: &Path) -> anyhow::Result<(
     let reader = OutboxReader::open(&outbox_path)?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = EdgeMetrics::register(&mut registry);
+    let push_metrics = PushMetrics::register(&mut registry);
+    if let Some(state) = &push {
+        push_metrics
+            .version
+            .set(i64::try_from(state.applied_version()).unwrap_or(i64::MAX));
+    }
     tracing::info!(
         station = %config.station.id,
         outbox = %outbox_path.display(),
@@ -80,6 +91,18 @@ pub async fn run(mut config: EdgeConfig, config_path: &Path) -> anyhow::Result<(
     }
     let watchdog = observe::systemd::spawn_watchdog(heartbeat, writer.clone(), stopped.clone());
     let mut sources = Sources::start(&config, &writer, &metrics);
+    // The sender stays here so the receiver never closes, with or without a watcher.
+    let (push_sender, mut pushes) = mpsc::channel::<Pushed>(4);
+    if let (Some(push_config), Some(_)) = (&local.config_push, &push) {
+        crate::push::watch::spawn(
+            local.kafka.clone(),
+            push_config.topic.clone(),
+            local.station.id.clone(),
+            push_sender.clone(),
+            stopped.clone(),
+        )
+        .context("cannot start the pushed-config watcher")?;
+    }
     observe::systemd::ready();
 
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -91,11 +114,30 @@ pub async fn run(mut config: EdgeConfig, config_path: &Path) -> anyhow::Result<(
                 break;
             }
             _ = hangup.recv() => {
-                if let Some(new) = reload(config_path, &config) {
+                let Some(new_local) = reload(config_path, &local) else { continue };
+                let new = match &push {
+                    Some(state) => match state.reapply(new_local.clone()) {
+                        Ok(new) => new,
+                        Err(error) => {
+                            tracing::error!(%error, version = state.applied_version(), "config reload refused: the pushed config in force does not fit the new local file; the running config stays");
+                            continue;
+                        }
+                    },
+                    None => new_local.clone(),
+                };
+                sources.stop().await;
+                sources = Sources::start(&new, &writer, &metrics);
+                local = new_local;
+                tracing::info!("config reloaded: sources restarted with it; [kafka], [forward], [outbox], [http] and [config_push] changes take effect at the next restart");
+            }
+            Some(pushed) = pushes.recv() => {
+                let Some(state) = push.as_mut() else { continue };
+                if let Some((new, applied)) = decide(pushed, state, &local, &writer, &push_metrics).await {
+                    // Old sources finish first, so every result before the report was captured under the
+                    // old config and every result after it under the new one.
                     sources.stop().await;
+                    report::store(&writer, applied).await;
                     sources = Sources::start(&new, &writer, &metrics);
-                    config = new;
-                    tracing::info!("config reloaded: sources restarted with it; [kafka], [forward], [outbox] and [http] changes take effect at the next restart");
                 }
             }
             result = &mut forwarder => {
@@ -121,6 +163,7 @@ pub async fn run(mut config: EdgeConfig, config_path: &Path) -> anyhow::Result<(
         );
         forwarder.abort();
     }
+    drop(push_sender);
     tracing::info!("linegate-edge stopped");
     Ok(())
 }

@@ -20,7 +20,8 @@ pub struct Link<'a> {
 /// position, one audit id, however often the record is handled. Subject fields are filled from `event`
 /// when the input decoded; `payload_sha256` identifies the exact bytes that were judged. A GAP record has the
 /// id of `audit-gap:<topic>:<partition>:<offset>`, as the input also gets its own audit record. Returns the
-/// record and its chain hash.
+/// record and its chain hash. The audit record of a system event also carries the event's message and
+/// details as `system.*` headers.
 pub(super) fn output(
     record: &InputRecord<'_>,
     ctx: &RouteContext<'_>,
@@ -59,7 +60,15 @@ pub(super) fn output(
     };
     let hash = chain::record_hash(&audit);
     let value = linegate_schemas::encode(&audit)?;
-    let headers = event_headers(event, &audit.event_id);
+    let mut headers = event_headers(event, &audit.event_id);
+    if let Some(linegate_schemas::EdgePayload::System(report)) = event.map(|e| &e.payload) {
+        // A system event's own words (e.g. why a pushed config was refused) have no AuditEvent field; they
+        // ride along as headers so the audit trail reads on its own. Headers are not part of the chain hash.
+        headers.push(("system.message".into(), report.message.clone().into_bytes()));
+        for (key, value) in &report.details {
+            headers.push((format!("system.{key}"), value.clone().into_bytes()));
+        }
+    }
     let output = Output {
         topic: ctx.topics.audit.clone(),
         key: Some(audit.event_id.into_bytes()),

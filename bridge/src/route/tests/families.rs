@@ -86,6 +86,32 @@ fn a_system_event_goes_to_the_audit_trail_alone() {
 }
 
 #[test]
+fn a_system_event_audit_record_carries_its_message_and_details_as_headers() {
+    let report = SystemEvent {
+        event_id: EVENT_ID.to_owned(),
+        event_type: SystemEventType::ConfigRejected,
+        timestamp: 3,
+        component: "config_push".into(),
+        message: "pushed config version 3 refused: the config is not signed".into(),
+        details: BTreeMap::from([("version".into(), "3".into())]),
+    };
+    let routed = route_event(&with_payload(EdgePayload::System(report)));
+    let audit = routed.outputs.last().unwrap();
+    let header = |name: &str| {
+        audit
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+    };
+    assert_eq!(
+        header("system.message").as_deref(),
+        Some("pushed config version 3 refused: the config is not signed")
+    );
+    assert_eq!(header("system.version").as_deref(), Some("3"));
+}
+
+#[test]
 fn an_inference_confidence_out_of_range_is_rejected() {
     let routed = route_event(&with_payload(EdgePayload::Inference(inference(1.5))));
     let rejection = routed.rejection.as_ref().expect("rejected");
