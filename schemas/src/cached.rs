@@ -61,39 +61,60 @@ pub(crate) fn decode(kind: MessageKind, bytes: &[u8]) -> Option<Value> {
 /// refused here. The contract has uuids at the top level of its records only (`tests/contract.rs` refuses
 /// a bad id of every kind that has one).
 pub(crate) fn typed_uuids(kind: MessageKind, value: Value) -> Result<Value, String> {
-    let apache_avro::Schema::Record(record) = &Contract::global().current(kind).schema else {
+    let uuid_fields = uuid_fields(kind);
+    if uuid_fields.is_empty() {
         return Ok(value);
-    };
-    let Value::Record(fields) = value else {
+    }
+    let Value::Record(mut fields) = value else {
         return Ok(value);
     };
     let parse = |name: &str, text: &str| {
         apache_avro::Uuid::parse_str(text)
             .map_err(|e| format!("field {name}: `{text}` is not a UUID ({e})"))
     };
-    let mut typed = Vec::with_capacity(fields.len());
-    for (name, field) in fields {
-        let schema = record.lookup.get(&name).map(|i| &record.fields[*i].schema);
-        let field = match (schema, field) {
-            (Some(apache_avro::Schema::Uuid), Value::String(text)) => {
-                Value::Uuid(parse(&name, &text)?)
-            }
-            (Some(apache_avro::Schema::Union(union)), Value::Union(branch, inner))
-                if matches!(
-                    union.variants().get(branch as usize),
-                    Some(apache_avro::Schema::Uuid)
-                ) =>
-            {
-                match *inner {
-                    Value::String(text) => {
-                        Value::Union(branch, Box::new(Value::Uuid(parse(&name, &text)?)))
-                    }
-                    other => Value::Union(branch, Box::new(other)),
+    for (name, field) in fields.iter_mut() {
+        if !uuid_fields.iter().any(|uuid_field| uuid_field == name) {
+            continue;
+        }
+        match field {
+            Value::String(text) => *field = Value::Uuid(parse(name, text)?),
+            Value::Union(_, inner) => {
+                if let Value::String(text) = inner.as_ref() {
+                    **inner = Value::Uuid(parse(name, text)?);
                 }
             }
-            (_, field) => field,
-        };
-        typed.push((name, field));
+            _ => {}
+        }
     }
-    Ok(Value::Record(typed))
+    Ok(Value::Record(fields))
+}
+
+/// Names of the top-level fields of `kind`'s current schema that are uuids, nullable or not; found once.
+fn uuid_fields(kind: MessageKind) -> &'static [String] {
+    static FIELDS: OnceLock<HashMap<MessageKind, Vec<String>>> = OnceLock::new();
+    let fields = FIELDS.get_or_init(|| {
+        MessageKind::ALL
+            .iter()
+            .map(|kind| {
+                let names = match &Contract::global().current(*kind).schema {
+                    apache_avro::Schema::Record(record) => record
+                        .fields
+                        .iter()
+                        .filter(|field| match &field.schema {
+                            apache_avro::Schema::Uuid => true,
+                            apache_avro::Schema::Union(union) => union
+                                .variants()
+                                .iter()
+                                .any(|v| matches!(v, apache_avro::Schema::Uuid)),
+                            _ => false,
+                        })
+                        .map(|field| field.name.clone())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                (*kind, names)
+            })
+            .collect()
+    });
+    fields.get(&kind).map(Vec::as_slice).unwrap_or(&[])
 }
