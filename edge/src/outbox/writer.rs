@@ -118,7 +118,15 @@ impl OutboxWriter {
         std::thread::Builder::new()
             .name("outbox-writer".into())
             .spawn(move || {
-                write_loop(conn, &thread_path, inbox, options, bound, &committed, &thread_live)
+                write_loop(
+                    conn,
+                    &thread_path,
+                    inbox,
+                    options,
+                    bound,
+                    &committed,
+                    &thread_live,
+                )
             })
             .map_err(OutboxError::Thread)?;
         Ok(Self {
@@ -131,7 +139,10 @@ impl OutboxWriter {
     /// Events waiting for Kafka and the bytes of their bodies, as of the last commit.
     pub fn level(&self) -> (i64, i64) {
         use std::sync::atomic::Ordering::Relaxed;
-        (self.level.depth.load(Relaxed), self.level.bytes.load(Relaxed))
+        (
+            self.level.depth.load(Relaxed),
+            self.level.bytes.load(Relaxed),
+        )
     }
 
     /// Commits `items` durably; returns what became of each, in order.

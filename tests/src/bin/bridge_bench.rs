@@ -104,10 +104,13 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let config = bridge_config_with_http(dir.path(), port, None)?;
-    let text = std::fs::read_to_string(&config)?.replace(
-        "batch_max = 500",
-        &format!("batch_max = {}", args.batch_max),
+    let shipped = std::fs::read_to_string(&config)?;
+    let line = "batch_max = ${LINEGATE_BRIDGE_BATCH_MAX:-500}";
+    anyhow::ensure!(
+        shipped.contains(line),
+        "the bridge example config no longer has the line `{line}`; update bridge-bench"
     );
+    let text = shipped.replace(line, &format!("batch_max = {}", args.batch_max));
     std::fs::write(&config, text)?;
     let addr = format!("127.0.0.1:{port}");
     // A first start creates the topics of the plan.
