@@ -21,9 +21,10 @@ use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 use crate::route::Output;
+use crate::window::StationSnapshot;
 
 /// What the ledger holds for one chain (a station, or an input partition for undecodable inputs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChainState {
     /// Highest seq handled; None for a chain of undecodable inputs.
     pub seq: Option<i64>,
@@ -37,6 +38,10 @@ pub struct ChainState {
     pub offset: i64,
     /// When it was handled (epoch ms): the dedup window counts from here.
     pub seen_ms: i64,
+    /// The station's open quality windows as of this record, so that a window open across a restart or a
+    /// rebalance closes with every event in it. Absent in state written before windows were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<StationSnapshot>,
 }
 
 /// What to do with one input, by its (chain, seq) and position.
@@ -233,6 +238,7 @@ impl Ledger {
                 partition,
                 offset,
                 seen_ms: now_ms,
+                windows: None,
             });
         entry.seq = match (entry.seq, seq) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -248,16 +254,36 @@ impl Ledger {
         self.dirty.insert(chain.to_owned());
     }
 
-    /// The state records of the chains changed since the last call, to produce with the round.
-    pub fn take_outputs(&mut self, state_topic: &str) -> Vec<Output> {
+    /// Marks `chain` as changed without a new input (its quality windows closed while the station was idle),
+    /// so that its state is written with this round.
+    pub fn touch(&mut self, chain: &str) {
+        if self.chains.contains_key(chain) {
+            self.dirty.insert(chain.to_owned());
+        }
+    }
+
+    /// The open quality windows kept in the ledger's states, to put back into the windows after a read-back.
+    pub fn window_snapshots(&self) -> impl Iterator<Item = &StationSnapshot> {
+        self.chains.values().filter_map(|state| state.windows.as_ref())
+    }
+
+    /// The state records of the chains changed since the last call, to produce with the round; each carries
+    /// its station's open windows as `windows` gives them for the chain.
+    pub fn take_outputs(
+        &mut self,
+        state_topic: &str,
+        windows: impl Fn(&str) -> Option<StationSnapshot>,
+    ) -> Vec<Output> {
         let dirty = std::mem::take(&mut self.dirty);
         dirty
             .into_iter()
             .filter_map(|chain| {
-                let state = self.chains.get(&chain)?;
+                let key = self.state_key(&chain);
+                let state = self.chains.get_mut(&chain)?;
+                state.windows = windows(&chain);
                 Some(Output {
                     topic: state_topic.to_owned(),
-                    key: Some(self.state_key(&chain).into_bytes()),
+                    key: Some(key.into_bytes()),
                     value: serde_json::to_vec(state).expect("plain data serialises"),
                     headers: Vec::new(),
                 })

@@ -74,11 +74,11 @@ fn a_station_silent_longer_than_the_window_starts_afresh() {
 #[test]
 fn state_round_trips_through_its_records_and_other_groups_are_ignored() {
     let mut ledger = ledger_with(5, 10);
-    let outputs = ledger.take_outputs("state");
+    let outputs = ledger.take_outputs("state", |_| None);
     assert_eq!(outputs.len(), 1);
     assert_eq!(outputs[0].key.as_deref(), Some(&b"g/ST-1"[..]));
     assert!(
-        ledger.take_outputs("state").is_empty(),
+        ledger.take_outputs("state", |_| None).is_empty(),
         "only changed chains are written"
     );
     let state: ChainState = serde_json::from_slice(&outputs[0].value).unwrap();
@@ -93,4 +93,49 @@ fn state_round_trips_through_its_records_and_other_groups_are_ignored() {
         again.judge("ST-1", ("in", 0, 11), Some(5), 2_000),
         Verdict::Duplicate { last: 5 }
     );
+}
+
+#[test]
+fn a_state_record_carries_the_stations_open_windows_back() {
+    use crate::window::{Observation, WindowConfig, Windows};
+    let mut windows = Windows::new(WindowConfig::default());
+    let observation = |seq: i64, event_time: i64| Observation {
+        station_id: "ST-1".into(),
+        seq,
+        inspection_type: "optical".into(),
+        event_time,
+        score: Some(0.9),
+        failed: false,
+        trace_id: String::new(),
+    };
+    windows.observe(observation(5, 1_000), 1_000);
+    let mut ledger = ledger_with(5, 10);
+    let outputs = ledger.take_outputs("state", |chain| windows.snapshot(chain));
+    let state: ChainState = serde_json::from_slice(&outputs[0].value).unwrap();
+    assert_eq!(state.windows, windows.snapshot("ST-1"));
+
+    let mut again = Ledger::new("g", WINDOW, DedupMetrics::default());
+    again.replace([("g/ST-1".to_owned(), state)]);
+    let mut restored = Windows::new(WindowConfig::default());
+    for snapshot in again.window_snapshots() {
+        restored.restore(snapshot.clone());
+    }
+    assert_eq!(restored.snapshot("ST-1"), windows.snapshot("ST-1"));
+    // State written before windows were kept has no `windows` key and still reads.
+    let old: ChainState = serde_json::from_str(
+        r#"{"seq":5,"head":"h","topic":"in","partition":0,"offset":10,"seen_ms":1000}"#,
+    )
+    .unwrap();
+    assert_eq!(old.windows, None);
+}
+
+#[test]
+fn touch_writes_a_known_chain_again_and_ignores_an_unknown_one() {
+    let mut ledger = ledger_with(5, 10);
+    assert_eq!(ledger.take_outputs("state", |_| None).len(), 1);
+    ledger.touch("ST-1");
+    ledger.touch("ST-unknown");
+    let outputs = ledger.take_outputs("state", |_| None);
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(outputs[0].key.as_deref(), Some(&b"g/ST-1"[..]));
 }

@@ -77,7 +77,7 @@ pub struct Pipeline {
     consumer: InputConsumer,
     producer: FutureProducer,
     config: BridgeConfig,
-    /// Open quality windows (in memory: see the module docs of [`crate::window`]).
+    /// Open quality windows; stored with each station's ledger state and restored with it.
     windows: Mutex<Windows>,
     /// Throughput, DLQ and latency series of the HTTP API.
     metrics: BridgeMetrics,
@@ -287,9 +287,23 @@ impl Pipeline {
             tokio::task::spawn_blocking(move || state::load_state(&kafka, &topic, committed))
                 .await
                 .expect("the state reader does not panic")?;
+        // Same lock order as a round: windows, then ledger.
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut ledger = self.ledger.lock().expect("ledger lock");
         ledger.replace(states);
-        tracing::info!(chains = ledger.len(), "dedup state restored");
+        let mut restored = 0_usize;
+        for snapshot in ledger.window_snapshots() {
+            windows.restore(snapshot.clone());
+            restored += 1;
+        }
+        tracing::info!(
+            chains = ledger.len(),
+            stations_with_windows = restored,
+            "dedup state and open quality windows restored"
+        );
         Ok(())
     }
 
@@ -376,9 +390,13 @@ impl Pipeline {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut outputs = Vec::new();
-        let idle = windows.close_idle(ctx.now_ms);
-        self.window_outputs(idle, &mut outputs);
         let mut ledger = self.ledger.lock().expect("ledger lock");
+        let idle = windows.close_idle(ctx.now_ms);
+        for window in &idle {
+            // Its stored state must lose the closed window too, or a restart would emit it again.
+            ledger.touch(&window.station_id);
+        }
+        self.window_outputs(idle, &mut outputs);
         let hook = |message: &OwnedMessage,
                     record: &crate::route::InputRecord<'_>,
                     routed: &mut crate::route::Routed| {

@@ -77,7 +77,7 @@ pub fn route_batch(
         };
         round.one(message, &record, hook);
     }
-    outputs.extend(ledger.take_outputs(&ctx.topics.state));
+    outputs.extend(ledger.take_outputs(&ctx.topics.state, |chain| windows.snapshot(chain)));
     (outputs, counts)
 }
 

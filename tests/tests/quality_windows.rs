@@ -163,3 +163,68 @@ async fn closed_windows_arrive_once_with_the_figures_of_their_events() {
 fn linegate_bridge_namespace() -> uuid::Uuid {
     uuid::Uuid::from_u128(0x6c69_6e65_6761_7465_8000_0000_0000_0001)
 }
+
+/// A window open when its bridge stops is closed by the next bridge with every event in it: the open windows
+/// travel with the station's state on `linegate.bridge.state`. Without them the second bridge would count only
+/// the events it read itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_open_across_a_bridge_restart_keeps_the_events_of_both_bridges() {
+    let dir = tempfile::tempdir().unwrap();
+    let tansu = Tansu::start_memory().unwrap();
+    let bootstrap = tansu.bootstrap();
+    let env = [
+        ("LINEGATE_WINDOW_SECS", "60".to_owned()),
+        ("LINEGATE_WINDOW_LATENESS_SECS", "5".to_owned()),
+    ];
+    create_topic(&bootstrap, "edge.station.events", 3)
+        .await
+        .unwrap();
+    let t0 = 1_768_905_000_000 / MINUTE * MINUTE;
+    let scores: Vec<f64> = vec![0.91, 0.88, 0.95, 0.84, 0.90, 0.93, 0.89, 0.97, 0.86, 0.92];
+    let mut events: Vec<EdgeEvent> = scores
+        .iter()
+        .enumerate()
+        .map(|(i, score)| completed(i as i64 + 1, t0 + i as i64 * 5_000, *score))
+        .collect();
+    // 66 s: closes the window [t0, t0 + 60 s).
+    events.push(completed(11, t0 + MINUTE + 6_000, 0.90));
+    let send = |events: Vec<EdgeEvent>| {
+        let bootstrap = bootstrap.clone();
+        async move {
+            for event in &events {
+                let value = encode(event).unwrap();
+                produce(&bootstrap, "edge.station.events", Some(STATION.as_bytes()), &value)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+
+    let mut first = start_bridge_with(&tansu, "windows-restart", dir.path(), "-1", &env).unwrap();
+    send(events[..4].to_vec()).await;
+    // Four verdicts out: their round (outputs and state) is written and committed.
+    let verdicts = consume_until_async(&bootstrap, "quality.events", 4, WAIT, GRACE)
+        .await
+        .unwrap();
+    assert_eq!(verdicts.len(), 4);
+    assert!(first.terminate(Duration::from_secs(30)), "the first bridge stops on SIGTERM");
+
+    let _second = start_bridge_with(&tansu, "windows-restart", dir.path(), "-2", &env).unwrap();
+    send(events[4..].to_vec()).await;
+    let records = consume_until_async(&bootstrap, "quality.events", events.len() + 1, WAIT, GRACE)
+        .await
+        .unwrap();
+    let windows: Vec<QualityEvent> = records
+        .iter()
+        .map(|r| decode::<QualityEvent>(&r.value).unwrap())
+        .filter(|q| q.event_type == "QUALITY_WINDOW")
+        .collect();
+    assert_eq!(windows.len(), 1, "{windows:#?}");
+    assert_eq!(records.len(), events.len() + 1, "one verdict per event and the window");
+    let figures = windows[0].window.clone().unwrap();
+    assert_eq!((figures.start, figures.end), (t0, t0 + MINUTE));
+    assert_eq!(figures.count, 10, "4 events seen by the first bridge, 6 by the second");
+    let (mean, sd) = mean_and_sd(&scores);
+    assert!((figures.mean_score.unwrap() - mean).abs() < 1e-9);
+    assert!((figures.stddev_score.unwrap() - sd).abs() < 1e-9);
+}
