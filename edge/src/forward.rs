@@ -1,16 +1,17 @@
 //! The forwarder: outbox -> Kafka, in sequence order, deleting only what Kafka confirmed.
 //!
-//! Each round reads up to `batch_max` events after the last one sent, produces them keyed by station id with an
-//! idempotent producer (acks=all), and waits for every delivery report. The confirmed prefix is deleted; on any
-//! failure the round restarts from the first unconfirmed event with a fresh producer, so Kafka being away only
-//! makes rows wait. This is the only code on the edge that talks to Kafka.
+//! Each round reads up to `batch_max` events after the last one queued and produces them keyed by station id with
+//! an idempotent producer (acks=all); up to `ROUNDS_IN_FLIGHT` rounds are with Kafka at once, settled in order.
+//! The confirmed prefix is deleted; on any failure the forwarder waits until every queued round settled, then
+//! restarts from the first unconfirmed event with a fresh producer, so Kafka being away only makes rows wait. This is the only code on the edge that talks to Kafka.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tokio::sync::{watch, Notify};
 
 use crate::config::ForwardConfig;
@@ -19,6 +20,9 @@ use crate::outbox::{OutboxReader, OutboxWriter, StoredEvent};
 use linegate_common::kafka::KafkaConfig;
 
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
+/// Rounds handed to Kafka and not yet confirmed, at most. Reading and encoding the next round overlaps with
+/// the broker confirming the previous ones; the idempotent producer keeps them in order.
+const ROUNDS_IN_FLIGHT: usize = 4;
 /// How often the forwarder asks Kafka for metadata while it is idle or waiting for a round, so that
 /// `kafka_up` and `/healthz` stay true when nothing is confirmed.
 const IDLE_PROBE_EVERY: Duration = Duration::from_secs(5);
@@ -67,7 +71,7 @@ pub struct ForwardParts {
     pub heartbeat: Heartbeat,
 }
 
-/// Runs until `shutdown` turns true (finishing the round in flight, bounded by the caller).
+/// Runs until `shutdown` turns true, then waits for the rounds already handed to Kafka (bounded by the caller).
 pub async fn run(
     kafka: KafkaConfig,
     forward: ForwardConfig,
@@ -83,23 +87,39 @@ pub async fn run(
     } = parts;
     let mut producer = producer(&kafka, &forward)?;
     let reader = Arc::new(std::sync::Mutex::new(reader));
-    let mut last_sent = 0_i64;
+    // Highest seq that Kafka confirmed together with every seq before it, and highest seq handed to Kafka.
+    let mut confirmed_seq = 0_i64;
+    let mut queued_seq = 0_i64;
+    let mut in_flight: VecDeque<Round> = VecDeque::with_capacity(ROUNDS_IN_FLIGHT);
     let mut last_probe = std::time::Instant::now() - IDLE_PROBE_EVERY;
     loop {
         heartbeat.beat();
-        if *shutdown.borrow() {
+        let stopping = *shutdown.borrow();
+        if stopping && in_flight.is_empty() {
             return Ok(());
         }
-        let batch = read_batch(&reader, last_sent, forward.batch_max).await;
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(error) => {
-                tracing::error!(%error, "cannot read the outbox; retrying");
-                tokio::time::sleep(Duration::from_millis(forward.retry_backoff_ms)).await;
-                continue;
+        // Keep up to ROUNDS_IN_FLIGHT rounds with Kafka: the next one is read and encoded while the broker
+        // confirms the ones before it. A round that could not queue everything ends the filling.
+        while !stopping
+            && in_flight.len() < ROUNDS_IN_FLIGHT
+            && in_flight.back().is_none_or(|round| round.failure.is_none())
+        {
+            let batch = match read_batch(&reader, queued_seq, forward.batch_max).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the outbox; retrying");
+                    tokio::time::sleep(Duration::from_millis(forward.retry_backoff_ms)).await;
+                    break;
+                }
+            };
+            if batch.is_empty() {
+                break;
             }
-        };
-        if batch.is_empty() {
+            let round = queue_round(&producer, &forward.topic, &batch);
+            queued_seq = round.deliveries.last().map_or(queued_seq, |(seq, _)| *seq);
+            in_flight.push_back(round);
+        }
+        let Some(round) = in_flight.pop_front() else {
             if last_probe.elapsed() >= IDLE_PROBE_EVERY {
                 last_probe = std::time::Instant::now();
                 probe(&producer, &forward.topic, &metrics).await;
@@ -110,40 +130,56 @@ pub async fn run(
                 _ = shutdown.changed() => {}
             }
             continue;
-        }
-        // While a round waits for Kafka (librdkafka retries for up to delivery_timeout_ms), probe it, so that
-        // `kafka_up` and /healthz say it is away long before the round gives up.
-        let outcome = {
-            let round = send_round(&producer, &forward.topic, &batch);
-            tokio::pin!(round);
-            loop {
-                tokio::select! {
-                    outcome = &mut round => break outcome,
-                    _ = tokio::time::sleep(IDLE_PROBE_EVERY) => {
-                        // Waiting for Kafka is alive: without this beat a round longer than the systemd
-                        // WatchdogSec (an outage, up to delivery_timeout_ms) would get the edge restarted.
-                        heartbeat.beat();
-                        probe(&producer, &forward.topic, &metrics).await;
-                    }
-                }
-            }
         };
+        let outcome = await_round(round, &producer, &forward.topic, &metrics, &heartbeat).await;
         if let Some(confirmed) = outcome.confirmed {
             metrics
                 .forwarded
-                .inc_by(u64::try_from(confirmed - last_sent.max(batch[0].seq - 1)).unwrap_or(0));
+                .inc_by(u64::try_from(confirmed - confirmed_seq).unwrap_or(0));
             metrics.kafka_up.set(1);
             if let Err(error) = writer.delete_up_to(confirmed).await {
                 tracing::error!(%error, "cannot delete delivered events from the outbox; they will be sent again");
             }
-            last_sent = confirmed;
+            confirmed_seq = confirmed;
         }
         if let Some(error) = outcome.failure {
             metrics.delivery_errors.inc();
             metrics.kafka_up.set(0);
-            tracing::warn!(%error, resume_after_seq = last_sent, "Kafka delivery failed; retrying with a fresh producer");
+            // The later rounds were queued behind the failure: wait until the old producer has settled every
+            // one of them (confirmed or failed), so that nothing it still holds can land after the resend.
+            for later in in_flight.drain(..) {
+                for (_, delivery) in later.deliveries {
+                    let _ = delivery.await;
+                }
+            }
+            tracing::warn!(%error, resume_after_seq = confirmed_seq, "Kafka delivery failed; retrying with a fresh producer");
             tokio::time::sleep(Duration::from_millis(forward.retry_backoff_ms)).await;
             producer = self::producer(&kafka, &forward)?;
+            queued_seq = confirmed_seq;
+        }
+    }
+}
+
+/// Waits for one round's delivery reports. While it waits (librdkafka retries for up to
+/// `delivery_timeout_ms`) it probes Kafka, so that `kafka_up` and /healthz say it is away long before the
+/// round gives up, and it beats the heartbeat: waiting for Kafka is alive, and without the beat a round longer
+/// than the systemd WatchdogSec (an outage) would get the edge restarted.
+async fn await_round(
+    round: Round,
+    producer: &EdgeProducer,
+    topic: &str,
+    metrics: &EdgeMetrics,
+    heartbeat: &Heartbeat,
+) -> RoundOutcome {
+    let settled = settle(round);
+    tokio::pin!(settled);
+    loop {
+        tokio::select! {
+            outcome = &mut settled => return outcome,
+            _ = tokio::time::sleep(IDLE_PROBE_EVERY) => {
+                heartbeat.beat();
+                probe(producer, topic, metrics).await;
+            }
         }
     }
 }
@@ -186,13 +222,22 @@ async fn read_batch(
     .map_err(|e| e.to_string())?
 }
 
+/// One batch handed to the producer: the delivery report of each queued event, in seq order, and why the
+/// batch stopped short, if it did.
+struct Round {
+    deliveries: Vec<(i64, DeliveryFuture)>,
+    failure: Option<String>,
+}
+
 struct RoundOutcome {
     /// Highest seq of the contiguous confirmed prefix of the round.
     confirmed: Option<i64>,
     failure: Option<String>,
 }
 
-async fn send_round(producer: &EdgeProducer, topic: &str, batch: &[StoredEvent]) -> RoundOutcome {
+/// Encodes and queues `batch` in order; stops at the first event that cannot be encoded or queued, so
+/// nothing behind it is sent ahead of it.
+fn queue_round(producer: &EdgeProducer, topic: &str, batch: &[StoredEvent]) -> Round {
     let mut deliveries = Vec::with_capacity(batch.len());
     let mut failure = None;
     for stored in batch {
@@ -234,6 +279,18 @@ async fn send_round(producer: &EdgeProducer, topic: &str, batch: &[StoredEvent])
             }
         }
     }
+    Round {
+        deliveries,
+        failure,
+    }
+}
+
+/// Waits for every delivery report of `round`; the confirmed prefix ends at the first failure.
+async fn settle(round: Round) -> RoundOutcome {
+    let Round {
+        deliveries,
+        mut failure,
+    } = round;
     let mut confirmed = None;
     let mut broken = false;
     for (seq, delivery) in deliveries {
