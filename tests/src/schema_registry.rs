@@ -242,24 +242,26 @@ fn error(code: u32, message: &str) -> serde_json::Value {
     serde_json::json!({ "error_code": code, "message": message })
 }
 
-/// The `schema` of a request body, parsed.
-fn schema_of(body: &[u8]) -> Result<(String, Schema), Response> {
-    let invalid = |m: String| answer(StatusCode::UNPROCESSABLE_ENTITY, error(42201, &m));
+/// The `schema` of a request body, parsed; the error is the message of a 422 (error code 42201).
+fn schema_of(body: &[u8]) -> Result<(String, Schema), String> {
     let request: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| invalid(format!("Invalid request: {e}")))?;
+        serde_json::from_slice(body).map_err(|e| format!("Invalid request: {e}"))?;
     if request
         .get("schemaType")
         .is_some_and(|t| t.as_str() != Some("AVRO"))
     {
-        return Err(invalid("the stand-in serves Avro schemas only".to_owned()));
+        return Err("the stand-in serves Avro schemas only".to_owned());
     }
     let text = request
         .get("schema")
         .and_then(|s| s.as_str())
-        .ok_or_else(|| invalid("Empty schema".to_owned()))?;
-    let schema =
-        Schema::parse_str(text).map_err(|e| invalid(format!("Invalid schema {text}: {e}")))?;
+        .ok_or_else(|| "Empty schema".to_owned())?;
+    let schema = Schema::parse_str(text).map_err(|e| format!("Invalid schema {text}: {e}"))?;
     Ok((text.to_owned(), schema))
+}
+
+fn invalid(message: &str) -> Response {
+    answer(StatusCode::UNPROCESSABLE_ENTITY, error(42201, message))
 }
 
 /// BACKWARD: the new schema must read what the subject's latest version wrote.
@@ -330,7 +332,7 @@ async fn register_version(
 ) -> Response {
     let (text, _) = match schema_of(&body) {
         Ok(parsed) => parsed,
-        Err(response) => return response,
+        Err(message) => return invalid(&message),
     };
     let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
     match register(&mut store, &subject, &text) {
@@ -377,7 +379,7 @@ async fn compatibility(
 ) -> Response {
     let (_, schema) = match schema_of(&body) {
         Ok(parsed) => parsed,
-        Err(response) => return response,
+        Err(message) => return invalid(&message),
     };
     let store = store.lock().unwrap_or_else(|p| p.into_inner());
     if !store.subjects.contains_key(&subject) {

@@ -180,7 +180,7 @@ async fn outputs_use_the_confluent_wire_format_and_wait_for_a_registry_that_is_a
 
     // 1. Registry down since the start: 40 inspection steps and two inputs for the DLQ wait, all of them.
     let first: Vec<EdgeEvent> = (1..=20)
-        .flat_map(|seq| STATIONS.map(|s| inspection(s, seq)))
+        .flat_map(|seq| STATIONS.map(|s| inspection(s, seq, None)))
         .collect();
     let out_of_range = inspection("ST-X", 2, Some(1.7));
     let mut inputs = keyed(&first);
@@ -211,7 +211,7 @@ async fn outputs_use_the_confluent_wire_format_and_wait_for_a_registry_that_is_a
     // 3. Registry stopped: cached ids keep the inspection outputs flowing.
     registry.stop();
     let second: Vec<EdgeEvent> = (21..=30)
-        .flat_map(|seq| STATIONS.map(|s| inspection(s, seq)))
+        .flat_map(|seq| STATIONS.map(|s| inspection(s, seq, None)))
         .collect();
     produce_many(&tansu.bootstrap(), INPUT, &keyed(&second))
         .await

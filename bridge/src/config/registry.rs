@@ -125,13 +125,15 @@ pub fn validate(config: &BridgeConfig, file: &ConfigFile) -> Result<(), ConfigEr
         .map_err(|e| file.invalid(key, format!("`{url}` is not a URL: {e}")))?;
     match parsed.scheme() {
         "http" => {}
-        "https" => return Err(file.invalid(
-            key,
-            format!(
+        "https" => {
+            return Err(file.invalid(
+                key,
+                format!(
                 "`{url}`: this build has no TLS client (it comes with the TLS issue); reach the \
                      registry over http, e.g. through a local TLS-terminating proxy"
             ),
-        )),
+            ))
+        }
         other => return Err(file.invalid(key, format!("`{url}`: scheme `{other}` is not http"))),
     }
     if parsed.host_str().is_none_or(str::is_empty) {

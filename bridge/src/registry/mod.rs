@@ -164,10 +164,13 @@ pub struct WireFormat {
     confluent: Option<Arc<Confluent>>,
 }
 
+/// Per output topic: (writer fingerprint, schema id) pairs already registered.
+type IdCache = HashMap<String, Vec<([u8; 8], u32)>>;
+
 struct Confluent {
     client: RegistryClient,
-    /// Per output topic: (writer fingerprint, schema id) pairs already registered.
-    ids: Mutex<HashMap<String, Vec<([u8; 8], u32)>>>,
+    /// The ids registered so far.
+    ids: Mutex<IdCache>,
     /// The DLQ and the state topic: never re-framed.
     untouched: [String; 2],
 }

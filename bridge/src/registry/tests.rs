@@ -11,6 +11,7 @@ use linegate_schemas::{
 
 use super::wire::{framing, Framing};
 use super::*;
+use crate::config::SchemaRegistryConfig;
 use crate::route::{route, InputRecord, RouteContext};
 
 const EXAMPLE: &str = include_str!("../../../config/bridge.example.toml");
