@@ -3,7 +3,8 @@
 //!
 //! Start reading at [`pipeline`], the consume -> route -> produce -> commit loop. [`consume`] is its input
 //! side (group consumer, offsets to commit); [`route`] is the whole decision for one record and does no I/O;
-//! [`produce`] delivers a round's outputs and waits for every acknowledgement; [`admin`] creates the missing topics of the plan at start; [`config`] loads and validates
+//! [`produce`] delivers a round's outputs and waits for every acknowledgement; [`registry`] frames them for a
+//! Confluent Schema Registry when one is configured; [`admin`] creates the missing topics of the plan at start; [`config`] loads and validates
 //! the config file; [`metrics`] and [`http`] are the operations side, [`deadletters`] and [`redrive`] read the
 //! DLQ back and send fixed records home; [`station_config`] is `config keygen|push|show|history`, the centre's side
 //! of pushed station configs. Errors are typed per module; only `main.rs` wraps them for the operator.
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod produce;
 pub mod redrive;
+pub mod registry;
 pub mod round;
 pub mod route;
 pub mod state;

@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use linegate_bridge::config::{BridgeConfig, DeliveryMode, Loaded};
 use linegate_bridge::metrics::BridgeMetrics;
+use linegate_bridge::registry::{RegistryMetrics, SchemaReader, WireFormat};
 use linegate_bridge::{admin, http, pipeline::Pipeline, redrive, verify};
 use tokio::sync::watch;
 
@@ -169,6 +170,13 @@ fn print_summary(path: &Path, loaded: &Loaded) {
         "  delivery {:?}, dedup window {} h, state topic {}",
         config.delivery.mode, config.delivery.dedup_window_hours, config.topics.state
     );
+    match config.schema_registry.enabled() {
+        true => println!(
+            "  outputs in the Confluent wire format, schemas under <topic>-value at {}",
+            config.schema_registry.url
+        ),
+        false => println!("  outputs in Avro single-object encoding (no schema registry)"),
+    }
     let thresholds: Vec<String> = config
         .quality
         .thresholds
@@ -210,12 +218,28 @@ async fn run(loaded: Loaded) -> anyhow::Result<()> {
     }
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = BridgeMetrics::register(&mut registry);
+    let wire = WireFormat::from_config(&config, RegistryMetrics::register(&mut registry))?;
+    if wire.is_confluent() {
+        // A registry that is away is fine here (the rounds wait for it); one that refuses a schema is not.
+        let cached = wire.warm_up(&config).await.with_context(|| {
+            format!(
+                "registering the output schemas with {}",
+                config.schema_registry.url
+            )
+        })?;
+        tracing::info!(
+            url = config.schema_registry.url,
+            schemas = cached,
+            "outputs in the Confluent wire format"
+        );
+    }
     let pipeline = Pipeline::new(config.clone(), &mut registry)
         .await
         .context("starting the pipeline")?
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_wire_format(wire.clone());
     if let Some(listen) = config.http.listen {
-        http::start(listen, config.clone(), loaded.plan, registry, metrics)
+        http::start(listen, config.clone(), loaded.plan, registry, metrics, wire)
             .await
             .context("starting the HTTP server")?;
     }
@@ -317,8 +341,22 @@ fn dlq(command: DlqCommand) -> ExitCode {
 fn audit_verify(loaded: &Loaded, topic: &str) -> ExitCode {
     let timeout = std::time::Duration::from_secs(300);
     let read_committed = loaded.config.delivery.mode == DeliveryMode::ExactlyOnce;
-    let verified = match verify::verify_topic(&loaded.config.kafka, topic, read_committed, timeout)
-    {
+    let config = &loaded.config;
+    let verified = linegate_common::process::runtime()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .and_then(|runtime| {
+            let reader = SchemaReader::new(&config.schema_registry).map_err(|e| e.to_string())?;
+            runtime
+                .block_on(verify::verify_topic(
+                    &config.kafka,
+                    topic,
+                    read_committed,
+                    timeout,
+                    &reader,
+                ))
+                .map_err(|e| e.to_string())
+        });
+    let verified = match verified {
         Ok(verified) => verified,
         Err(error) => {
             eprintln!("error: {error}");

@@ -10,6 +10,9 @@
 //! With `delivery.mode = "exactly_once"` a round is one Kafka transaction instead: outputs, dedup state and
 //! input offsets commit together or not at all ([`crate::txn`]); an aborted round is read again.
 //!
+//! Between routing and producing, [`crate::registry`] frames the outputs for the schema registry when one is
+//! configured; a round whose schema ids cannot be had yet waits, like a round whose delivery fails.
+//!
 //! Before routing, a round re-reads the state topic if partitions were assigned since the last round
 //! ([`crate::state`]), so dedup and the audit chain continue where the previous owner left them.
 
@@ -30,6 +33,7 @@ use crate::consume::{self, InputConsumer};
 use crate::dedup::{DedupMetrics, Ledger};
 use crate::metrics::BridgeMetrics;
 use crate::produce::{self, DeliveryError};
+use crate::registry::{RegistryError, WireFormat};
 use crate::round::{self, Counts};
 use crate::route::{Output, RouteContext};
 use crate::state::{self, ReadBackError};
@@ -70,6 +74,10 @@ pub enum PipelineError {
     /// Exactly-once mode cannot start or go on (no transactions on the broker, or fenced).
     #[error(transparent)]
     Transactions(#[from] TxnError),
+    /// The schema registry refuses an output schema (incompatible, unauthorized): waiting does not cure it,
+    /// and producing in another format would break the configured wire format.
+    #[error("the outputs cannot be framed for the schema registry: {0}")]
+    Registry(#[from] RegistryError),
 }
 
 /// Consumer and producer of one bridge instance; the pipeline is the only user of both.
@@ -87,6 +95,8 @@ pub struct Pipeline {
     reload: Arc<AtomicBool>,
     /// The transactional.id in exactly-once mode.
     transactional_id: Option<String>,
+    /// Single-object, or Confluent framing with the registry's ids.
+    wire: WireFormat,
 }
 
 /// What a run handled, for the progress and stop log lines.
@@ -144,7 +154,14 @@ impl Pipeline {
             ledger: Mutex::new(ledger),
             reload,
             transactional_id,
+            wire: WireFormat::single_object(),
         })
+    }
+
+    /// Frames the outputs with `wire` (the configured wire format) instead of single-object encoding.
+    pub fn with_wire_format(mut self, wire: WireFormat) -> Self {
+        self.wire = wire;
+        self
     }
 
     /// Counts into `metrics` (those of the process registry) instead of unregistered ones.
@@ -156,7 +173,7 @@ impl Pipeline {
     /// Runs rounds until `shutdown` turns true (or its sender is dropped). A round in progress is finished,
     /// delivered and committed first; only a round whose delivery keeps failing is left uncommitted, to be
     /// repeated by whoever owns its partitions next. Fails only when going on would break a guarantee: the
-    /// transactional producer was fenced. A state topic that cannot be read back (Kafka away) makes the round
+    /// transactional producer was fenced, or the schema registry refuses an output schema. A state topic that cannot be read back (Kafka away) makes the round
     /// wait, not the bridge stop.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<Totals, PipelineError> {
         let mut totals = Totals::default();
@@ -243,7 +260,16 @@ impl Pipeline {
                 backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
             }
         }
-        let (outputs, counts) = self.route_batch(batch);
+        let (mut outputs, counts) = self.route_batch(batch);
+        // Before any send (and before a transaction begins): the round is produced in the configured wire
+        // format, whole, or not at all.
+        if !self.wire.frame_waiting(&mut outputs, shutdown).await? {
+            tracing::error!(
+                records = batch.len(),
+                "stopping while the schema registry is away; the round stays uncommitted and will be handled again"
+            );
+            return Ok(());
+        }
         let mut backoff = RETRY_BACKOFF_MIN;
         let mut attempt = 1;
         if let Some(id) = &self.transactional_id {

@@ -1,6 +1,8 @@
 //! `linegate-bridge audit verify`: reads an audit topic back from the beginning and checks every chain
 //! ([`crate::chain::verify`]). Records that do not decode as AuditEvent are counted and reported: a
-//! foreign record on the audit topic is itself worth knowing about.
+//! foreign record on the audit topic is itself worth knowing about. Records in the Confluent wire format
+//! are read through the configured schema registry ([`SchemaReader`]), so a topic written with and without
+//! a registry verifies alike.
 
 use std::time::Duration;
 
@@ -8,6 +10,7 @@ use linegate_schemas::AuditEvent;
 use rdkafka::Message;
 
 use crate::chain::{self, Located, Report};
+use crate::registry::{RegistryError, SchemaReader};
 use crate::state::{self, ReadBackError};
 use linegate_common::kafka::KafkaConfig;
 
@@ -20,21 +23,42 @@ pub struct Verified {
     pub undecodable: Vec<(i32, i64, String)>,
 }
 
-/// Reads all of `topic` and verifies its chains. `read_committed` (exactly-once mode) leaves out the audit
-/// records of aborted rounds; it must be false for topics written without transactions, because tansu 0.6.0
-/// then reports a last stable offset short of the acknowledged records and the read would stop early.
-pub fn verify_topic(
+/// Why a topic could not be verified at all.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The topic could not be read.
+    #[error(transparent)]
+    ReadBack(#[from] ReadBackError),
+    /// Its records name schema ids the registry could not be asked about.
+    #[error("cannot look up the schema ids of the audit records: {0}")]
+    Registry(#[from] RegistryError),
+}
+
+/// Reads all of `topic` and verifies its chains, decoding Confluent-framed records through `reader`.
+/// `read_committed` (exactly-once mode) leaves out the audit records of aborted rounds; it must be false for
+/// topics written without transactions, because tansu 0.6.0 then reports a last stable offset short of the
+/// acknowledged records and the read would stop early.
+pub async fn verify_topic(
     kafka: &KafkaConfig,
     topic: &str,
     read_committed: bool,
     timeout: Duration,
-) -> Result<Verified, ReadBackError> {
-    let records = state::read_all(kafka, topic, read_committed, timeout)?;
+    reader: &SchemaReader,
+) -> Result<Verified, VerifyError> {
+    let (kafka, name) = (kafka.clone(), topic.to_owned());
+    let records = tokio::task::spawn_blocking(move || {
+        state::read_all(&kafka, &name, read_committed, timeout)
+    })
+    .await
+    .expect("the topic reader does not panic")?;
+    reader
+        .learn(records.iter().map(|r| r.payload().unwrap_or_default()))
+        .await?;
     let mut located = Vec::with_capacity(records.len());
     let mut undecodable = Vec::new();
     for record in records {
         let value = record.payload().unwrap_or_default();
-        match linegate_schemas::decode::<AuditEvent>(value) {
+        match reader.decode::<AuditEvent>(value) {
             Ok(audit) => located.push(Located {
                 partition: record.partition(),
                 offset: record.offset(),

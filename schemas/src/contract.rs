@@ -212,6 +212,44 @@ impl Contract {
         &self.current[&kind]
     }
 
+    /// The kind and fingerprint of a schema given as JSON text, e.g. the one a schema registry returns for
+    /// the id in a Confluent-framed record: with them a reader decodes the body by the released (or current)
+    /// writer schema it is, exactly as it would a single-object message. Comparison is by fingerprint of the
+    /// Parsing Canonical Form, so docs and formatting may differ from the bundled text.
+    pub fn identify(&self, json: &str) -> Result<(MessageKind, [u8; 8]), SchemaError> {
+        let unknown = |reason: String| SchemaError::UnknownSchema { reason };
+        let schema = Schema::parse_str(json).map_err(|e| unknown(e.to_string()))?;
+        let bytes = schema.fingerprint::<Rabin>().bytes;
+        let fingerprint: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| unknown("fingerprint is not 8 bytes".to_owned()))?;
+        if let Some((kind, _)) = self.writers.get(&fingerprint) {
+            return Ok((*kind, fingerprint));
+        }
+        self.current
+            .iter()
+            .find(|(_, compiled)| compiled.fingerprint == fingerprint)
+            .map(|(kind, _)| (*kind, fingerprint))
+            .ok_or_else(|| {
+                unknown(format!(
+                    "fingerprint {} is no released version of any message kind",
+                    fingerprint
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                ))
+            })
+    }
+
+    /// The kind whose current schema has this fingerprint: what this build writes with it.
+    pub fn current_kind(&self, fingerprint: &[u8; 8]) -> Option<MessageKind> {
+        self.current
+            .iter()
+            .find(|(_, compiled)| compiled.fingerprint == *fingerprint)
+            .map(|(kind, _)| *kind)
+    }
+
     /// The released writer schema with this fingerprint, if it is one of `kind`'s.
     pub fn writer(&self, kind: MessageKind, fingerprint: &[u8; 8]) -> Option<&Schema> {
         match self.writers.get(fingerprint) {

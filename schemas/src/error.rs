@@ -15,6 +15,10 @@ pub enum SchemaError {
         kind: &'static str,
         fingerprint: String,
     },
+    /// A schema given as text (e.g. fetched from a schema registry by id) is not valid Avro, or is none of
+    /// the released or current versions of this build's contract.
+    #[error("not a schema of this contract: {reason}")]
+    UnknownSchema { reason: String },
     /// The body does not decode with the writer schema or does not resolve to the reader schema.
     #[error("{kind} body does not decode: {reason}")]
     Avro { kind: &'static str, reason: String },

@@ -405,3 +405,60 @@ fn without_maps_the_cached_encoder_writes_the_reference_bytes_exactly() {
         encode_one_shot(MessageKind::InspectionEvent, event.to_avro().unwrap()).unwrap();
     assert_eq!(encode(&event).unwrap(), reference);
 }
+
+/// What a schema registry hands back for an id (the text as registered, or reformatted without docs) is
+/// recognised as the contract's schema, so a Confluent-framed record decodes with the right writer.
+#[test]
+fn a_schema_text_from_a_registry_is_identified_by_its_fingerprint() {
+    let contract = Contract::global();
+    for released in RELEASED {
+        let (kind, _) = contract.identify(released.json).unwrap();
+        assert_eq!(
+            kind,
+            released.kind,
+            "{} v{}",
+            released.kind.name(),
+            released.version
+        );
+    }
+    for kind in MessageKind::ALL {
+        let current = contract.current(kind);
+        // As a registry may hand it back: compacted, and without docs.
+        let mut json: serde_json::Value = serde_json::from_str(&current.json).unwrap();
+        assert_eq!(
+            contract.identify(&json.to_string()).unwrap(),
+            (kind, current.fingerprint),
+            "{}",
+            kind.name()
+        );
+        strip_docs(&mut json);
+        assert!(!json.to_string().contains("\"doc\""));
+        assert_eq!(
+            contract.identify(&json.to_string()).unwrap(),
+            (kind, current.fingerprint),
+            "{} without docs",
+            kind.name()
+        );
+        assert_eq!(contract.current_kind(&current.fingerprint), Some(kind));
+    }
+    let foreign = r#"{"type":"record","name":"Other","fields":[{"name":"x","type":"int"}]}"#;
+    assert!(matches!(
+        contract.identify(foreign),
+        Err(SchemaError::UnknownSchema { .. })
+    ));
+    assert!(matches!(
+        contract.identify("not json"),
+        Err(SchemaError::UnknownSchema { .. })
+    ));
+}
+
+fn strip_docs(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.remove("doc");
+            map.values_mut().for_each(strip_docs);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_docs),
+        _ => {}
+    }
+}

@@ -8,8 +8,10 @@ pub mod mqtt;
 pub mod packaging;
 pub mod plc;
 pub mod process;
+pub mod schema_registry;
 pub mod stack;
 pub mod station;
 
 pub use brokers::{Mosquitto, Tansu};
 pub use process::{bin_path, free_port, repo_root, ChildProcess};
+pub use schema_registry::SchemaRegistryStandIn;

@@ -53,6 +53,15 @@ pub fn start_bridge_config(
 
 /// Runs `linegate-bridge audit verify` on `topic`; returns whether it passed and its stdout and stderr.
 pub fn audit_verify(tansu: &Tansu, topic: &str) -> (bool, String) {
+    audit_verify_with(tansu, topic, &[])
+}
+
+/// [`audit_verify`] with extra environment, e.g. `LINEGATE_SCHEMA_REGISTRY_URL` for a Confluent-framed topic.
+pub fn audit_verify_with(
+    tansu: &Tansu,
+    topic: &str,
+    extra_env: &[(&'static str, String)],
+) -> (bool, String) {
     let config = repo_root().join("config/bridge.example.toml");
     let output = std::process::Command::new(bin_path("linegate-bridge"))
         .args([
@@ -64,6 +73,7 @@ pub fn audit_verify(tansu: &Tansu, topic: &str) -> (bool, String) {
         .args(["--topic", topic])
         .env("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap())
         .env("LINEGATE_TOPIC_REPLICATION", "1")
+        .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("linegate-bridge runs");
     let text = format!(

@@ -14,7 +14,9 @@ use linegate_common::logging::LogFormat;
 use linegate_common::topics::{self, TopicPlan};
 use serde::Deserialize;
 
+mod registry;
 mod routing;
+pub use registry::{family_kind, output_kinds, SchemaRegistryConfig};
 pub use routing::{Routes, RoutingTable, FAMILIES};
 
 /// Everything `linegate-bridge run` needs; unknown keys are errors so that a typo is not silently ignored.
@@ -40,6 +42,9 @@ pub struct BridgeConfig {
     /// Where accepted events go, by family or event type, as written in the file.
     #[serde(default)]
     pub routing: RoutingTable,
+    /// The Confluent-compatible Schema Registry of the outputs' wire format; off without `url`.
+    #[serde(default)]
+    pub schema_registry: SchemaRegistryConfig,
     /// `routing` resolved over `topics` at load; what the pipeline routes by.
     #[serde(skip)]
     pub routes: Routes,
@@ -271,6 +276,7 @@ impl BridgeConfig {
         let mut config: BridgeConfig = file.parse()?;
         config.validate(file)?;
         config.routes = Routes::resolve(&config.routing, &config.topics, file)?;
+        registry::validate(&config, file)?;
         let plan_path = match config.bridge.topics_file.is_absolute() {
             true => config.bridge.topics_file.clone(),
             false => file

@@ -96,6 +96,25 @@ impl Routes {
         seen.dedup();
         seen.into_iter()
     }
+
+    /// Every (family, topic) pair some route writes, an event type's entry under its family: the record kinds
+    /// each topic carries, for the schema registry (one record type per subject) and its warm-up.
+    pub fn family_targets(&self) -> Vec<(&'static str, &String)> {
+        let by_type = self
+            .by_event_type
+            .iter()
+            .filter_map(|(symbol, topics)| Some((family_of(symbol)?, topics)));
+        let mut pairs: Vec<(&'static str, &String)> = self
+            .by_family
+            .iter()
+            .map(|(family, topics)| (*family, topics))
+            .chain(by_type)
+            .flat_map(|(family, topics)| topics.iter().map(move |topic| (family, topic)))
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        pairs
+    }
 }
 
 fn check_target(
@@ -122,6 +141,27 @@ fn check_target(
         ));
     }
     Ok(())
+}
+
+/// The payload family of an event type symbol.
+fn family_of(symbol: &str) -> Option<&'static str> {
+    if InspectionEventType::ALL
+        .iter()
+        .any(|t| t.symbol() == symbol)
+    {
+        Some("inspection")
+    } else if SystemEventType::ALL.iter().any(|t| t.symbol() == symbol) {
+        Some("system")
+    } else if ManufacturingEventType::ALL
+        .iter()
+        .any(|t| t.symbol() == symbol)
+    {
+        Some("manufacturing")
+    } else if InferenceEventType::ALL.iter().any(|t| t.symbol() == symbol) {
+        Some("inference")
+    } else {
+        None
+    }
 }
 
 fn is_event_type(symbol: &str) -> bool {

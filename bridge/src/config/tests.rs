@@ -198,3 +198,96 @@ fn a_routed_topic_must_be_in_the_plan_and_not_the_input() {
         ]
     );
 }
+
+#[test]
+fn the_example_has_no_schema_registry_unless_the_environment_names_one() {
+    let loaded = load(EXAMPLE, &[]).unwrap();
+    assert!(!loaded.config.schema_registry.enabled());
+    let loaded = load(
+        EXAMPLE,
+        &[
+            ("LINEGATE_SCHEMA_REGISTRY_URL", "http://registry:8081/sr/"),
+            ("LINEGATE_SCHEMA_REGISTRY_USER", "key"),
+            ("LINEGATE_SCHEMA_REGISTRY_PASSWORD", "secret"),
+        ],
+    )
+    .unwrap();
+    let registry = &loaded.config.schema_registry;
+    assert_eq!(
+        registry.base_url().unwrap().as_str(),
+        "http://registry:8081/sr/"
+    );
+    assert_eq!(registry.credentials(), Some(("key", "secret")));
+    assert_eq!(registry.timeout(), std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn a_bad_schema_registry_section_names_file_line_and_key() {
+    let url = |value: &str| load(EXAMPLE, &[("LINEGATE_SCHEMA_REGISTRY_URL", value)]);
+    let line = line_of(EXAMPLE, "url = ");
+    let message = url("https://registry:8081").unwrap_err().to_string();
+    assert!(
+        message.contains(&format!(":{line}: key `schema_registry.url`: "))
+            && message.contains("no TLS client"),
+        "{message}"
+    );
+    let message = url("registry:8081").unwrap_err().to_string();
+    assert!(message.contains("is not http"), "{message}");
+    let message = url("http://user:pw@registry:8081").unwrap_err().to_string();
+    assert!(message.contains("not into the URL"), "{message}");
+    let message = load(
+        EXAMPLE,
+        &[
+            ("LINEGATE_SCHEMA_REGISTRY_URL", "http://registry:8081"),
+            ("LINEGATE_SCHEMA_REGISTRY_USER", "key"),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    let line = line_of(EXAMPLE, "password = ");
+    assert!(
+        message.contains(&format!(
+            ":{line}: key `schema_registry.password`: basic auth needs both"
+        )),
+        "{message}"
+    );
+    let raw = EXAMPLE.replace("timeout_ms = 5000", "timeout_ms = 5000\nretries = 3");
+    let message = error(&raw);
+    let line = line_of(&raw, "retries");
+    assert!(
+        message.contains(&format!(":{line}:")) && message.contains("retries"),
+        "{message}"
+    );
+}
+
+#[test]
+fn with_a_registry_a_topic_may_carry_one_record_type_only() {
+    let raw = EXAMPLE.replace("[routing]\n", "[routing]\nsystem = [\"audit.events\"]\n");
+    assert!(load(&raw, &[]).is_ok(), "fine in single-object encoding");
+    let message = load(&raw, &[("LINEGATE_SCHEMA_REGISTRY_URL", "http://r:8081")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains(
+            "topic `audit.events` would carry SystemEvent and AuditEvent; with a registry its subject \
+             `audit.events-value` holds one record type"
+        ),
+        "{message}"
+    );
+    let loaded = load(
+        EXAMPLE,
+        &[("LINEGATE_SCHEMA_REGISTRY_URL", "http://r:8081")],
+    )
+    .unwrap();
+    let kinds = output_kinds(&loaded.config);
+    assert_eq!(
+        kinds.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "audit.events",
+            "inference.workflow",
+            "inspection.lifecycle",
+            "manufacturing.lifecycle",
+            "quality.events"
+        ]
+    );
+}

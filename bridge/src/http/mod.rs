@@ -27,6 +27,7 @@ use crate::config::BridgeConfig;
 use crate::deadletters::{self, Range};
 use crate::metrics::BridgeMetrics;
 use crate::redrive;
+use crate::registry::WireFormat;
 
 /// Largest DLQ page.
 const PAGE_MAX: usize = 1000;
@@ -61,13 +62,14 @@ struct Ctx {
 type Shared = Arc<Ctx>;
 
 /// Binds `addr` and serves until the process ends; also starts the lag poller of `/metrics`. Returns once
-/// listening, so a bind error stops the start.
+/// listening, so a bind error stops the start. Replays frame their outputs with `wire`.
 pub async fn start(
     addr: SocketAddr,
     config: BridgeConfig,
     plan: TopicPlan,
     registry: Registry,
     metrics: BridgeMetrics,
+    wire: WireFormat,
 ) -> Result<SocketAddr, HttpError> {
     let lag = Arc::new(LagReader::new(&config)?);
     tokio::spawn(lag.clone().refresh_forever(metrics.clone()));
@@ -76,7 +78,7 @@ pub async fn start(
         .map_err(|source| HttpError::Bind { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
     let ctx = Arc::new(Ctx {
-        replays: Replays::new(&config, metrics.clone()),
+        replays: Replays::new(&config, metrics.clone(), wire),
         config,
         plan,
         registry,

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::BridgeConfig;
 use crate::metrics::BridgeMetrics;
+use crate::registry::WireFormat;
 use crate::route::{route, InputRecord, RouteContext};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,15 +76,17 @@ pub struct ReplayStatus {
 pub struct Replays {
     config: Arc<BridgeConfig>,
     metrics: BridgeMetrics,
+    wire: WireFormat,
     all: Arc<Mutex<BTreeMap<String, ReplayStatus>>>,
 }
 
 impl Replays {
-    /// No replays yet.
-    pub fn new(config: &BridgeConfig, metrics: BridgeMetrics) -> Self {
+    /// No replays yet; replayed outputs are framed with `wire`, as the pipeline frames its own.
+    pub fn new(config: &BridgeConfig, metrics: BridgeMetrics, wire: WireFormat) -> Self {
         Self {
             config: Arc::new(config.clone()),
             metrics,
+            wire,
             all: Arc::default(),
         }
     }
@@ -209,6 +212,16 @@ impl Replays {
             output
                 .headers
                 .push(("replay.id".to_owned(), id.as_bytes().to_vec()));
+        }
+        let mut attempt = 1;
+        while let Err(error) = self.wire.frame(&mut outputs).await {
+            if !error.is_transient() || attempt >= ATTEMPTS {
+                return Err(format!(
+                    "outputs not framed for the schema registry: {error}"
+                ));
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
         let mut attempt = 1;
         while let Err(error) = crate::produce::deliver_all(producer, &outputs).await {
