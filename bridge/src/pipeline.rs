@@ -328,7 +328,7 @@ impl Pipeline {
         tracing::info!(
             chains = ledger.len(),
             stations_with_windows = restored,
-            "dedup state and open quality windows restored"
+            "dedup state restored"
         );
         Ok(())
     }
