@@ -16,7 +16,10 @@ pub const ARMV7: &str = "armv7-unknown-linux-gnueabihf";
 
 /// `dist/bin/<triple>/linegate-edge`.
 pub fn dist_binary(triple: &str) -> PathBuf {
-    repo_root().join("dist/bin").join(triple).join("linegate-edge")
+    repo_root()
+        .join("dist/bin")
+        .join(triple)
+        .join("linegate-edge")
 }
 
 /// [`dist_binary`], asserting it was built; `scripts/test.sh` builds the musl and aarch64 ones.

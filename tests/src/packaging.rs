@@ -109,7 +109,11 @@ fn host_libc6_status() -> String {
         "libc6",
     ]));
     assert!(query.ok, "dpkg-query libc6: {}", query.output);
-    let (version, arch) = query.output.trim().split_once(' ').expect("version and arch");
+    let (version, arch) = query
+        .output
+        .trim()
+        .split_once(' ')
+        .expect("version and arch");
     format!(
         "Package: libc6\nStatus: install ok installed\nPriority: optional\nSection: libs\n\
          Maintainer: stand-in <root@localhost>\nArchitecture: {arch}\nVersion: {version}\n\

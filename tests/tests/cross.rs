@@ -7,8 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use linegate_e2e::cross::{
-    built_binary, command_for, dist_binary, program_for, Elf, AARCH64, ARMV7, GLIBC_LIBRARIES,
-    MUSL,
+    built_binary, command_for, dist_binary, program_for, Elf, AARCH64, ARMV7, GLIBC_LIBRARIES, MUSL,
 };
 use linegate_e2e::kafka::{consume_until_async, create_topic};
 use linegate_e2e::packaging::run;
@@ -65,7 +64,10 @@ async fn aarch64_edge_under_qemu_forwards_every_result_in_order() {
     .unwrap();
     edge.wait_for_log(SUBSCRIBED, Duration::from_secs(60))
         .unwrap();
-    eprintln!("aarch64 edge under qemu subscribed after {:?}", started.elapsed());
+    eprintln!(
+        "aarch64 edge under qemu subscribed after {:?}",
+        started.elapsed()
+    );
 
     let documents = inspection_documents(STATION, 40, 64);
     let payloads: Vec<Vec<u8>> = documents
@@ -107,7 +109,11 @@ async fn aarch64_edge_under_qemu_forwards_every_result_in_order() {
         );
         let event: EdgeEvent = decode(&record.value).expect("an EdgeEvent");
         assert_eq!(event.station_id, STATION);
-        assert_eq!(event.seq, i64::try_from(index).unwrap() + 1, "seq of #{index}");
+        assert_eq!(
+            event.seq,
+            i64::try_from(index).unwrap() + 1,
+            "seq of #{index}"
+        );
         assert_eq!(
             Some(event.event_id.as_str()),
             document["event_id"].as_str(),
@@ -131,7 +137,11 @@ async fn aarch64_edge_under_qemu_forwards_every_result_in_order() {
 fn aarch64_binary_needs_only_glibc_and_reports_its_version_under_qemu() {
     let elf = Elf::read(&built_binary(AARCH64));
     assert_eq!((elf.machine(), elf.class()), ("AArch64", "ELF64"));
-    assert!(elf.has_interpreter(), "glibc dynamic: {}", elf.program_headers);
+    assert!(
+        elf.has_interpreter(),
+        "glibc dynamic: {}",
+        elf.program_headers
+    );
     let foreign: Vec<&String> = elf
         .needed
         .iter()
@@ -142,7 +152,11 @@ fn aarch64_binary_needs_only_glibc_and_reports_its_version_under_qemu() {
         "C libraries must be built in, yet it needs {foreign:?} (all: {:?})",
         elf.needed
     );
-    assert!(elf.needed.iter().any(|l| l == "libc.so.6"), "{:?}", elf.needed);
+    assert!(
+        elf.needed.iter().any(|l| l == "libc.so.6"),
+        "{:?}",
+        elf.needed
+    );
     let glibc = elf.min_glibc().expect("GLIBC_ symbol versions");
     eprintln!("aarch64 binary needs glibc >= {glibc}: {:?}", elf.needed);
     let version = run_binary(AARCH64, &["--version"]);
@@ -167,11 +181,7 @@ fn musl_binary_is_static_and_runs_on_the_host() {
     assert!(elf.glibc_versions.is_empty(), "{:?}", elf.glibc_versions);
     let file = run(Command::new("file").arg("-b").arg(&binary));
     assert!(file.ok, "{}", file.output);
-    assert!(
-        file.output.contains("static"),
-        "file says: {}",
-        file.output
-    );
+    assert!(file.output.contains("static"), "file says: {}", file.output);
 
     // The same checks see the host build's loader and libraries: they do detect a dynamic binary.
     let host = Elf::read(&bin_path("linegate-edge"));
@@ -182,7 +192,11 @@ fn musl_binary_is_static_and_runs_on_the_host() {
     assert_eq!(version.output.trim(), format!("linegate-edge {VERSION}"));
     let check = run_binary(MUSL, &["check-config", &example_config()]);
     assert!(check.ok, "{}", check.output);
-    assert!(check.output.contains("station st-cross"), "{}", check.output);
+    assert!(
+        check.output.contains("station st-cross"),
+        "{}",
+        check.output
+    );
 }
 
 /// armv7 is built by `cross/build.sh` (all targets) but not by `scripts/test.sh` unless
@@ -213,7 +227,11 @@ fn armv7_binary_is_arm_and_checks_a_config_under_qemu() {
     assert!(foreign.is_empty(), "needs {foreign:?}");
     let check = run_binary(ARMV7, &["check-config", &example_config()]);
     assert!(check.ok, "{}", check.output);
-    assert!(check.output.contains("station st-cross"), "{}", check.output);
+    assert!(
+        check.output.contains("station st-cross"),
+        "{}",
+        check.output
+    );
     let bad = run_binary(ARMV7, &["check-config", "/nonexistent/edge.toml"]);
     assert!(!bad.ok, "a missing config is refused: {}", bad.output);
 }
@@ -236,14 +254,20 @@ fn packages_of_the_cross_builds_declare_the_glibc_they_need() {
         value.output.trim().to_owned()
     };
     assert_eq!(field("amd64", "Architecture"), "amd64");
-    assert_eq!(field("amd64", "Depends"), "", "the musl binary needs nothing");
+    assert_eq!(
+        field("amd64", "Depends"),
+        "",
+        "the musl binary needs nothing"
+    );
     assert_eq!(field("arm64", "Architecture"), "arm64");
     assert_eq!(
         field("arm64", "Depends"),
         format!("libc6 (>= {})", arm.min_glibc().unwrap())
     );
     for arch in ["amd64", "arm64"] {
-        let tarball = out.path().join(format!("linegate-edge-9.9.9-{arch}.tar.gz"));
+        let tarball = out
+            .path()
+            .join(format!("linegate-edge-9.9.9-{arch}.tar.gz"));
         assert!(tarball.is_file(), "{}", built.output);
     }
 }
