@@ -41,7 +41,7 @@ prefix_of() {
 }
 packages_of() {
   case "$1" in
-    x86_64-unknown-linux-musl) echo musl-tools ;;
+    x86_64-unknown-linux-musl) echo musl-tools g++ ;;
     # librdkafka's CMake project enables C++ (it also builds librdkafka++, which is not linked in).
     aarch64-unknown-linux-gnu) echo gcc-aarch64-linux-gnu g++-aarch64-linux-gnu ;;
     armv7-unknown-linux-gnueabihf) echo gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf ;;
@@ -120,7 +120,7 @@ for target in "${targets[@]}"; do
   mv "dist/bin/$target/linegate-edge.tmp" "dist/bin/$target/linegate-edge"
 done
 
-printf '\n%-32s %10s %8s  %s\n' target bytes MB "build s"
+printf '\n%-32s %10s %8s  %s\n' target bytes MiB "build s"
 for target in "${targets[@]}"; do
   bytes=$(stat -c %s "dist/bin/$target/linegate-edge")
   printf '%-32s %10d %8.1f  %s\n' "$target" "$bytes" "$(awk "BEGIN { print $bytes / 1048576 }")" "${seconds[$target]}"
