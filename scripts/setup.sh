@@ -25,6 +25,10 @@ command -v dpkg-deb >/dev/null || missing+=(dpkg)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v useradd >/dev/null || missing+=(passwd)
 command -v fakeroot >/dev/null || missing+=(fakeroot)
+# package.sh reads a binary's glibc needs with readelf; the cross tests use readelf and file. (cross/build.sh
+# installs the cross compilers, musl-tools and qemu-user-static itself.)
+command -v readelf >/dev/null || missing+=(binutils)
+command -v file >/dev/null || missing+=(file)
 dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"

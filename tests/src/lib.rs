@@ -3,6 +3,7 @@
 
 pub mod brokers;
 pub mod config_push;
+pub mod cross;
 pub mod kafka;
 pub mod mqtt;
 pub mod packaging;

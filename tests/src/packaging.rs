@@ -100,8 +100,29 @@ pub fn run(command: &mut Command) -> Outcome {
     }
 }
 
+/// The dpkg status entry of this machine's libc6 (same version and architecture, no files), so that a scratch
+/// root satisfies a glibc-linked package's `Depends: libc6 (>= X)` as the machine itself would.
+fn host_libc6_status() -> String {
+    let query = run(Command::new("dpkg-query").args([
+        "--show",
+        "--showformat=${Version} ${Architecture}",
+        "libc6",
+    ]));
+    assert!(query.ok, "dpkg-query libc6: {}", query.output);
+    let (version, arch) = query
+        .output
+        .trim()
+        .split_once(' ')
+        .expect("version and arch");
+    format!(
+        "Package: libc6\nStatus: install ok installed\nPriority: optional\nSection: libs\n\
+         Maintainer: stand-in <root@localhost>\nArchitecture: {arch}\nVersion: {version}\n\
+         Description: the host's libc6, registered in a scratch root\n\n"
+    )
+}
+
 /// An empty root directory with what user creation and dpkg need: passwd, group (with `dialout`), shadow
-/// files and an empty dpkg database.
+/// files and a dpkg database holding only the host's libc6 (see [`host_libc6_status`]).
 pub struct ScratchRoot {
     dir: tempfile::TempDir,
 }
@@ -121,9 +142,10 @@ impl ScratchRoot {
         }
         std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
         std::fs::write(root.join("etc/group"), "root:x:0:\ndialout:x:20:\n").unwrap();
-        for empty in ["etc/shadow", "etc/gshadow", "var/lib/dpkg/status"] {
+        for empty in ["etc/shadow", "etc/gshadow", "var/lib/dpkg/info/libc6.list"] {
             std::fs::write(root.join(empty), "").unwrap();
         }
+        std::fs::write(root.join("var/lib/dpkg/status"), host_libc6_status()).unwrap();
         Self { dir }
     }
 

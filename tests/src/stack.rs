@@ -164,7 +164,7 @@ pub fn start_edge_with_config(
 }
 
 /// What the edge logs once its MQTT subscriptions are in place.
-const SUBSCRIBED: &str = "MQTT subscribed";
+pub const SUBSCRIBED: &str = "MQTT subscribed";
 
 /// Runs `linegate-edge outbox ARGS` for `station` and returns its stdout; panics with stderr on failure.
 pub fn edge_outbox_command(

@@ -5,6 +5,7 @@
 
 use std::process::Command;
 
+use linegate_e2e::cross::Elf;
 use linegate_e2e::packaging::{
     assert_installed, assert_operator_changes_kept, configure_and_fill, packages, run, ScratchRoot,
 };
@@ -108,6 +109,22 @@ fn unit_runs_the_edge_as_a_watched_notify_service() {
     ] {
         assert!(keys.contains(&expected), "{expected} missing from the unit");
     }
+}
+
+/// A glibc-linked binary (here the host build) makes a .deb that depends on the glibc it needs: the newest
+/// GLIBC_ symbol version it uses. (The static musl build's has no Depends: tests/tests/cross.rs.)
+#[test]
+fn deb_of_a_glibc_binary_depends_on_the_libc6_it_needs() {
+    let glibc = Elf::read(&bin_path("linegate-edge"))
+        .min_glibc()
+        .expect("the host build links glibc")
+        .to_owned();
+    let depends = run(Command::new("dpkg-deb")
+        .arg("--field")
+        .arg(&packages().old.deb)
+        .arg("Depends"));
+    assert!(depends.ok, "{}", depends.output);
+    assert_eq!(depends.output.trim(), format!("libc6 (>= {glibc})"));
 }
 
 #[test]
