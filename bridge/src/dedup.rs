@@ -264,7 +264,9 @@ impl Ledger {
 
     /// The open quality windows kept in the ledger's states, to put back into the windows after a read-back.
     pub fn window_snapshots(&self) -> impl Iterator<Item = &StationSnapshot> {
-        self.chains.values().filter_map(|state| state.windows.as_ref())
+        self.chains
+            .values()
+            .filter_map(|state| state.windows.as_ref())
     }
 
     /// The state records of the chains changed since the last call, to produce with the round; each carries

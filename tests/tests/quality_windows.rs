@@ -193,9 +193,14 @@ async fn a_window_open_across_a_bridge_restart_keeps_the_events_of_both_bridges(
         async move {
             for event in &events {
                 let value = encode(event).unwrap();
-                produce(&bootstrap, "edge.station.events", Some(STATION.as_bytes()), &value)
-                    .await
-                    .unwrap();
+                produce(
+                    &bootstrap,
+                    "edge.station.events",
+                    Some(STATION.as_bytes()),
+                    &value,
+                )
+                .await
+                .unwrap();
             }
         }
     };
@@ -207,7 +212,10 @@ async fn a_window_open_across_a_bridge_restart_keeps_the_events_of_both_bridges(
         .await
         .unwrap();
     assert_eq!(verdicts.len(), 4);
-    assert!(first.terminate(Duration::from_secs(30)), "the first bridge stops on SIGTERM");
+    assert!(
+        first.terminate(Duration::from_secs(30)),
+        "the first bridge stops on SIGTERM"
+    );
 
     let _second = start_bridge_with(&tansu, "windows-restart", dir.path(), "-2", &env).unwrap();
     send(events[4..].to_vec()).await;
@@ -220,10 +228,17 @@ async fn a_window_open_across_a_bridge_restart_keeps_the_events_of_both_bridges(
         .filter(|q| q.event_type == "QUALITY_WINDOW")
         .collect();
     assert_eq!(windows.len(), 1, "{windows:#?}");
-    assert_eq!(records.len(), events.len() + 1, "one verdict per event and the window");
+    assert_eq!(
+        records.len(),
+        events.len() + 1,
+        "one verdict per event and the window"
+    );
     let figures = windows[0].window.clone().unwrap();
     assert_eq!((figures.start, figures.end), (t0, t0 + MINUTE));
-    assert_eq!(figures.count, 10, "4 events seen by the first bridge, 6 by the second");
+    assert_eq!(
+        figures.count, 10,
+        "4 events seen by the first bridge, 6 by the second"
+    );
     let (mean, sd) = mean_and_sd(&scores);
     assert!((figures.mean_score.unwrap() - mean).abs() < 1e-9);
     assert!((figures.stddev_score.unwrap() - sd).abs() < 1e-9);
