@@ -2,6 +2,7 @@
 //!
 //! Each round reads up to `batch_max` events after the last one queued and produces them keyed by station id with
 //! an idempotent producer (acks=all); up to `ROUNDS_IN_FLIGHT` rounds are with Kafka at once, settled in order.
+//! Rows are read and encoded ahead on a blocking thread ([`prefetch`]), beside the task that queues and settles.
 //! The confirmed prefix is deleted; on any failure the forwarder waits until every queued round settled, then
 //! restarts from the first unconfirmed event with a fresh producer, so Kafka being away only makes rows wait. This is the only code on the edge that talks to Kafka.
 
@@ -16,8 +17,11 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::ForwardConfig;
 use crate::observe::{EdgeMetrics, Heartbeat};
-use crate::outbox::{OutboxReader, OutboxWriter, StoredEvent};
+use crate::outbox::{OutboxReader, OutboxWriter};
 use linegate_common::kafka::KafkaConfig;
+use prefetch::{Prefetch, Prepared};
+
+mod prefetch;
 
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// Rounds handed to Kafka and not yet confirmed, at most. Reading and encoding the next round overlaps with
@@ -86,10 +90,15 @@ pub async fn run(
         heartbeat,
     } = parts;
     let mut producer = producer(&kafka, &forward)?;
-    let reader = Arc::new(std::sync::Mutex::new(reader));
-    // Highest seq that Kafka confirmed together with every seq before it, and highest seq handed to Kafka.
+    let source = prefetch::Source {
+        reader: Arc::new(std::sync::Mutex::new(reader)),
+        committed,
+        batch_max: forward.batch_max,
+        retry_backoff: Duration::from_millis(forward.retry_backoff_ms),
+    };
+    // Highest seq that Kafka confirmed together with every seq before it; reading ahead starts after it.
     let mut confirmed_seq = 0_i64;
-    let mut queued_seq = 0_i64;
+    let mut ahead = Prefetch::start(source.clone(), confirmed_seq);
     let mut in_flight: VecDeque<Round> = VecDeque::with_capacity(ROUNDS_IN_FLIGHT);
     let mut last_probe = std::time::Instant::now() - IDLE_PROBE_EVERY;
     loop {
@@ -98,36 +107,38 @@ pub async fn run(
         if stopping && in_flight.is_empty() {
             return Ok(());
         }
-        // Keep up to ROUNDS_IN_FLIGHT rounds with Kafka: the next one is read and encoded while the broker
-        // confirms the ones before it. A round that could not queue everything ends the filling.
-        while !stopping
-            && in_flight.len() < ROUNDS_IN_FLIGHT
-            && in_flight.back().is_none_or(|round| round.failure.is_none())
-        {
-            let batch = match read_batch(&reader, queued_seq, forward.batch_max).await {
-                Ok(batch) => batch,
-                Err(error) => {
-                    tracing::error!(%error, "cannot read the outbox; retrying");
-                    tokio::time::sleep(Duration::from_millis(forward.retry_backoff_ms)).await;
-                    break;
-                }
-            };
-            if batch.is_empty() {
+        // Keep up to ROUNDS_IN_FLIGHT rounds with Kafka: batches read and encoded ahead are handed over while
+        // the broker confirms the rounds before them. A round that could not queue everything ends the filling.
+        let may_queue = |in_flight: &VecDeque<Round>| {
+            !stopping
+                && in_flight.len() < ROUNDS_IN_FLIGHT
+                && in_flight.back().is_none_or(|round| round.failure.is_none())
+        };
+        while may_queue(&in_flight) {
+            let Ok(batch) = ahead.batches.try_recv() else {
                 break;
-            }
-            let round = queue_round(&producer, &forward.topic, &batch);
-            queued_seq = round.deliveries.last().map_or(queued_seq, |(seq, _)| *seq);
-            in_flight.push_back(round);
+            };
+            in_flight.push_back(queue_round(&producer, &forward.topic, &batch));
         }
         let Some(round) = in_flight.pop_front() else {
             if last_probe.elapsed() >= IDLE_PROBE_EVERY {
                 last_probe = std::time::Instant::now();
                 probe(&producer, &forward.topic, &metrics).await;
             }
+            let mut read_ahead_ended = false;
             tokio::select! {
-                _ = committed.notified() => {}
+                batch = ahead.batches.recv(), if !stopping => match batch {
+                    Some(batch) => in_flight.push_back(queue_round(&producer, &forward.topic, &batch)),
+                    None => read_ahead_ended = true,
+                },
                 _ = tokio::time::sleep(IDLE_RECHECK) => {}
                 _ = shutdown.changed() => {}
+            }
+            if read_ahead_ended {
+                // Only a panic ends it early; nothing is in flight, so start again after the confirmed prefix.
+                tracing::error!("the outbox read-ahead stopped; starting it again");
+                tokio::time::sleep(source.retry_backoff).await;
+                ahead = Prefetch::start(source.clone(), confirmed_seq);
             }
             continue;
         };
@@ -155,7 +166,8 @@ pub async fn run(
             tracing::warn!(%error, resume_after_seq = confirmed_seq, "Kafka delivery failed; retrying with a fresh producer");
             tokio::time::sleep(Duration::from_millis(forward.retry_backoff_ms)).await;
             producer = self::producer(&kafka, &forward)?;
-            queued_seq = confirmed_seq;
+            // What was read ahead lies after the failure: read again from the first unconfirmed event.
+            ahead = Prefetch::start(source.clone(), confirmed_seq);
         }
     }
 }
@@ -206,22 +218,6 @@ async fn probe(producer: &EdgeProducer, topic: &str, metrics: &EdgeMetrics) {
     metrics.kafka_up.set(i64::from(reachable));
 }
 
-async fn read_batch(
-    reader: &Arc<std::sync::Mutex<OutboxReader>>,
-    after: i64,
-    limit: usize,
-) -> Result<Vec<StoredEvent>, String> {
-    let reader = Arc::clone(reader);
-    tokio::task::spawn_blocking(move || {
-        let reader = reader
-            .lock()
-            .map_err(|_| "outbox reader poisoned".to_owned())?;
-        reader.read_after(after, limit).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
 /// One batch handed to the producer: the delivery report of each queued event, in seq order, and why the
 /// batch stopped short, if it did.
 struct Round {
@@ -235,29 +231,29 @@ struct RoundOutcome {
     failure: Option<String>,
 }
 
-/// Encodes and queues `batch` in order; stops at the first event that cannot be encoded or queued, so
-/// nothing behind it is sent ahead of it.
-fn queue_round(producer: &EdgeProducer, topic: &str, batch: &[StoredEvent]) -> Round {
+/// Queues `batch` in order; stops at the first event that cannot be encoded or queued, so nothing behind it
+/// is sent ahead of it.
+fn queue_round(producer: &EdgeProducer, topic: &str, batch: &[Prepared]) -> Round {
     let mut deliveries = Vec::with_capacity(batch.len());
     let mut failure = None;
-    for stored in batch {
-        let value = match linegate_schemas::encode(&stored.event) {
+    for event in batch {
+        let value = match &event.value {
             Ok(value) => value,
             Err(error) => {
                 // A stored event that the contract cannot encode is a defect of this build; stop here
                 // rather than skip it, so nothing is reordered or lost.
                 failure = Some(format!(
                     "event seq {} cannot be encoded: {error}",
-                    stored.seq
+                    event.seq
                 ));
                 break;
             }
         };
-        let seq = stored.seq.to_string();
+        let seq = event.seq.to_string();
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: "station_id",
-                value: Some(stored.event.station_id.as_str()),
+                value: Some(event.station_id.as_str()),
             })
             .insert(Header {
                 key: "seq",
@@ -265,16 +261,16 @@ fn queue_round(producer: &EdgeProducer, topic: &str, batch: &[StoredEvent]) -> R
             })
             .insert(Header {
                 key: "idempotency-key",
-                value: Some(stored.event.event_id.as_str()),
+                value: Some(event.event_id.as_str()),
             });
         let record = FutureRecord::to(topic)
-            .key(&stored.event.station_id)
-            .payload(&value)
+            .key(&event.station_id)
+            .payload(value)
             .headers(headers);
         match producer.send_result(record) {
-            Ok(delivery) => deliveries.push((stored.seq, delivery)),
+            Ok(delivery) => deliveries.push((event.seq, delivery)),
             Err((error, _)) => {
-                failure = Some(format!("event seq {} was not queued: {error}", stored.seq));
+                failure = Some(format!("event seq {} was not queued: {error}", event.seq));
                 break;
             }
         }
