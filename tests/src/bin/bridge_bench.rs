@@ -39,6 +39,9 @@ struct Args {
     batch_max: usize,
 }
 
+/// Stations the events come from.
+const STATIONS: i64 = 24;
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -46,7 +49,8 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn event(station: &str, seq: i64) -> Vec<u8> {
+/// The `n`th event of the run: `seq` within its station, `n` in its chip id (which phase it belongs to).
+fn event(station: &str, seq: i64, n: i64) -> Vec<u8> {
     let event_id = uuid::Uuid::new_v4().to_string();
     let now = now_ms();
     encode(&EdgeEvent {
@@ -64,7 +68,7 @@ fn event(station: &str, seq: i64) -> Vec<u8> {
             timestamp: now,
             inspection_id: format!("{station}-{seq}"),
             batch_id: "LOT".to_owned(),
-            chip_id: format!("chip-{seq}"),
+            chip_id: format!("chip-{n}"),
             inspection_type: "optical".to_owned(),
             status: "DONE".to_owned(),
             quality_score: Some(0.9),
@@ -125,9 +129,11 @@ async fn main() -> anyhow::Result<()> {
         .create()?;
     let send_all = |producer: &FutureProducer, from: i64, count: i64| {
         let mut deliveries = Vec::new();
-        for seq in from..from + count {
-            let station = format!("ST-{:02}", seq % 24);
-            let value = event(&station, seq);
+        for n in from..from + count {
+            // Round robin over the stations, each with its own gapless seq, as edges send them: a seq that
+            // skipped would make every event a GAP (an extra audit record and a warning each).
+            let station = format!("ST-{:02}", (n - 1) % STATIONS);
+            let value = event(&station, (n - 1) / STATIONS + 1, n);
             loop {
                 match producer.send_result(
                     FutureRecord::to("edge.station.events")
@@ -206,8 +212,8 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .filter_map(|r| {
             let event: InspectionEvent = decode(&r.value).ok()?;
-            let seq: i64 = r.header("seq")?.parse().ok()?;
-            (seq > args.events).then_some(r.timestamp_ms? - event.timestamp)
+            let n: i64 = event.chip_id.strip_prefix("chip-")?.parse().ok()?;
+            (n > args.events).then_some(r.timestamp_ms? - event.timestamp)
         })
         .collect();
     latencies.sort_unstable();
