@@ -44,6 +44,15 @@ fn completed(seq: i64, event_time: i64, score: f64) -> EdgeEvent {
     }
 }
 
+/// The QUALITY_WINDOW records among `records` of `quality.events`, in order.
+fn window_records(records: &[linegate_e2e::kafka::Record]) -> Vec<QualityEvent> {
+    records
+        .iter()
+        .map(|r| decode::<QualityEvent>(&r.value).unwrap())
+        .filter(|q| q.event_type == "QUALITY_WINDOW")
+        .collect()
+}
+
 fn mean_and_sd(scores: &[f64]) -> (f64, f64) {
     let n = scores.len() as f64;
     let mean = scores.iter().sum::<f64>() / n;
@@ -114,11 +123,7 @@ async fn closed_windows_arrive_once_with_the_figures_of_their_events() {
     let records = consume_until_async(&bootstrap, "quality.events", events.len() + 2, WAIT, GRACE)
         .await
         .unwrap();
-    let windows: Vec<QualityEvent> = records
-        .iter()
-        .map(|r| decode::<QualityEvent>(&r.value).unwrap())
-        .filter(|q| q.event_type == "QUALITY_WINDOW")
-        .collect();
+    let windows = window_records(&records);
     assert_eq!(windows.len(), 2, "{windows:#?}");
     assert_eq!(records.len(), events.len() + 2);
 
@@ -222,11 +227,7 @@ async fn a_window_open_across_a_bridge_restart_keeps_the_events_of_both_bridges(
     let records = consume_until_async(&bootstrap, "quality.events", events.len() + 1, WAIT, GRACE)
         .await
         .unwrap();
-    let windows: Vec<QualityEvent> = records
-        .iter()
-        .map(|r| decode::<QualityEvent>(&r.value).unwrap())
-        .filter(|q| q.event_type == "QUALITY_WINDOW")
-        .collect();
+    let windows = window_records(&records);
     assert_eq!(windows.len(), 1, "{windows:#?}");
     assert_eq!(
         records.len(),
