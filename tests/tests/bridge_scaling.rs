@@ -19,16 +19,11 @@ const GRACE: Duration = Duration::from_secs(5);
 fn edge_event(station: &str, seq: i64) -> EdgeEvent {
     let event_id = uuid::Uuid::new_v4().to_string();
     let event_type = InspectionEventType::InspectionStarted;
-    EdgeEvent {
-        event_type: event_type.symbol().to_owned(),
-        event_id: event_id.clone(),
-        timestamp: 1_768_905_000_000 + seq * 10,
-        trace_id: format!("trace-{station}-{seq}"),
-        source_service: "linegate-edge".to_owned(),
-        schema_version: linegate_schemas::SCHEMA_VERSION.to_owned(),
-        station_id: station.to_owned(),
+    linegate_e2e::events::edge_event(
+        station,
         seq,
-        payload: EdgePayload::Inspection(InspectionEvent {
+        1_768_905_000_000 + seq * 10,
+        EdgePayload::Inspection(InspectionEvent {
             event_id,
             event_type,
             timestamp: 1_768_905_000_000 + seq * 10 - 3,
@@ -41,7 +36,7 @@ fn edge_event(station: &str, seq: i64) -> EdgeEvent {
             defects: Vec::new(),
             metadata: BTreeMap::new(),
         }),
-    }
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,16 +19,11 @@ const GRACE: Duration = Duration::from_millis(1500);
 
 fn completed(seq: i64, event_time: i64, score: f64) -> EdgeEvent {
     let event_id = uuid::Uuid::new_v4().to_string();
-    EdgeEvent {
-        event_type: "INSPECTION_COMPLETED".into(),
-        event_id: event_id.clone(),
-        timestamp: event_time + 5,
-        trace_id: format!("trace-{seq}"),
-        source_service: "linegate-edge".into(),
-        schema_version: linegate_schemas::SCHEMA_VERSION.into(),
-        station_id: STATION.into(),
+    linegate_e2e::events::edge_event(
+        STATION,
         seq,
-        payload: EdgePayload::Inspection(InspectionEvent {
+        event_time + 5,
+        EdgePayload::Inspection(InspectionEvent {
             event_id,
             event_type: InspectionEventType::InspectionCompleted,
             timestamp: event_time,
@@ -41,7 +36,7 @@ fn completed(seq: i64, event_time: i64, score: f64) -> EdgeEvent {
             defects: vec![],
             metadata: BTreeMap::new(),
         }),
-    }
+    )
 }
 
 /// The QUALITY_WINDOW records among `records` of `quality.events`, in order.

@@ -35,17 +35,7 @@ const QUIET: Duration = Duration::from_secs(5);
 const URL_VAR: &str = "LINEGATE_SCHEMA_REGISTRY_URL";
 
 fn edge_event(station: &str, seq: i64, payload: EdgePayload) -> EdgeEvent {
-    EdgeEvent {
-        event_type: payload.event_type_symbol().to_owned(),
-        event_id: payload.event_id().to_owned(),
-        timestamp: 1_768_905_000_000 + seq * 10,
-        trace_id: format!("trace-{station}-{seq}"),
-        source_service: "linegate-edge".to_owned(),
-        schema_version: linegate_schemas::SCHEMA_VERSION.to_owned(),
-        station_id: station.to_owned(),
-        seq,
-        payload,
-    }
+    linegate_e2e::events::edge_event(station, seq, 1_768_905_000_000 + seq * 10, payload)
 }
 
 /// Odd seqs start an inspection, even seqs complete it with a score of 0.9 (optical: 0.85 passes).
