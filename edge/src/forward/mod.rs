@@ -157,11 +157,10 @@ pub async fn run(
             metrics.delivery_errors.inc();
             metrics.kafka_up.set(0);
             // The later rounds were queued behind the failure: wait until the old producer has settled every
-            // one of them (confirmed or failed), so that nothing it still holds can land after the resend.
+            // one of them (confirmed or failed), so that nothing it still holds can land after the resend. Their
+            // confirmations do not count: the prefix ends at the failure. The wait beats and probes as any.
             for later in in_flight.drain(..) {
-                for (_, delivery) in later.deliveries {
-                    let _ = delivery.await;
-                }
+                await_round(later, &producer, &forward.topic, &metrics, &heartbeat).await;
             }
             tracing::warn!(%error, resume_after_seq = confirmed_seq, "Kafka delivery failed; retrying with a fresh producer");
             tokio::time::sleep(Duration::from_millis(forward.retry_backoff_ms)).await;
