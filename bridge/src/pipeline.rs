@@ -261,6 +261,7 @@ impl Pipeline {
             }
         }
         let (mut outputs, counts) = self.route_batch(batch);
+        let routed = started.elapsed();
         // Before any send (and before a transaction begins): the round is produced in the configured wire
         // format, whole, or not at all.
         if !self.wire.frame_waiting(&mut outputs, shutdown).await? {
@@ -287,7 +288,14 @@ impl Pipeline {
                 backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
                 attempt += 1;
             }
+            let delivered = started.elapsed();
             self.commit(batch);
+            tracing::trace!(
+                route_us = routed.as_micros() as u64,
+                deliver_us = (delivered - routed).as_micros() as u64,
+                commit_us = (started.elapsed() - delivered).as_micros() as u64,
+                "round phases"
+            );
         }
         self.metrics.delivered(batch, &outputs);
         self.metrics.dedup_hits.inc_by(counts.duplicates);

@@ -90,7 +90,7 @@ pub(crate) fn typed_uuids(kind: MessageKind, value: Value) -> Result<Value, Stri
 }
 
 /// Names of the top-level fields of `kind`'s current schema that are uuids, nullable or not; found once.
-fn uuid_fields(kind: MessageKind) -> &'static [String] {
+pub(crate) fn uuid_fields(kind: MessageKind) -> &'static [String] {
     static FIELDS: OnceLock<HashMap<MessageKind, Vec<String>>> = OnceLock::new();
     let fields = FIELDS.get_or_init(|| {
         MessageKind::ALL

@@ -23,9 +23,21 @@ pub trait AvroMessage: Sized {
     /// Converts from a value already resolved to the current schema.
     fn from_avro(value: Value) -> Result<Self, SchemaError>;
 
+    /// Appends the Avro body to `out` straight from the message, without building an Avro `Value` first
+    /// (that tree, its validation and apache-avro's per-record field map were a third of the bridge's CPU).
+    /// `Ok(false)` when this kind has no such path or the direct writer could not take the value: the
+    /// caller then takes the `Value` path, which stays the reference and words any error.
+    fn write_direct(&self, _out: &mut Vec<u8>) -> Result<bool, SchemaError> {
+        Ok(false)
+    }
+
     /// Encodes the Avro binary body alone, for wire formats that carry the schema id elsewhere
     /// (e.g. the Confluent registry format).
     fn to_datum(&self) -> Result<Vec<u8>, SchemaError> {
+        let mut direct = Vec::with_capacity(256);
+        if self.write_direct(&mut direct)? {
+            return Ok(direct);
+        }
         let value = self.to_avro()?;
         if let Some(mut encoded) = crate::cached::encode(Self::KIND, &value) {
             encoded.drain(..HEADER_LEN);
@@ -44,6 +56,13 @@ fn one_shot_datum(kind: MessageKind, value: Value) -> Result<Vec<u8>, SchemaErro
 
 /// Encodes `message` in single-object encoding with the current schema of its kind.
 pub fn encode<M: AvroMessage>(message: &M) -> Result<Vec<u8>, SchemaError> {
+    let fingerprint = Contract::global().current(M::KIND).fingerprint;
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(&SINGLE_OBJECT_MAGIC);
+    out.extend_from_slice(&fingerprint);
+    if message.write_direct(&mut out)? {
+        return Ok(out);
+    }
     let value = message.to_avro()?;
     if let Some(encoded) = crate::cached::encode(M::KIND, &value) {
         return Ok(encoded);
@@ -118,10 +137,74 @@ fn mapping(kind: MessageKind, e: impl std::fmt::Display) -> SchemaError {
     }
 }
 
+/// The text of a uuid field, for the check the direct writer does not make.
+trait UuidText {
+    fn uuid_text(&self) -> Option<&str>;
+}
+
+impl UuidText for String {
+    fn uuid_text(&self) -> Option<&str> {
+        Some(self)
+    }
+}
+
+impl UuidText for Option<String> {
+    fn uuid_text(&self) -> Option<&str> {
+        self.as_deref()
+    }
+}
+
+/// Writes `message`'s body with apache-avro's schema-aware serializer, which walks the serde form in field
+/// order. It is given no named types, so a schema that refers to one by name makes it fail, and the caller
+/// falls back; `tests/contract.rs` holds its bytes to the reference path for every kind and symbol.
+fn write_serde<M: serde::Serialize>(
+    kind: MessageKind,
+    message: &M,
+    out: &mut Vec<u8>,
+) -> Result<bool, SchemaError> {
+    let schema = &Contract::global().current(kind).schema;
+    let start = out.len();
+    match apache_avro::write_avro_datum_ref(schema, message, out) {
+        Ok(_) => Ok(true),
+        Err(_) => {
+            out.truncate(start);
+            Ok(false)
+        }
+    }
+}
+
+/// The uuid check of the `Value` path (the direct writer takes any string for a uuid), in its words.
+fn check_uuid(kind: MessageKind, field: &str, text: Option<&str>) -> Result<(), SchemaError> {
+    match text {
+        Some(text) if apache_avro::Uuid::parse_str(text).is_err() => {
+            let value = Value::Record(vec![(field.to_owned(), Value::String(text.to_owned()))]);
+            crate::cached::typed_uuids(kind, value)
+                .map(drop)
+                .map_err(|e| mapping(kind, e))
+        }
+        _ => Ok(()),
+    }
+}
+
 macro_rules! serde_message {
-    ($ty:ty, $kind:expr) => {
+    ($ty:ty, $kind:expr, uuids: [$($uuid:ident),*]) => {
+        impl $ty {
+            /// Its top-level uuid fields, which the direct writer checks (held to the schema by a test).
+            #[doc(hidden)]
+            pub const UUID_FIELDS: &'static [&'static str] = &[$(stringify!($uuid)),*];
+
+            fn check_uuids(&self) -> Result<(), SchemaError> {
+                $(check_uuid($kind, stringify!($uuid), UuidText::uuid_text(&self.$uuid))?;)*
+                Ok(())
+            }
+        }
+
         impl AvroMessage for $ty {
             const KIND: MessageKind = $kind;
+            fn write_direct(&self, out: &mut Vec<u8>) -> Result<bool, SchemaError> {
+                self.check_uuids()?;
+                write_serde(Self::KIND, self, out)
+            }
             fn to_avro(&self) -> Result<Value, SchemaError> {
                 let value = apache_avro::to_value(self).map_err(|e| mapping(Self::KIND, e))?;
                 crate::cached::typed_uuids(Self::KIND, value).map_err(|e| mapping(Self::KIND, e))
@@ -133,12 +216,12 @@ macro_rules! serde_message {
     };
 }
 
-serde_message!(InspectionEvent, MessageKind::InspectionEvent);
-serde_message!(QualityEvent, MessageKind::QualityEvent);
-serde_message!(AuditEvent, MessageKind::AuditEvent);
-serde_message!(SystemEvent, MessageKind::SystemEvent);
-serde_message!(ManufacturingEvent, MessageKind::ManufacturingEvent);
-serde_message!(InferenceEvent, MessageKind::InferenceEvent);
+serde_message!(InspectionEvent, MessageKind::InspectionEvent, uuids: [event_id]);
+serde_message!(QualityEvent, MessageKind::QualityEvent, uuids: [event_id, source_event_id]);
+serde_message!(AuditEvent, MessageKind::AuditEvent, uuids: [event_id]);
+serde_message!(SystemEvent, MessageKind::SystemEvent, uuids: [event_id]);
+serde_message!(ManufacturingEvent, MessageKind::ManufacturingEvent, uuids: [event_id]);
+serde_message!(InferenceEvent, MessageKind::InferenceEvent, uuids: [event_id]);
 
 /// The envelope fields of an [`EdgeEvent`]; the payload union is converted by hand because serde
 /// has no notion of an Avro union branch.
@@ -156,6 +239,18 @@ struct Envelope {
 
 impl AvroMessage for EdgeEvent {
     const KIND: MessageKind = MessageKind::EdgeEvent;
+
+    /// The derived serde form fits the schema: `EdgePayload`'s variants are the union's branches in order.
+    fn write_direct(&self, out: &mut Vec<u8>) -> Result<bool, SchemaError> {
+        check_uuid(Self::KIND, "event_id", Some(&self.event_id))?;
+        match &self.payload {
+            EdgePayload::Inspection(event) => event.check_uuids()?,
+            EdgePayload::System(event) => event.check_uuids()?,
+            EdgePayload::Manufacturing(event) => event.check_uuids()?,
+            EdgePayload::Inference(event) => event.check_uuids()?,
+        }
+        write_serde(Self::KIND, self, out)
+    }
 
     fn to_avro(&self) -> Result<Value, SchemaError> {
         let payload = match &self.payload {
@@ -185,12 +280,17 @@ impl AvroMessage for EdgeEvent {
     }
 
     fn from_avro(value: Value) -> Result<Self, SchemaError> {
-        let Value::Record(fields) = &value else {
+        let Value::Record(mut fields) = value else {
             return Err(mapping(Self::KIND, "the body is not a record"));
         };
-        let payload = match fields.iter().find(|(name, _)| name == "payload") {
-            Some((_, Value::Union(branch, inner))) => {
-                let inner = (**inner).clone();
+        // The payload is taken out of the record, not cloned; the envelope reads the rest.
+        let taken = fields
+            .iter_mut()
+            .find(|(name, _)| name == "payload")
+            .map(|(_, value)| std::mem::replace(value, Value::Null));
+        let payload = match taken {
+            Some(Value::Union(branch, inner)) => {
+                let inner = *inner;
                 match branch {
                     0 => EdgePayload::Inspection(InspectionEvent::from_avro(inner)?),
                     1 => EdgePayload::System(SystemEvent::from_avro(inner)?),
@@ -204,7 +304,7 @@ impl AvroMessage for EdgeEvent {
                     }
                 }
             }
-            Some((_, other)) => {
+            Some(other) => {
                 return Err(mapping(
                     Self::KIND,
                     format!("unknown payload branch {other:?}"),
@@ -212,7 +312,8 @@ impl AvroMessage for EdgeEvent {
             }
             None => return Err(mapping(Self::KIND, "the payload field is missing")),
         };
-        let e: Envelope = apache_avro::from_value(&value).map_err(|e| mapping(Self::KIND, e))?;
+        let e: Envelope =
+            apache_avro::from_value(&Value::Record(fields)).map_err(|e| mapping(Self::KIND, e))?;
         Ok(EdgeEvent {
             event_type: e.event_type,
             event_id: e.event_id,
@@ -224,5 +325,30 @@ impl AvroMessage for EdgeEvent {
             seq: e.seq,
             payload,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The direct writer checks the uuid fields its macro lists; they must be the schema's.
+    #[test]
+    fn the_listed_uuid_fields_are_the_schemas() {
+        let listed = [
+            (MessageKind::InspectionEvent, InspectionEvent::UUID_FIELDS),
+            (MessageKind::QualityEvent, QualityEvent::UUID_FIELDS),
+            (MessageKind::AuditEvent, AuditEvent::UUID_FIELDS),
+            (MessageKind::SystemEvent, SystemEvent::UUID_FIELDS),
+            (
+                MessageKind::ManufacturingEvent,
+                ManufacturingEvent::UUID_FIELDS,
+            ),
+            (MessageKind::InferenceEvent, InferenceEvent::UUID_FIELDS),
+            (MessageKind::EdgeEvent, &["event_id"]),
+        ];
+        for (kind, fields) in listed {
+            assert_eq!(crate::cached::uuid_fields(kind), fields, "{kind:?}");
+        }
     }
 }

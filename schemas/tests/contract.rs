@@ -374,6 +374,62 @@ fn the_cached_encoder_writes_the_reference_bytes_for_every_kind() {
     }
 }
 
+/// `encode` writes the bridge's outputs straight from the structs (no Avro `Value`); that path must be the
+/// one taken, for every symbol and with optional fields both set and empty, and write the reference bytes.
+#[test]
+fn the_direct_writer_takes_every_output_kind_and_symbol_and_matches_the_reference() {
+    fn direct<M: AvroMessage + PartialEq + std::fmt::Debug>(message: &M) {
+        let mut out = Vec::new();
+        assert!(
+            message.write_direct(&mut out).unwrap(),
+            "{:?} fell back to the Value path",
+            M::KIND
+        );
+        same_as_reference(message);
+    }
+    for outcome in [
+        AuditOutcome::Accepted,
+        AuditOutcome::Rejected,
+        AuditOutcome::Duplicate,
+        AuditOutcome::Gap,
+    ] {
+        direct(&AuditEvent { outcome, ..audit() });
+    }
+    direct(&AuditEvent {
+        subject_event_id: None,
+        event_type: None,
+        station_id: None,
+        seq: None,
+        reason: None,
+        prev_audit_sha256: None,
+        gap_first_seq: Some(3),
+        gap_last_seq: Some(9),
+        ..audit()
+    });
+    for verdict in [QualityVerdict::Pass, QualityVerdict::Fail] {
+        direct(&QualityEvent {
+            verdict: Some(verdict),
+            ..quality()
+        });
+    }
+    direct(&quality_window());
+    direct(&edge_event());
+    let mut bare = inspection();
+    bare.metadata.clear();
+    bare.defects.clear();
+    for kind in InspectionEventType::ALL {
+        direct(&InspectionEvent {
+            event_type: kind,
+            ..inspection()
+        });
+        direct(&InspectionEvent {
+            event_type: kind,
+            quality_score: None,
+            ..bare.clone()
+        });
+    }
+}
+
 #[test]
 fn an_invalid_uuid_does_not_encode_in_any_kind_that_has_one() {
     let bad = "not-a-uuid".to_owned();

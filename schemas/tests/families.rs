@@ -192,6 +192,11 @@ fn the_cached_encoder_writes_the_reference_bytes_for_every_family() {
         EdgePayload::Manufacturing(manufacturing()),
         EdgePayload::Inference(inference()),
     ] {
-        same(&envelope(payload));
+        let event = envelope(payload);
+        assert!(
+            event.write_direct(&mut Vec::new()).unwrap(),
+            "the edge event fell back to the Value path"
+        );
+        same(&event);
     }
 }

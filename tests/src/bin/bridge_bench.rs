@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use linegate_e2e::kafka::consume_until;
-use linegate_e2e::process::wait_for_port;
+use linegate_e2e::process::{usage, wait_for_port};
 use linegate_e2e::stack::{bridge_config_with_http, start_bridge_with_config};
 use linegate_e2e::{free_port, Tansu};
 use linegate_schemas::{
@@ -37,6 +37,15 @@ struct Args {
     /// The bridge's `batch_max` (records per round).
     #[arg(long, default_value_t = 500)]
     batch_max: usize,
+    /// The bridge's `batch_wait_ms` (how long a round gathers records).
+    #[arg(long, default_value_t = 50)]
+    batch_wait_ms: u64,
+    /// Extra librdkafka properties for the bridge, `KEY=VALUE` (its `[kafka.client]` table); repeatable.
+    #[arg(long = "client")]
+    client: Vec<String>,
+    /// Keep the bridge's log (and config) and print where (set RUST_LOG for more detail).
+    #[arg(long)]
+    keep_logs: bool,
 }
 
 /// Stations the events come from.
@@ -114,7 +123,26 @@ async fn main() -> anyhow::Result<()> {
         shipped.contains(line),
         "the bridge example config no longer has the line `{line}`; update bridge-bench"
     );
-    let text = shipped.replace(line, &format!("batch_max = {}", args.batch_max));
+    let wait_line = "batch_wait_ms = 50";
+    anyhow::ensure!(
+        shipped.contains(wait_line),
+        "the bridge example config no longer has the line `{wait_line}`; update bridge-bench"
+    );
+    let mut text = shipped
+        .replace(line, &format!("batch_max = {}", args.batch_max))
+        .replace(
+            wait_line,
+            &format!("batch_wait_ms = {}", args.batch_wait_ms),
+        );
+    if !args.client.is_empty() {
+        text.push_str("\n[kafka.client]\n");
+        for property in &args.client {
+            let (key, value) = property
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--client {property}: expected KEY=VALUE"))?;
+            text.push_str(&format!("{key:?} = {value:?}\n"));
+        }
+    }
     std::fs::write(&config, text)?;
     let addr = format!("127.0.0.1:{port}");
     // A first start creates the topics of the plan.
@@ -155,19 +183,40 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut bridge = start_bridge_with_config(&tansu, "bench", &config, dir.path())?;
     wait_for_port(&mut bridge, port, Duration::from_secs(60))?;
-    while metric(
-        &addr,
-        "linegate_bridge_records_in_total{topic=\"edge.station.events\"}",
-    ) < args.events as f64
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let pid = bridge.pid().expect("the bridge runs");
+    let broker = tansu.pid().expect("tansu runs");
+    let records_in = "linegate_bridge_records_in_total{topic=\"edge.station.events\"}";
+    // The steady rate is taken from the first poll that saw records flowing (after the group join and the
+    // state read-back) to the last one; the poll interval bounds its error.
+    let mut flowing: Option<(Instant, f64, f64, f64)> = None;
+    loop {
+        let consumed = metric(&addr, records_in);
+        if consumed > 0.0 && flowing.is_none() {
+            flowing = Some((Instant::now(), consumed, usage(pid).0, usage(broker).0));
+        }
+        if consumed >= args.events as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let elapsed = started.elapsed();
+    let (cpu, broker_cpu) = (usage(pid).0, usage(broker).0);
+    let (since, at, cpu_at, broker_at) = flowing.expect("records were consumed");
+    let steady = since.elapsed().as_secs_f64();
     println!(
         "throughput: {} events in {:.2} s = {:.0} events/s (bridge start to all consumed, full fan-out, at-least-once)",
         args.events,
         elapsed.as_secs_f64(),
         args.events as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "steady: {:.0} events in {:.2} s = {:.0} events/s once records flowed; bridge CPU {:.2} s = {:.1} us per event, tansu CPU {:.2} s",
+        args.events as f64 - at,
+        steady,
+        (args.events as f64 - at) / steady,
+        cpu - cpu_at,
+        (cpu - cpu_at) * 1e6 / (args.events as f64 - at),
+        broker_cpu - broker_at
     );
     while metric(
         &addr,
@@ -229,5 +278,8 @@ async fn main() -> anyhow::Result<()> {
         latencies.last().unwrap()
     );
     bridge.terminate(Duration::from_secs(30));
+    if args.keep_logs {
+        println!("bridge log and config kept in {}", dir.keep().display());
+    }
     Ok(())
 }

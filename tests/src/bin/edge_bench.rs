@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use linegate_e2e::kafka::create_topic;
+use linegate_e2e::process::usage;
 use linegate_e2e::stack::{outbox_path, start_edge_with, station_topic};
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{free_port, mqtt, ChildProcess, Mosquitto, Tansu};
@@ -33,26 +34,6 @@ struct Args {
     /// Events in the backlog of phase 2.
     #[arg(long, default_value_t = 1_000_000)]
     backlog: usize,
-}
-
-/// CPU seconds (user + system) and peak RSS of a process, from /proc.
-fn usage(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
-        .sum();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    (ticks / 100.0, hwm_kb)
 }
 
 async fn forwarded(port: u16) -> u64 {
