@@ -32,7 +32,7 @@ use crate::config::{BridgeConfig, DeliveryMode};
 use crate::consume::{self, InputConsumer};
 use crate::dedup::{DedupMetrics, Ledger};
 use crate::metrics::BridgeMetrics;
-use crate::produce::{self, DeliveryError};
+use crate::produce::{self, DeliveryError, Sending};
 use crate::registry::{RegistryError, WireFormat};
 use crate::round::{self, Counts};
 use crate::route::{Output, RouteContext};
@@ -260,7 +260,11 @@ impl Pipeline {
                 backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
             }
         }
-        let (mut outputs, counts) = self.route_batch(batch);
+        // Single-object outputs outside a transaction go to the producer while the round is routed; framing
+        // for a registry (which may wait for ids) and a transaction (begun first) take the whole round.
+        let mut streamed =
+            (self.transactional_id.is_none() && !self.wire.is_confluent()).then(Sending::default);
+        let (mut outputs, counts) = self.route_batch(batch, streamed.as_mut());
         let routed = started.elapsed();
         // Before any send (and before a transaction begins): the round is produced in the configured wire
         // format, whole, or not at all.
@@ -278,7 +282,14 @@ impl Pipeline {
                 return Ok(());
             }
         } else {
-            while let Err(error) = produce::deliver_all(&self.producer, &outputs).await {
+            let mut delivered = match streamed {
+                Some(mut sending) => {
+                    sending.queue(&self.producer, &outputs);
+                    sending.settle(&outputs).await
+                }
+                None => produce::deliver_all(&self.producer, &outputs).await,
+            };
+            while let Err(error) = delivered {
                 if *shutdown.borrow() {
                     tracing::error!(%error, records = batch.len(), "stopping with an undelivered round; its offsets stay uncommitted and it will be handled again");
                     return Ok(());
@@ -287,6 +298,7 @@ impl Pipeline {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
                 attempt += 1;
+                delivered = produce::deliver_all(&self.producer, &outputs).await;
             }
             let delivered = started.elapsed();
             self.commit(batch);
@@ -411,7 +423,13 @@ impl Pipeline {
         }
     }
 
-    fn route_batch(&self, batch: &[OwnedMessage]) -> (Vec<crate::route::Output>, Counts) {
+    /// The round's outputs and counts. With `sending`, each record's outputs are queued to the producer as
+    /// soon as it is routed (the state records, last, are left to the caller).
+    fn route_batch(
+        &self,
+        batch: &[OwnedMessage],
+        mut sending: Option<&mut Sending>,
+    ) -> (Vec<crate::route::Output>, Counts) {
         let ctx = RouteContext {
             topics: &self.config.topics,
             routes: &self.config.routes,
@@ -437,8 +455,20 @@ impl Pipeline {
             crate::redrive::carry_attempt(message, &mut routed.outputs, &self.config.topics.dlq);
             self.metrics.routed(record, routed.rejection.as_ref());
         };
-        let (routed, counts) = round::route_batch(batch, &ctx, &mut ledger, &mut windows, &hook);
-        outputs.extend(routed);
+        let mut sink = |so_far: &[Output]| {
+            if let Some(sending) = sending.as_deref_mut() {
+                sending.queue(&self.producer, so_far);
+            }
+        };
+        let counts = round::route_batch(
+            batch,
+            &ctx,
+            &mut ledger,
+            &mut windows,
+            &hook,
+            &mut outputs,
+            &mut sink,
+        );
         (outputs, counts)
     }
 

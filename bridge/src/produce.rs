@@ -5,7 +5,7 @@
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::route::Output;
 use linegate_common::kafka::KafkaConfig;
@@ -73,40 +73,66 @@ pub async fn deliver_all(
     producer: &FutureProducer,
     outputs: &[Output],
 ) -> Result<(), DeliveryError> {
-    let mut failure = None;
-    let mut deliveries = Vec::with_capacity(outputs.len());
-    for output in outputs {
-        let mut record = FutureRecord::to(&output.topic)
-            .payload(&output.value)
-            .headers(headers(output));
-        if let Some(key) = &output.key {
-            record = record.key(key);
-        }
-        match producer.send_result(record) {
-            Ok(delivery) => deliveries.push((&output.topic, delivery)),
-            Err((source, _)) => {
-                failure = Some(DeliveryError::Queue {
-                    topic: output.topic.clone(),
-                    source,
-                });
-                break;
+    let mut sending = Sending::default();
+    sending.queue(producer, outputs);
+    sending.settle(outputs).await
+}
+
+/// A round's outputs being handed to librdkafka, with the delivery reports still to come. Queueing does not
+/// wait, so a round can queue each record's outputs as soon as that record is routed, and librdkafka sends
+/// them while the next records are routed; [`Sending::settle`] then waits for all of them.
+#[derive(Default)]
+pub struct Sending {
+    /// Index in the round's outputs and delivery report, per queued output.
+    deliveries: Vec<(usize, DeliveryFuture)>,
+    /// Outputs queued so far: `outputs[..queued]`.
+    queued: usize,
+    failure: Option<DeliveryError>,
+}
+
+impl Sending {
+    /// Queues, in order, the outputs of `outputs` (the round's outputs so far) not queued yet. After a
+    /// refused one nothing more is queued: the round is then repeated whole.
+    pub fn queue(&mut self, producer: &FutureProducer, outputs: &[Output]) {
+        while self.failure.is_none() && self.queued < outputs.len() {
+            let output = &outputs[self.queued];
+            let mut record = FutureRecord::to(&output.topic)
+                .payload(&output.value)
+                .headers(headers(output));
+            if let Some(key) = &output.key {
+                record = record.key(key);
             }
+            match producer.send_result(record) {
+                Ok(delivery) => self.deliveries.push((self.queued, delivery)),
+                Err((source, _)) => {
+                    self.failure = Some(DeliveryError::Queue {
+                        topic: output.topic.clone(),
+                        source,
+                    })
+                }
+            }
+            self.queued += 1;
         }
     }
-    for (topic, delivery) in deliveries {
-        let result = match delivery.await {
-            Ok(Ok(_)) => continue,
-            Ok(Err((source, _))) => DeliveryError::NotAcknowledged {
-                topic: topic.clone(),
-                source,
-            },
-            Err(_) => DeliveryError::Dropped {
-                topic: topic.clone(),
-            },
-        };
-        failure.get_or_insert(result);
+
+    /// Waits for every delivery report, also after a failure (so the next attempt starts from a quiet
+    /// producer); the first error is returned. `outputs` is what was queued from, to name topics.
+    pub async fn settle(self, outputs: &[Output]) -> Result<(), DeliveryError> {
+        let mut failure = self.failure;
+        for (index, delivery) in self.deliveries {
+            let topic = || outputs[index].topic.clone();
+            let result = match delivery.await {
+                Ok(Ok(_)) => continue,
+                Ok(Err((source, _))) => DeliveryError::NotAcknowledged {
+                    topic: topic(),
+                    source,
+                },
+                Err(_) => DeliveryError::Dropped { topic: topic() },
+            };
+            failure.get_or_insert(result);
+        }
+        failure.map_or(Ok(()), Err)
     }
-    failure.map_or(Ok(()), Err)
 }
 
 fn headers(output: &Output) -> OwnedHeaders {

@@ -49,17 +49,20 @@ impl Counts {
 /// Called for every routed record before its outputs are taken (redrive headers, metrics).
 pub type RoutedHook<'h> = dyn Fn(&OwnedMessage, &InputRecord<'_>, &mut route::Routed) + 'h;
 
-/// The outputs of `batch` (state records last) and what became of its records. Accepted completed
-/// inspections also feed `windows`; a window they close is written right after them.
+/// Appends the outputs of `batch` to `outputs` (state records last) and says what became of its records.
+/// Accepted completed inspections also feed `windows`; a window they close is written right after them.
+/// `sink` sees `outputs` after each record, so the caller can send what is decided while the rest is routed.
 pub fn route_batch(
     batch: &[OwnedMessage],
     ctx: &RouteContext<'_>,
     ledger: &mut Ledger,
     windows: &mut Windows,
     hook: &RoutedHook<'_>,
-) -> (Vec<Output>, Counts) {
+    outputs: &mut Vec<Output>,
+    sink: &mut dyn FnMut(&[Output]),
+) -> Counts {
     let mut counts = Counts::default();
-    let mut outputs = Vec::with_capacity(batch.len() * 3 + 1);
+    outputs.reserve(batch.len() * 3 + 1);
     for message in batch {
         let record = InputRecord {
             topic: message.topic(),
@@ -72,13 +75,14 @@ pub fn route_batch(
             ctx,
             ledger: &mut *ledger,
             windows: &mut *windows,
-            outputs: &mut outputs,
+            outputs: &mut *outputs,
             counts: &mut counts,
         };
         round.one(message, &record, hook);
+        sink(outputs);
     }
     outputs.extend(ledger.take_outputs(&ctx.topics.state, |chain| windows.snapshot(chain)));
-    (outputs, counts)
+    counts
 }
 
 /// What one record's handling reads and changes.
