@@ -12,6 +12,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::config::{BridgeConfig, DeliveryMode};
+use crate::inflight::InFlight;
 
 /// The bridge's consumer type.
 pub type InputConsumer = StreamConsumer<GroupLog>;
@@ -25,10 +26,12 @@ const FETCH_WAIT_MAX_MS: &str = "10";
 
 /// Creates the group consumer of the input topic (the caller subscribes). A group without committed offsets
 /// starts at the earliest record, so nothing the edges sent before the bridge's first start is skipped.
-/// `assigned` turns true on every partition assignment (the pipeline then re-reads its state).
+/// `assigned` turns true on every partition assignment (the pipeline then re-reads its state); the rounds
+/// of `in_flight` are settled before any revocation.
 pub fn consumer(
     config: &BridgeConfig,
     assigned: Arc<AtomicBool>,
+    in_flight: InFlight,
 ) -> Result<InputConsumer, KafkaError> {
     let isolation = match config.delivery.mode {
         DeliveryMode::ExactlyOnce => "read_committed",
@@ -45,7 +48,10 @@ pub fn consumer(
             ("isolation.level", isolation),
             ("fetch.wait.max.ms", FETCH_WAIT_MAX_MS),
         ])
-        .create_with_context(GroupLog { assigned })
+        .create_with_context(GroupLog {
+            assigned,
+            in_flight,
+        })
 }
 
 /// Consumer context that logs group membership changes (which partitions this instance owns is the first
@@ -53,11 +59,19 @@ pub fn consumer(
 /// new partitions' stations must be re-read: another instance may have advanced it.
 pub struct GroupLog {
     assigned: Arc<AtomicBool>,
+    in_flight: InFlight,
 }
 
 impl ClientContext for GroupLog {}
 
 impl ConsumerContext for GroupLog {
+    /// Partitions are released with their work committed: the rounds in flight are waited for first.
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(_) = rebalance {
+            self.in_flight.settle_for_rebalance(consumer);
+        }
+    }
+
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {

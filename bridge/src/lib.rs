@@ -16,6 +16,7 @@ pub mod consume;
 pub mod deadletters;
 pub mod dedup;
 pub mod http;
+pub mod inflight;
 pub mod metrics;
 pub mod pipeline;
 pub mod produce;

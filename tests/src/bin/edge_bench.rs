@@ -36,6 +36,24 @@ struct Args {
     backlog: usize,
 }
 
+/// Resident memory by kind (heap and stacks, mapped files such as the binary, shared), from /proc.
+fn memory_split(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    ["VmRSS", "RssAnon", "RssFile", "RssShmem"]
+        .iter()
+        .filter_map(|key| {
+            let line = status.lines().find(|l| l.starts_with(&format!("{key}:")))?;
+            Some(
+                line.split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn forwarded(port: u16) -> u64 {
     let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
         return 0;
@@ -168,6 +186,8 @@ async fn main() -> anyhow::Result<()> {
         100.0 * (cpu1 - cpu0) / end_to_end.as_secs_f64(),
         hwm1 as f64 / 1024.0,
     );
+
+    println!("   edge memory now: {}", memory_split(pid));
 
     // 3a. Idle.
     let (idle0, _) = usage(pid);

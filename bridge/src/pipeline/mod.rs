@@ -21,16 +21,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
-use rdkafka::{Message, Offset};
 use tokio::sync::watch;
+
+mod exactly_once;
+mod settle;
 
 use crate::config::{BridgeConfig, DeliveryMode};
 use crate::consume::{self, InputConsumer};
 use crate::dedup::{DedupMetrics, Ledger};
+use crate::inflight::{InFlight, Pending};
 use crate::metrics::BridgeMetrics;
 use crate::produce::{self, DeliveryError, Sending};
 use crate::registry::{RegistryError, WireFormat};
@@ -97,6 +100,8 @@ pub struct Pipeline {
     transactional_id: Option<String>,
     /// Single-object, or Confluent framing with the registry's ids.
     wire: WireFormat,
+    /// Streamed rounds not yet acknowledged; the consumer context settles them before a revocation.
+    in_flight: InFlight,
 }
 
 /// What a run handled, for the progress and stop log lines.
@@ -127,10 +132,13 @@ impl Pipeline {
             }
         };
         let reload = Arc::new(AtomicBool::new(true));
+        let in_flight = InFlight::default();
         let consumer =
-            consume::consumer(&config, reload.clone()).map_err(|source| PipelineError::Client {
-                client: "consumer",
-                source,
+            consume::consumer(&config, reload.clone(), in_flight.clone()).map_err(|source| {
+                PipelineError::Client {
+                    client: "consumer",
+                    source,
+                }
             })?;
         consumer
             .subscribe(&[&config.topics.input])
@@ -155,6 +163,7 @@ impl Pipeline {
             reload,
             transactional_id,
             wire: WireFormat::single_object(),
+            in_flight,
         })
     }
 
@@ -179,11 +188,23 @@ impl Pipeline {
         let mut totals = Totals::default();
         let mut reported = Totals::default();
         let mut last_summary = Instant::now();
+        let batch_wait = Duration::from_millis(self.config.bridge.batch_wait_ms);
         while !*shutdown.borrow() {
-            let Some(batch) = self.next_batch(&mut shutdown).await else {
+            // With a round in flight, a pause in the input settles it instead of waiting for more.
+            let first_wait = match self.in_flight.is_empty() {
+                true => IDLE_ROUND_EVERY,
+                false => batch_wait,
+            };
+            let Some(batch) = self.next_batch(&mut shutdown, first_wait).await else {
                 break;
             };
-            self.round(&batch, &mut totals, &shutdown).await?;
+            if batch.is_empty() && !self.in_flight.is_empty() {
+                if !self.settle_until(0, &mut totals, &shutdown).await {
+                    return Ok(totals);
+                }
+                continue;
+            }
+            self.round(batch, &mut totals, &shutdown).await?;
             let moved = totals.total() != reported.total();
             if moved && last_summary.elapsed() >= SUMMARY_EVERY {
                 tracing::info!(
@@ -191,30 +212,38 @@ impl Pipeline {
                     rejected = totals.rejected,
                     duplicates = totals.duplicates,
                     gaps = totals.gaps,
+                    replays = totals.replays,
                     "bridge progress"
                 );
                 (reported, last_summary) = (totals, Instant::now());
             }
         }
+        // A stop finishes the rounds in flight first (unless their delivery keeps failing).
+        self.settle_until(0, &mut totals, &shutdown).await;
         tracing::info!(
             accepted = totals.accepted,
             rejected = totals.rejected,
             duplicates = totals.duplicates,
             gaps = totals.gaps,
+            replays = totals.replays,
             "bridge stopped"
         );
         Ok(totals)
     }
 
-    /// Waits for a first record (or the stop signal), then gathers more until the batch is full or
-    /// `batch_wait_ms` passed.
-    async fn next_batch(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Vec<OwnedMessage>> {
+    /// Waits up to `first_wait` for a first record (an empty batch if none came; None on the stop signal),
+    /// then gathers more until the batch is full or `batch_wait_ms` passed.
+    async fn next_batch(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+        first_wait: Duration,
+    ) -> Option<Vec<OwnedMessage>> {
         let mut backoff = RETRY_BACKOFF_MIN;
         let first = loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return None,
-                _ = tokio::time::sleep(IDLE_ROUND_EVERY) => return Some(Vec::new()),
+                _ = tokio::time::sleep(first_wait) => return Some(Vec::new()),
                 received = self.consumer.recv() => match received {
                     Ok(message) => break message.detach(),
                     Err(error) => {
@@ -238,15 +267,20 @@ impl Pipeline {
         Some(batch)
     }
 
-    /// Routes a batch in order, delivers every output, then commits.
+    /// Routes a batch in order and delivers every output; commits once Kafka acknowledged them all. A
+    /// streamed round is left in flight and settled after the next one was routed.
     async fn round(
         &self,
-        batch: &[OwnedMessage],
+        batch: Vec<OwnedMessage>,
         totals: &mut Totals,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), PipelineError> {
         let started = Instant::now();
         if self.reload.swap(false, Ordering::SeqCst) {
+            // The ledger is replaced: what it sent must be settled first.
+            if !self.settle_until(0, totals, shutdown).await {
+                return Ok(());
+            }
             // Without the state, dedup and the audit chain would restart from nothing: the round waits for it
             // (Kafka may be away for hours) instead of routing without it or stopping the bridge.
             let mut backoff = RETRY_BACKOFF_MIN;
@@ -264,8 +298,15 @@ impl Pipeline {
         // for a registry (which may wait for ids) and a transaction (begun first) take the whole round.
         let mut streamed =
             (self.transactional_id.is_none() && !self.wire.is_confluent()).then(Sending::default);
-        let (mut outputs, counts) = self.route_batch(batch, streamed.as_mut());
-        let routed = started.elapsed();
+        let (mut outputs, counts) = self.route_batch(&batch, streamed.as_mut());
+        if let Some(mut sending) = streamed {
+            sending.queue(&self.producer, &outputs);
+            self.in_flight
+                .push(Pending::new(batch, outputs, counts, started, sending));
+            self.settle_until(settle::ROUNDS_IN_FLIGHT, totals, shutdown)
+                .await;
+            return Ok(());
+        }
         // Before any send (and before a transaction begins): the round is produced in the configured wire
         // format, whole, or not at all.
         if !self.wire.frame_waiting(&mut outputs, shutdown).await? {
@@ -275,53 +316,24 @@ impl Pipeline {
             );
             return Ok(());
         }
-        let mut backoff = RETRY_BACKOFF_MIN;
-        let mut attempt = 1;
+        let mut attempts = 1;
         if let Some(id) = &self.transactional_id {
-            if !self.transaction(id, batch, &outputs).await? {
+            if !self.transaction(id, &batch, &outputs).await? {
                 return Ok(());
             }
         } else {
-            let mut delivered = match streamed {
-                Some(mut sending) => {
-                    sending.queue(&self.producer, &outputs);
-                    sending.settle(&outputs).await
+            if let Err(error) = produce::deliver_all(&self.producer, &outputs).await {
+                match self
+                    .deliver_until_done(&outputs, batch.len(), error, shutdown)
+                    .await
+                {
+                    Some(taken) => attempts = taken,
+                    None => return Ok(()),
                 }
-                None => produce::deliver_all(&self.producer, &outputs).await,
-            };
-            while let Err(error) = delivered {
-                if *shutdown.borrow() {
-                    tracing::error!(%error, records = batch.len(), "stopping with an undelivered round; its offsets stay uncommitted and it will be handled again");
-                    return Ok(());
-                }
-                tracing::warn!(%error, attempt, outputs = outputs.len(), retry_in = ?backoff, "{}", retry_note(&error));
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
-                attempt += 1;
-                delivered = produce::deliver_all(&self.producer, &outputs).await;
             }
-            let delivered = started.elapsed();
-            self.commit(batch);
-            tracing::trace!(
-                route_us = routed.as_micros() as u64,
-                deliver_us = (delivered - routed).as_micros() as u64,
-                commit_us = (started.elapsed() - delivered).as_micros() as u64,
-                "round phases"
-            );
+            crate::inflight::commit(&self.consumer, &batch);
         }
-        self.metrics.delivered(batch, &outputs);
-        self.metrics.dedup_hits.inc_by(counts.duplicates);
-        totals.add(counts);
-        tracing::debug!(
-            records = batch.len(),
-            accepted = counts.accepted,
-            rejected = counts.rejected,
-            duplicates = counts.duplicates,
-            outputs = outputs.len(),
-            attempts = attempt,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "round committed"
-        );
+        self.books(&batch, &outputs, counts, attempts, started, totals);
         Ok(())
     }
 
@@ -351,76 +363,6 @@ impl Pipeline {
             "dedup state restored"
         );
         Ok(())
-    }
-
-    /// Exactly-once round: outputs, state and offsets in one transaction. Returns false when the round was
-    /// aborted (the input is rewound and the state re-read, so it is handled again).
-    async fn transaction(
-        &self,
-        id: &str,
-        batch: &[OwnedMessage],
-        outputs: &[crate::route::Output],
-    ) -> Result<bool, PipelineError> {
-        let outcome = match txn::begin(&self.producer, id) {
-            Err(error) => Err(error),
-            Ok(()) => match produce::deliver_all(&self.producer, outputs).await {
-                Err(error) => Err(txn::abort(
-                    &self.producer,
-                    id,
-                    "produce",
-                    error.into_kafka(),
-                )),
-                Ok(()) => self.commit_transaction(id, batch),
-            },
-        };
-        match outcome {
-            Ok(()) => Ok(true),
-            Err(TxnError::Aborted { step, source }) => {
-                self.metrics.transaction_aborts.inc();
-                tracing::warn!(step, error = %source, "transaction aborted; the round is read again");
-                self.rewind(batch);
-                self.reload.store(true, Ordering::SeqCst);
-                tokio::time::sleep(RETRY_BACKOFF_MIN).await;
-                Ok(false)
-            }
-            Err(error) => Err(error.into()),
-        }
-    }
-
-    fn commit_transaction(&self, id: &str, batch: &[OwnedMessage]) -> Result<(), TxnError> {
-        let positions = batch.iter().map(|m| (m.topic(), m.partition(), m.offset()));
-        let group = self.consumer.group_metadata();
-        match (consume::commit_list(positions), group) {
-            (Ok(offsets), Some(group)) => txn::commit(&self.producer, id, &offsets, &group),
-            (Err(error), _) => Err(txn::abort(&self.producer, id, "offsets", error)),
-            (_, None) => Err(txn::abort(
-                &self.producer,
-                id,
-                "group metadata",
-                KafkaError::Canceled,
-            )),
-        }
-    }
-
-    /// Seeks every partition of `batch` back to its first record, so an aborted round is read again.
-    fn rewind(&self, batch: &[OwnedMessage]) {
-        let mut first: std::collections::BTreeMap<(&str, i32), i64> = Default::default();
-        for m in batch {
-            let entry = first
-                .entry((m.topic(), m.partition()))
-                .or_insert(m.offset());
-            *entry = (*entry).min(m.offset());
-        }
-        for ((topic, partition), offset) in first {
-            if let Err(error) = self.consumer.seek(
-                topic,
-                partition,
-                Offset::Offset(offset),
-                Duration::from_secs(10),
-            ) {
-                tracing::warn!(%error, topic, partition, "cannot rewind after an aborted transaction");
-            }
-        }
     }
 
     /// The round's outputs and counts. With `sending`, each record's outputs are queued to the producer as
@@ -489,20 +431,6 @@ impl Pipeline {
                     "a quality window could not be encoded and is not written"
                 ),
             }
-        }
-    }
-
-    /// Commits the offsets after `batch`, synchronously so that a stop right after it loses nothing.
-    fn commit(&self, batch: &[OwnedMessage]) {
-        if batch.is_empty() {
-            return;
-        }
-        let positions = batch.iter().map(|m| (m.topic(), m.partition(), m.offset()));
-        let committed = consume::commit_list(positions)
-            .and_then(|offsets| self.consumer.commit(&offsets, CommitMode::Sync));
-        if let Err(error) = committed {
-            // After a rebalance the partitions may belong to another instance, which repeats the round.
-            tracing::warn!(%error, "offset commit failed; the records of this round will be handled again");
         }
     }
 }
