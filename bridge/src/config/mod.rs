@@ -121,7 +121,8 @@ pub struct BridgeSection {
     /// Log line format: human for a terminal, json for a log shipper.
     #[serde(default)]
     pub log_format: LogFormat,
-    /// Records per consume-produce-commit round: bigger is faster; a crash repeats at most one round.
+    /// Records per consume-produce-commit round, and the most records left with Kafka while the next round
+    /// is routed: bigger is faster; a crash repeats the uncommitted ones (at most about twice this).
     #[serde(default = "default_batch_max")]
     pub batch_max: usize,
     /// How long a round waits to fill, in milliseconds: the latency added when traffic is light.
@@ -250,7 +251,7 @@ fn default_batch_max() -> usize {
     500
 }
 fn default_batch_wait_ms() -> u64 {
-    50
+    10
 }
 
 /// A loaded config with its topic plan, so the caller never loads the plan separately.

@@ -39,7 +39,7 @@ fn example_config_loads_with_defaults() {
     assert_eq!(config.bridge.log_format, LogFormat::Human);
     assert_eq!(
         (config.bridge.batch_max, config.bridge.batch_wait_ms),
-        (500, 50)
+        (500, 10)
     );
     assert!(config.bridge.create_topics);
     assert_eq!(config.quality.threshold_for("optical"), 0.85);

@@ -38,7 +38,7 @@ struct Args {
     #[arg(long, default_value_t = 500)]
     batch_max: usize,
     /// The bridge's `batch_wait_ms` (how long a round gathers records).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 10)]
     batch_wait_ms: u64,
     /// Extra librdkafka properties for the bridge, `KEY=VALUE` (its `[kafka.client]` table); repeatable.
     #[arg(long = "client")]
@@ -123,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
         shipped.contains(line),
         "the bridge example config no longer has the line `{line}`; update bridge-bench"
     );
-    let wait_line = "batch_wait_ms = 50";
+    let wait_line = "batch_wait_ms = 10";
     anyhow::ensure!(
         shipped.contains(wait_line),
         "the bridge example config no longer has the line `{wait_line}`; update bridge-bench"
