@@ -1,7 +1,7 @@
 //! Rounds whose outputs are with the producer but not yet all acknowledged (at-least-once, single-object).
 //!
-//! The pipeline keeps up to a full round's worth of records in flight while it reads and routes the next
-//! round, so that routing overlaps Kafka's acknowledgements instead of waiting for them. Invariants:
+//! The pipeline keeps one such round while it reads and routes the next, so that routing overlaps Kafka's
+//! acknowledgements instead of waiting for them. Invariants:
 //! - a round's offsets are committed only after every one of its outputs (its state records included) was
 //!   acknowledged, and rounds are committed in the order they were read;
 //! - once a round failed, no later round is committed before it was delivered again;
@@ -89,14 +89,14 @@ impl InFlight {
         self.rounds().pop_front()
     }
 
-    /// Input records of the rounds in flight.
-    pub fn records(&self) -> usize {
-        self.rounds().iter().map(|round| round.batch.len()).sum()
+    /// Rounds in flight.
+    pub fn len(&self) -> usize {
+        self.rounds().len()
     }
 
     /// Whether no round is in flight.
     pub fn is_empty(&self) -> bool {
-        self.rounds().is_empty()
+        self.len() == 0
     }
 
     /// Called before partitions are revoked: waits for every round in flight and commits, in order, those

@@ -121,8 +121,8 @@ pub struct BridgeSection {
     /// Log line format: human for a terminal, json for a log shipper.
     #[serde(default)]
     pub log_format: LogFormat,
-    /// Records per consume-produce-commit round, and the most records left with Kafka while the next round
-    /// is routed: bigger is faster; a crash repeats the uncommitted ones (at most about twice this).
+    /// Records per consume-produce-commit round: bigger is faster; a crash repeats at most two rounds (the
+    /// one with Kafka and the one being routed).
     #[serde(default = "default_batch_max")]
     pub batch_max: usize,
     /// How long a round waits to fill, in milliseconds: the latency added when traffic is light.

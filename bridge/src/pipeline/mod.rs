@@ -303,12 +303,7 @@ impl Pipeline {
             sending.queue(&self.producer, &outputs);
             self.in_flight
                 .push(Pending::new(batch, outputs, counts, started, sending));
-            // Up to `batch_max` records stay with Kafka: one full round (what measured best in bridge-bench
-            // against tansu: 43,000 events/s with one full round, 17,600 with two, 19,600 with three, as deeper
-            // producer queues cost the bridge and tansu two to three times the CPU per record), or several
-            // small ones when input trickles, so that a round never waits for the acknowledgements of the one
-            // before it only because it is small.
-            self.settle_until(self.config.bridge.batch_max, totals, shutdown)
+            self.settle_until(settle::ROUNDS_IN_FLIGHT, totals, shutdown)
                 .await;
             return Ok(());
         }
