@@ -17,8 +17,9 @@ use crate::round::Counts;
 use crate::route::Output;
 
 /// Rounds kept with Kafka while the next is read and routed. One is what measured best (bridge-bench against
-/// tansu, 100,000 events: 43,000 events/s with one, 17,600 with two, 19,600 with three; deeper producer
-/// queues made both the bridge and tansu spend two to three times the CPU per record).
+/// tansu, 100,000 events: up to 43,800 events/s with one; 17,600 with two and 19,600 with three, when both
+/// the bridge and tansu spent two to three times the CPU per record). Single runs on a machine whose speed
+/// varies two-fold: a weak signal, to be measured again on real hardware against Apache Kafka.
 pub(super) const ROUNDS_IN_FLIGHT: usize = 1;
 
 impl Pipeline {
