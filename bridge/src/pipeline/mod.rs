@@ -207,27 +207,13 @@ impl Pipeline {
             self.round(batch, &mut totals, &shutdown).await?;
             let moved = totals.total() != reported.total();
             if moved && last_summary.elapsed() >= SUMMARY_EVERY {
-                tracing::info!(
-                    accepted = totals.accepted,
-                    rejected = totals.rejected,
-                    duplicates = totals.duplicates,
-                    gaps = totals.gaps,
-                    replays = totals.replays,
-                    "bridge progress"
-                );
+                log_totals(&totals, "bridge progress");
                 (reported, last_summary) = (totals, Instant::now());
             }
         }
         // A stop finishes the rounds in flight first (unless their delivery keeps failing).
         self.settle_until(0, &mut totals, &shutdown).await;
-        tracing::info!(
-            accepted = totals.accepted,
-            rejected = totals.rejected,
-            duplicates = totals.duplicates,
-            gaps = totals.gaps,
-            replays = totals.replays,
-            "bridge stopped"
-        );
+        log_totals(&totals, "bridge stopped");
         Ok(totals)
     }
 
@@ -433,6 +419,18 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// The progress and stop log lines (tests and operators wait for their messages).
+fn log_totals(totals: &Totals, message: &'static str) {
+    tracing::info!(
+        accepted = totals.accepted,
+        rejected = totals.rejected,
+        duplicates = totals.duplicates,
+        gaps = totals.gaps,
+        replays = totals.replays,
+        "{message}"
+    );
 }
 
 fn retry_note(error: &DeliveryError) -> &'static str {

@@ -36,17 +36,8 @@ impl Pipeline {
                 break;
             };
             match round.settled_by_rebalance() {
-                Some(true) => {
-                    self.books(
-                        &round.batch,
-                        &round.outputs,
-                        round.counts,
-                        1,
-                        round.started,
-                        totals,
-                    );
-                    continue;
-                }
+                // Delivered and committed by the revocation: only the books are left.
+                Some(true) => {}
                 Some(false) => {
                     tracing::warn!(
                         records = round.batch.len(),
@@ -54,15 +45,16 @@ impl Pipeline {
                     );
                     continue;
                 }
-                None => {}
-            }
-            if let Err(error) = round.delivery().await {
-                if !self.redeliver_from(round, error, totals, shutdown).await {
-                    return false;
+                None => {
+                    if let Err(error) = round.delivery().await {
+                        if !self.redeliver_from(round, error, totals, shutdown).await {
+                            return false;
+                        }
+                        continue;
+                    }
+                    inflight::commit(&self.consumer, &round.batch);
                 }
-                continue;
             }
-            inflight::commit(&self.consumer, &round.batch);
             self.books(
                 &round.batch,
                 &round.outputs,
