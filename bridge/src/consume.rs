@@ -1,7 +1,8 @@
 //! The input side: the group consumer of the input topic and the offsets a round commits.
 //!
-//! Offsets are stored and committed only by the pipeline, after a round's outputs were acknowledged, never
-//! automatically: an automatic commit could mark a record as done before its outputs exist.
+//! Offsets are stored and committed only after a round's outputs were acknowledged (by the pipeline, or by
+//! the consumer context for the rounds in flight before a revocation), never automatically: an automatic
+//! commit could mark a record as done before its outputs exist.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
