@@ -166,6 +166,11 @@ pub struct MqttConfig {
     /// Most results taken into one outbox commit.
     #[serde(default = "default_intake_batch")]
     pub intake_batch_max: usize,
+    /// Most results held received and not yet acknowledged. It bounds the edge's memory whatever the broker
+    /// does: MQTT 5 tells the broker (receive maximum); under 3.1.1 the broker's in-flight window should,
+    /// and when a broker overruns it the edge leaves the excess unacknowledged and reconnects to get it again.
+    #[serde(default = "default_max_unacked")]
+    pub max_unacked: usize,
     /// Payload encoding: `json` (default) or `cbor`.
     #[serde(default)]
     pub format: crate::capture::PayloadFormat,
@@ -207,6 +212,10 @@ fn default_keep_alive_secs() -> u64 {
 
 fn default_intake_batch() -> usize {
     500
+}
+
+fn default_max_unacked() -> usize {
+    2000
 }
 
 /// Why `id` cannot be a station id, if it cannot: the same rule for a local file and `config push --station`.
@@ -308,6 +317,9 @@ impl EdgeConfig {
         }
         if mqtt.intake_batch_max == 0 {
             return Err(file.invalid("mqtt.intake_batch_max", "must be at least 1"));
+        }
+        if !(1..=usize::from(u16::MAX)).contains(&mqtt.max_unacked) {
+            return Err(file.invalid("mqtt.max_unacked", "must be between 1 and 65535"));
         }
         for (target, pointer) in mqtt.mapping.iter().flatten() {
             let key = format!("mqtt.mapping.{target}");

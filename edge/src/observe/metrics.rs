@@ -52,6 +52,8 @@ pub struct EdgeMetrics {
     pub outbox_quarantined: Gauge,
     /// Events dropped by policy `drop_oldest` since the outbox was created (kept in the outbox file).
     pub outbox_dropped: Gauge,
+    /// MQTT results received whose PUBACK is not written yet; at `mqtt.max_unacked` the source stops reading.
+    pub mqtt_unacked: Gauge,
 }
 
 impl EdgeMetrics {
@@ -128,6 +130,11 @@ impl EdgeMetrics {
             "outbox_dropped_events",
             "Events dropped by policy drop_oldest since the outbox was created",
             metrics.outbox_dropped.clone(),
+        );
+        r.register(
+            "mqtt_unacked",
+            "MQTT results received whose PUBACK is not written yet (reading pauses at mqtt.max_unacked)",
+            metrics.mqtt_unacked.clone(),
         );
         metrics
     }

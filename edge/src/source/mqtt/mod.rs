@@ -1,79 +1,80 @@
 //! The MQTT source: QoS 1 subscriptions with manual acknowledgements, over MQTT 3.1.1 or 5.
 //!
-//! Two tasks, as rumqttc intends: the session task owns the connection (it alone polls, reconnects and
-//! subscribes) and passes publishes on; the intake task takes what is queued, commits it to the outbox in one
-//! group, and only then queues the PUBACKs. A payload that is not a station result document is committed to the
+//! Two tasks: the session task owns the connection (it alone polls, reconnects, subscribes and writes
+//! PUBACKs) and passes publishes on; the intake task (`intake.rs`) commits them to the outbox in groups and
+//! only then hands their tickets back. A payload that is not a station result document is committed to the
 //! quarantine table and then acknowledged, so it neither blocks the topic nor disappears.
 //!
-//! The protocol versions differ only in their session (`v311.rs`, `v5.rs`: connect options, packets, how a
-//! PUBACK is queued); driving the session and the intake are shared here.
+//! **The bound.** The session holds at most `mqtt.max_unacked` publishes (received, PUBACK not written) and
+//! stops reading the connection at the bound until PUBACKs went out; TCP then holds the broker back, and the
+//! broker keeps the rest. A broker's own window is not enough: Mosquitto 2.0.11 sent 24,000 unacknowledged
+//! results past `max_inflight_messages 100` (and, over MQTT 5, past our receive maximum) while the outbox
+//! was the bottleneck (edge-bench, heaptrack). PUBACKs are written by the session itself, a whole group in
+//! one flush, straight to the connection: rumqttc's request queue sends one request per poll and reading
+//! is part of every poll, so through it the acknowledgements could neither keep up with reading nor go out
+//! while reading is paused.
+//!
+//! **Tickets.** A PUBACK is written only on the connection its publish arrived on. After a reconnect the
+//! broker sends every unacknowledged publish again (persistent session), so a ticket of an earlier
+//! connection is dropped: its publish comes again and is stored once (by event id).
+//!
+//! The protocol versions differ only in their session (`v311.rs`, `v5.rs`: connect options, packets).
 
+mod connection;
+mod intake;
 mod v311;
 mod v5;
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use crate::capture::{envelope, now_ms, PayloadReader};
 use crate::config::{MqttConfig, MqttProtocol};
 use crate::observe::EdgeMetrics;
-use crate::outbox::{Intake, OutboxWriter, QuarantineEntry, Stored};
+use crate::outbox::OutboxWriter;
+use intake::IntakeSettings;
 
 /// The source label of this source's metrics.
 const SOURCE: &str = "mqtt";
-const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+/// How long a session waits for the broker to close the connection after its DISCONNECT.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long writing a group of PUBACKs may take before the connection counts as broken.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most tickets taken back from intake at once (one flush).
+const ACK_GROUP_MAX: usize = 4096;
 
-/// A publish as received, in either protocol version, kept whole until it is acknowledged.
+/// Which PUBACK a publish needs: its packet id on the connection it arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ticket {
+    /// Counts CONNACKs of this session: a packet id means something only on its own connection.
+    connection: u64,
+    /// `None` for a QoS 0 publish, which is not acknowledged.
+    pkid: Option<u16>,
+}
+
+/// A publish as received, in either protocol version.
 #[derive(Debug)]
-enum Received {
-    V311(rumqttc::Publish),
-    V5(rumqttc::v5::mqttbytes::v5::Publish),
+struct Received {
+    ticket: Ticket,
+    topic: String,
+    payload: Bytes,
 }
 
-impl Received {
-    fn payload(&self) -> &[u8] {
-        match self {
-            Received::V311(p) => &p.payload,
-            Received::V5(p) => &p.payload,
-        }
-    }
-
-    fn topic(&self) -> String {
-        match self {
-            Received::V311(p) => p.topic.clone(),
-            Received::V5(p) => String::from_utf8_lossy(&p.topic).into_owned(),
-        }
-    }
-}
-
-/// Queues PUBACKs on the session's client; cheap to clone.
-#[derive(Clone)]
-enum Acker {
-    V311(rumqttc::AsyncClient),
-    V5(rumqttc::v5::AsyncClient),
-}
-
-impl Acker {
-    /// Queues the PUBACK of `received`; an error means the session task is gone.
-    async fn ack(&self, received: &Received) -> Result<(), ()> {
-        match (self, received) {
-            (Acker::V311(client), Received::V311(p)) => client.ack(p).await.map_err(drop),
-            (Acker::V5(client), Received::V5(p)) => client.ack(p).await.map_err(drop),
-            _ => unreachable!("a session acknowledges only its own publishes"),
-        }
-    }
-}
-
-/// One protocol version's connection: polled by the session task alone.
+/// One protocol version's connection: used by the session task alone.
 trait Session {
     /// Polls the event loop once, handles connection events (subscribing after each CONNACK, backing off
     /// after errors) and returns a publish to take in, if this poll brought one.
     fn next(&mut self) -> impl std::future::Future<Output = Option<Received>> + Send;
 
-    /// Queues a DISCONNECT and polls until it went out.
+    /// Writes the PUBACKs of the tickets of the current connection, flushed once; a connection that cannot
+    /// take them is dropped (the next poll reconnects, the broker sends the publishes again).
+    fn ack(&mut self, tickets: &[Ticket]) -> impl std::future::Future<Output = ()> + Send;
+
+    /// Queues a DISCONNECT and polls until the broker closed the connection (bounded by
+    /// [`CLOSE_TIMEOUT`]).
     fn disconnect(&mut self) -> impl std::future::Future<Output = ()> + Send;
 }
 
@@ -92,56 +93,70 @@ pub async fn run(
         writer,
         metrics: metrics.clone(),
     };
+    let max_unacked = config.max_unacked;
     match config.protocol {
         MqttProtocol::V311 => {
-            let (session, acker) = v311::Session311::connect(&config, metrics);
-            drive(session, acker, intake, shutdown).await;
+            let session = v311::Session311::connect(&config, metrics);
+            drive(session, max_unacked, intake, shutdown).await;
         }
         MqttProtocol::V5 => {
-            let (session, acker) = v5::Session5::connect(&config, metrics);
-            drive(session, acker, intake, shutdown).await;
+            let session = v5::Session5::connect(&config, metrics);
+            drive(session, max_unacked, intake, shutdown).await;
         }
     }
-}
-
-/// What the intake task needs besides its inbox and acker.
-struct IntakeSettings {
-    station_id: String,
-    batch_max: usize,
-    reader: PayloadReader,
-    writer: OutboxWriter,
-    metrics: EdgeMetrics,
 }
 
 async fn drive(
     mut session: impl Session,
-    acker: Acker,
+    max_unacked: usize,
     settings: IntakeSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let unacked = settings.metrics.mqtt_unacked.clone();
     let (publishes, inbox) = mpsc::channel(settings.batch_max * 4);
-    let intake = tokio::spawn(intake_loop(inbox, acker, settings));
-    // The session must keep polling while intake is busy: intake's PUBACKs travel through it. Publishes wait
-    // here for room in the intake channel; the broker's in-flight window (unacknowledged QoS 1 messages)
-    // bounds how many.
+    // Unbounded, yet never more than `max_unacked` tickets: one per publish held.
+    let (acks, mut stored) = mpsc::unbounded_channel();
+    let intake = tokio::spawn(intake::run(inbox, acks, settings));
+    // Publishes wait here for room in the intake channel.
     let mut waiting: VecDeque<Received> = VecDeque::new();
+    let mut held = 0;
+    let mut tickets = Vec::new();
     loop {
+        unacked.set(i64::try_from(held).unwrap_or(i64::MAX));
         tokio::select! {
-            received = session.next() => waiting.extend(received),
+            received = session.next(), if held < max_unacked => {
+                if let Some(received) = received {
+                    held += 1;
+                    waiting.push_back(received);
+                }
+            },
             permit = publishes.reserve(), if !waiting.is_empty() => match permit {
                 Ok(permit) => permit.send(waiting.pop_front().expect("not empty")),
                 Err(_) => break, // intake stopped: the outbox writer is gone
             },
+            taken = stored.recv_many(&mut tickets, ACK_GROUP_MAX) => {
+                if taken == 0 {
+                    break; // intake stopped
+                }
+                session.ack(&tickets).await;
+                held -= taken;
+                tickets.clear();
+            },
             _ = shutdown.changed() => break,
         }
     }
-    // Let intake commit and ack what it has, while the session keeps sending the acks out.
+    // Let intake commit what it has, while the session writes the PUBACKs.
     drop(publishes);
     let flush = async {
-        let mut intake = intake;
         loop {
             tokio::select! {
-                _ = &mut intake => break,
+                taken = stored.recv_many(&mut tickets, ACK_GROUP_MAX) => {
+                    if taken == 0 {
+                        break;
+                    }
+                    session.ack(&tickets).await;
+                    tickets.clear();
+                },
                 _ = session.next() => {}
             }
         }
@@ -152,155 +167,6 @@ async fn drive(
             "MQTT shutdown did not finish in time; the broker redelivers unacknowledged results"
         );
     }
-}
-
-/// Logs and meters the connection once per state change and paces reconnects; shared by both versions.
-struct ConnectionLog {
-    host: String,
-    port: u16,
-    topics: Vec<String>,
-    connected: bool,
-    backoff: Duration,
-    metrics: EdgeMetrics,
-}
-
-impl ConnectionLog {
-    fn new(config: &MqttConfig, metrics: EdgeMetrics) -> Self {
-        metrics.set_source_up(SOURCE, false);
-        Self {
-            metrics,
-            host: config.host.clone(),
-            port: config.port,
-            topics: config.topics.clone(),
-            connected: false,
-            backoff: Duration::from_millis(250),
-        }
-    }
-
-    fn connected(&mut self, session_present: bool) {
-        tracing::info!(host = %self.host, port = self.port, session_present, "MQTT connected");
-        self.connected = true;
-        self.metrics.set_source_up(SOURCE, true);
-        self.backoff = Duration::from_millis(250);
-    }
-
-    fn subscribed(&self, refused: Option<String>) {
-        match refused {
-            Some(reason) => tracing::error!(
-                topics = ?self.topics,
-                reason,
-                "the MQTT broker refused a subscription; check its ACL"
-            ),
-            None => tracing::info!(topics = ?self.topics, "MQTT subscribed"),
-        }
-    }
-
-    async fn failed(&mut self, error: &(dyn std::fmt::Display + Sync)) {
-        if self.connected {
-            tracing::warn!(host = %self.host, port = self.port, %error, "MQTT connection lost; reconnecting");
-            self.connected = false;
-            self.metrics.set_source_up(SOURCE, false);
-        } else {
-            tracing::debug!(%error, "MQTT connect failed");
-        }
-        tokio::time::sleep(self.backoff).await;
-        self.backoff = (self.backoff * 2).min(RECONNECT_BACKOFF_MAX);
-    }
-}
-
-async fn intake_loop(mut inbox: mpsc::Receiver<Received>, acker: Acker, settings: IntakeSettings) {
-    let IntakeSettings {
-        station_id,
-        batch_max,
-        reader,
-        writer,
-        metrics,
-    } = settings;
-    while let Some(first) = inbox.recv().await {
-        let mut publishes = vec![first];
-        while publishes.len() < batch_max {
-            match inbox.try_recv() {
-                Ok(publish) => publishes.push(publish),
-                Err(_) => break,
-            }
-        }
-        let mut items: Vec<Intake> = publishes
-            .iter()
-            .map(|publish| to_intake(publish, &station_id, &reader))
-            .collect();
-        // Offer the same items (same event ids) until the outbox took all of them; each is acknowledged only
-        // once it is stored. A full outbox (policy block) takes a prefix, or nothing, and the rest waits here,
-        // unacknowledged, so the broker stops sending once its in-flight window is used up.
-        let mut backoff = Duration::from_millis(100);
-        let mut full_logged = false;
-        while !items.is_empty() {
-            let stored = match writer.append(items.clone()).await {
-                Ok(stored) => stored,
-                Err(crate::outbox::OutboxError::WriterGone) => return,
-                Err(error) => {
-                    tracing::error!(%error, "outbox refused results; not acknowledging them, retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    continue;
-                }
-            };
-            metrics.record_stored(SOURCE, &stored);
-            let taken = stored
-                .iter()
-                .take_while(|s| !matches!(s, Stored::Refused))
-                .count();
-            let repeats = stored
-                .iter()
-                .filter(|s| matches!(s, Stored::Duplicate))
-                .count();
-            if repeats > 0 {
-                tracing::info!(
-                    repeats,
-                    "results delivered again were acknowledged and not stored twice"
-                );
-            }
-            for publish in publishes.drain(..taken) {
-                if acker.ack(&publish).await.is_err() {
-                    return; // session gone; the broker redelivers what was not acknowledged
-                }
-            }
-            items.drain(..taken);
-            if !items.is_empty() {
-                if !full_logged {
-                    tracing::warn!(
-                        waiting = items.len(),
-                        "outbox full: not acknowledging new results until Kafka takes some"
-                    );
-                    full_logged = true;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            } else if full_logged {
-                tracing::info!("outbox has room again: taking results");
-            }
-        }
-    }
-}
-
-fn to_intake(publish: &Received, station_id: &str, reader: &PayloadReader) -> Intake {
-    let received_at_ms = now_ms();
-    match reader.read(publish.payload()) {
-        Ok((event, trace_id)) => Intake::Event(Box::new(envelope(
-            station_id,
-            event,
-            trace_id,
-            received_at_ms,
-        ))),
-        Err(error) => {
-            let topic = publish.topic();
-            tracing::warn!(%topic, %error, "quarantined an MQTT payload");
-            Intake::Quarantine(QuarantineEntry {
-                source: "mqtt".to_owned(),
-                origin: topic,
-                payload: publish.payload().to_vec(),
-                reason: error.to_string(),
-                received_at_ms,
-            })
-        }
-    }
+    intake.abort();
+    unacked.set(0);
 }

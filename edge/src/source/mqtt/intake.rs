@@ -1,0 +1,122 @@
+//! The intake task: commits received publishes to the outbox in groups and only then hands their tickets
+//! back to the session, which writes the PUBACKs.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{Received, Ticket, SOURCE};
+use crate::capture::{envelope, now_ms, PayloadReader};
+use crate::observe::EdgeMetrics;
+use crate::outbox::{Intake, OutboxWriter, QuarantineEntry, Stored};
+
+/// What the intake task needs besides its inbox and the way back to the session.
+pub(super) struct IntakeSettings {
+    pub(super) station_id: String,
+    pub(super) batch_max: usize,
+    pub(super) reader: PayloadReader,
+    pub(super) writer: OutboxWriter,
+    pub(super) metrics: EdgeMetrics,
+}
+
+/// Commits what the session passes on, in groups, and hands back the tickets of what is stored.
+pub(super) async fn run(
+    mut inbox: mpsc::Receiver<Received>,
+    acks: mpsc::UnboundedSender<Ticket>,
+    settings: IntakeSettings,
+) {
+    let IntakeSettings {
+        station_id,
+        batch_max,
+        reader,
+        writer,
+        metrics,
+    } = settings;
+    while let Some(first) = inbox.recv().await {
+        let mut publishes = vec![first];
+        while publishes.len() < batch_max {
+            match inbox.try_recv() {
+                Ok(publish) => publishes.push(publish),
+                Err(_) => break,
+            }
+        }
+        let mut items: Vec<Intake> = publishes
+            .iter()
+            .map(|publish| to_intake(publish, &station_id, &reader))
+            .collect();
+        // Offer the same items (same event ids) until the outbox took all of them; each is acknowledged only
+        // once it is stored. A full outbox (policy block) takes a prefix, or nothing, and the rest waits here,
+        // unacknowledged, so the broker stops sending once its in-flight window is used up.
+        let mut backoff = Duration::from_millis(100);
+        let mut full_logged = false;
+        while !items.is_empty() {
+            let stored = match writer.append(items.clone()).await {
+                Ok(stored) => stored,
+                Err(crate::outbox::OutboxError::WriterGone) => return,
+                Err(error) => {
+                    tracing::error!(%error, "outbox refused results; not acknowledging them, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            metrics.record_stored(SOURCE, &stored);
+            let taken = stored
+                .iter()
+                .take_while(|s| !matches!(s, Stored::Refused))
+                .count();
+            let repeats = stored
+                .iter()
+                .filter(|s| matches!(s, Stored::Duplicate))
+                .count();
+            if repeats > 0 {
+                tracing::info!(
+                    repeats,
+                    "results delivered again were acknowledged and not stored twice"
+                );
+            }
+            for publish in publishes.drain(..taken) {
+                if acks.send(publish.ticket).is_err() {
+                    return; // session gone; the broker redelivers what was not acknowledged
+                }
+            }
+            items.drain(..taken);
+            if !items.is_empty() {
+                if !full_logged {
+                    tracing::warn!(
+                        waiting = items.len(),
+                        "outbox full: not acknowledging new results until Kafka takes some"
+                    );
+                    full_logged = true;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            } else if full_logged {
+                tracing::info!("outbox has room again: taking results");
+            }
+        }
+    }
+}
+
+fn to_intake(publish: &Received, station_id: &str, reader: &PayloadReader) -> Intake {
+    let received_at_ms = now_ms();
+    match reader.read(&publish.payload) {
+        Ok((event, trace_id)) => Intake::Event(Box::new(envelope(
+            station_id,
+            event,
+            trace_id,
+            received_at_ms,
+        ))),
+        Err(error) => {
+            let topic = publish.topic.clone();
+            tracing::warn!(%topic, %error, "quarantined an MQTT payload");
+            Intake::Quarantine(QuarantineEntry {
+                source: "mqtt".to_owned(),
+                origin: topic,
+                payload: publish.payload.to_vec(),
+                reason: error.to_string(),
+                received_at_ms,
+            })
+        }
+    }
+}
