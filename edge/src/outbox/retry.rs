@@ -89,8 +89,9 @@ pub fn retry_quarantined(
                 Retried::StillBad(reason)
             }
             Ok(event) => {
-                let items = [Intake::Event(Box::new(event))];
-                let stored = append_items(&tx, path, &items, &mut next_seq, &mut level, &bound)?;
+                let mut items = [Intake::Event(Box::new(event))];
+                let stored =
+                    append_items(&tx, path, &mut items, &mut next_seq, &mut level, &bound)?;
                 let outcome = match stored.first() {
                     Some(Stored::Event { seq }) => Retried::Stored { seq: *seq },
                     Some(Stored::Duplicate) => Retried::Duplicate,

@@ -58,7 +58,8 @@ pub enum Intake {
 enum Command {
     Append {
         items: Vec<Intake>,
-        reply: oneshot::Sender<Result<Vec<Stored>, WriteFailure>>,
+        /// Answered with the items too, so that a caller that must offer them again needs no copy.
+        reply: oneshot::Sender<(Result<Vec<Stored>, WriteFailure>, Vec<Intake>)>,
     },
     DeleteUpTo {
         seq: i64,
@@ -147,14 +148,28 @@ impl OutboxWriter {
 
     /// Commits `items` durably; returns what became of each, in order.
     pub async fn append(&self, items: Vec<Intake>) -> Result<Vec<Stored>, OutboxError> {
+        self.offer(items).await.0
+    }
+
+    /// [`OutboxWriter::append`] that also hands the items back (a stored event with its `seq` set), so that
+    /// intake can offer the refused rest again without keeping a copy of every item. Empty when the writer
+    /// is gone.
+    pub async fn offer(
+        &self,
+        items: Vec<Intake>,
+    ) -> (Result<Vec<Stored>, OutboxError>, Vec<Intake>) {
         let (reply, receipt) = oneshot::channel();
-        self.commands
+        if self
+            .commands
             .send(Command::Append { items, reply })
-            .map_err(|_| OutboxError::WriterGone)?;
-        receipt
-            .await
-            .map_err(|_| OutboxError::WriterGone)?
-            .map_err(|reason| self.failed(reason))
+            .is_err()
+        {
+            return (Err(OutboxError::WriterGone), Vec::new());
+        }
+        match receipt.await {
+            Ok((result, items)) => (result.map_err(|reason| self.failed(reason)), items),
+            Err(_) => (Err(OutboxError::WriterGone), Vec::new()),
+        }
     }
 
     /// Returns once the writer thread took a command: proof that it is not stuck.
@@ -230,7 +245,7 @@ fn write_loop(
             prune_seen(&conn, path, dedup_window_ms);
             last_prune = std::time::Instant::now();
         }
-        match commit_group(&mut conn, path, &group, &bound) {
+        match commit_group(&mut conn, path, &mut group, &bound) {
             Ok(Committed {
                 results,
                 level,
@@ -249,8 +264,8 @@ fn write_loop(
                 }
                 for (command, result) in group.into_iter().zip(results) {
                     match (command, result) {
-                        (Command::Append { reply, .. }, Done::Appended(seqs)) => {
-                            let _ = reply.send(Ok(seqs));
+                        (Command::Append { reply, items }, Done::Appended(seqs)) => {
+                            let _ = reply.send((Ok(seqs), items));
                         }
                         (Command::DeleteUpTo { reply, .. }, Done::Deleted) => {
                             let _ = reply.send(Ok(()));
@@ -280,7 +295,9 @@ fn write_loop(
                 };
                 for command in group {
                     match command {
-                        Command::Append { reply, .. } => drop(reply.send(Err(reason.clone()))),
+                        Command::Append { reply, items } => {
+                            drop(reply.send((Err(reason.clone()), items)));
+                        }
                         Command::DeleteUpTo { reply, .. } => drop(reply.send(Err(reason.clone()))),
                         Command::Ping { reply } => drop(reply.send(())),
                     }
@@ -455,7 +472,7 @@ struct Committed {
 fn commit_group(
     conn: &mut Connection,
     path: &Path,
-    group: &[Command],
+    group: &mut [Command],
     bound: &Bound,
 ) -> Result<Committed, OutboxError> {
     let err = sqlite_err(path);
@@ -489,7 +506,7 @@ fn commit_group(
             *result = Some(Done::Deleted);
         }
     }
-    for (command, result) in group.iter().zip(results.iter_mut()) {
+    for (command, result) in group.iter_mut().zip(results.iter_mut()) {
         if let Command::Append { items, .. } = command {
             let stored = append_items(&tx, path, items, &mut next_seq, &mut level, bound)?;
             *result = Some(Done::Appended(stored));
@@ -517,7 +534,7 @@ fn commit_group(
 pub(super) fn append_items(
     tx: &Transaction<'_>,
     path: &Path,
-    items: &[Intake],
+    items: &mut [Intake],
     next_seq: &mut i64,
     level: &mut Level,
     bound: &Bound,
@@ -537,15 +554,13 @@ pub(super) fn append_items(
             "INSERT INTO quarantine (received_at_ms, source, origin, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
         )
         .map_err(&err)?;
-    let mut seqs = Vec::with_capacity(items.len());
-    for item in items {
+    let total = items.len();
+    let mut seqs = Vec::with_capacity(total);
+    for item in items.iter_mut() {
         match item {
             Intake::Event(_) if bound.policy == FullPolicy::Block && level.full(bound) => {
                 // Full: refuse this and everything after it, so what is stored stays a prefix in order.
-                seqs.extend(std::iter::repeat_n(
-                    Stored::Refused,
-                    items.len() - seqs.len(),
-                ));
+                seqs.extend(std::iter::repeat_n(Stored::Refused, total - seqs.len()));
                 break;
             }
             Intake::Event(event) => {
@@ -560,9 +575,10 @@ pub(super) fn append_items(
                     continue;
                 }
                 let seq = *next_seq;
-                let mut stored = (**event).clone();
-                stored.seq = seq;
-                let body = linegate_schemas::to_cbor(&stored).map_err(|e| OutboxError::BadRow {
+                // Set in place: a failed transaction is retried with new seqs anyway.
+                event.seq = seq;
+                let stored = &**event;
+                let body = linegate_schemas::to_cbor(stored).map_err(|e| OutboxError::BadRow {
                     path: path.to_owned(),
                     seq,
                     reason: e.to_string(),

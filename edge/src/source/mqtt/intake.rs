@@ -44,13 +44,17 @@ pub(super) async fn run(
             .iter()
             .map(|publish| to_intake(publish, &station_id, &reader))
             .collect();
+        // The payloads are parsed: keep only what the PUBACKs need.
+        let mut tickets: Vec<Ticket> = publishes.into_iter().map(|p| p.ticket).collect();
         // Offer the same items (same event ids) until the outbox took all of them; each is acknowledged only
         // once it is stored. A full outbox (policy block) takes a prefix, or nothing, and the rest waits here,
         // unacknowledged, so the broker stops sending once its in-flight window is used up.
         let mut backoff = Duration::from_millis(100);
         let mut full_logged = false;
         while !items.is_empty() {
-            let stored = match writer.append(items.clone()).await {
+            let (result, offered) = writer.offer(std::mem::take(&mut items)).await;
+            items = offered;
+            let stored = match result {
                 Ok(stored) => stored,
                 Err(crate::outbox::OutboxError::WriterGone) => return,
                 Err(error) => {
@@ -75,8 +79,8 @@ pub(super) async fn run(
                     "results delivered again were acknowledged and not stored twice"
                 );
             }
-            for publish in publishes.drain(..taken) {
-                if acks.send(publish.ticket).is_err() {
+            for ticket in tickets.drain(..taken) {
+                if acks.send(ticket).is_err() {
                     return; // session gone; the broker redelivers what was not acknowledged
                 }
             }
