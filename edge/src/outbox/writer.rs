@@ -55,11 +55,14 @@ pub enum Intake {
     Quarantine(QuarantineEntry),
 }
 
+/// What an append comes back with: the outcome, and the items themselves.
+type Offered = (Result<Vec<Stored>, WriteFailure>, Vec<Intake>);
+
 enum Command {
     Append {
         items: Vec<Intake>,
         /// Answered with the items too, so that a caller that must offer them again needs no copy.
-        reply: oneshot::Sender<(Result<Vec<Stored>, WriteFailure>, Vec<Intake>)>,
+        reply: oneshot::Sender<Offered>,
     },
     DeleteUpTo {
         seq: i64,
