@@ -10,6 +10,7 @@ pub mod mqtt;
 pub mod packaging;
 pub mod plc;
 pub mod process;
+pub mod prometheus;
 pub mod schema_registry;
 pub mod stack;
 pub mod station;

@@ -15,9 +15,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// The value of one series in Prometheus text, 0 when absent.
 fn series(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    linegate_e2e::prometheus::series(text, name).unwrap_or(0.0)
 }
 
 async fn metrics(base: &str) -> String {

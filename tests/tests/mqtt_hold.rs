@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use linegate_e2e::config_push::metrics;
 use linegate_e2e::kafka::{consume_until_async, create_topic};
+use linegate_e2e::prometheus::series;
 use linegate_e2e::stack::start_edge_with_config;
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{free_port, mqtt, Mosquitto, Tansu};
@@ -18,12 +19,6 @@ use linegate_schemas::{decode, EdgeEvent};
 
 const RESULTS: usize = 3_000;
 const MAX_UNACKED: i64 = 20;
-
-/// The value of the unlabelled series `name` in a `/metrics` text.
-fn sample(text: &str, name: &str) -> Option<i64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
 
 struct Run {
     /// Event ids in the order Kafka holds them.
@@ -74,8 +69,8 @@ async fn burst(protocol: &str, station: &str) -> Run {
         );
     let mut held_max = 0;
     while !publisher.is_finished() {
-        if let Some(held) = sample(&metrics(http).await, "linegate_edge_mqtt_unacked") {
-            held_max = held_max.max(held);
+        if let Some(held) = series(&metrics(http).await, "linegate_edge_mqtt_unacked") {
+            held_max = held_max.max(held as i64);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

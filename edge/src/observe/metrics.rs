@@ -52,7 +52,8 @@ pub struct EdgeMetrics {
     pub outbox_quarantined: Gauge,
     /// Events dropped by policy `drop_oldest` since the outbox was created (kept in the outbox file).
     pub outbox_dropped: Gauge,
-    /// MQTT results received whose PUBACK is not written yet; at `mqtt.max_unacked` the source stops reading.
+    /// MQTT results received whose PUBACK is not written yet (MQTT 5: not queued yet); at `mqtt.max_unacked`
+    /// the source stops reading.
     pub mqtt_unacked: Gauge,
 }
 
@@ -133,7 +134,7 @@ impl EdgeMetrics {
         );
         r.register(
             "mqtt_unacked",
-            "MQTT results received whose PUBACK is not written yet (reading pauses at mqtt.max_unacked)",
+            "MQTT results received whose PUBACK is not written (MQTT 5: queued) yet; reading pauses at mqtt.max_unacked",
             metrics.mqtt_unacked.clone(),
         );
         metrics

@@ -5,9 +5,9 @@
 //! only then hands their tickets back. A payload that is not a station result document is committed to the
 //! quarantine table and then acknowledged, so it neither blocks the topic nor disappears.
 //!
-//! **The bound.** The session holds at most `mqtt.max_unacked` publishes (received, PUBACK not written) and
-//! stops reading the connection at the bound until PUBACKs went out; TCP then holds the broker back, and the
-//! broker keeps the rest. A broker's own window is not enough: Mosquitto 2.0.11 sent 24,000 unacknowledged
+//! **The bound.** The session holds at most `mqtt.max_unacked` publishes (received, PUBACK not written; over
+//! MQTT 5 not queued) and stops reading the connection at the bound until intake hands tickets back; TCP
+//! then holds the broker back, and the broker keeps the rest. A broker's own window is not enough: Mosquitto 2.0.11 sent 24,000 unacknowledged
 //! results past `max_inflight_messages 100` (and, over MQTT 5, past our receive maximum) while the outbox
 //! was the bottleneck (edge-bench, heaptrack). PUBACKs are written by the session itself, a whole group in
 //! one flush, straight to the connection: rumqttc's request queue sends one request per poll and reading
