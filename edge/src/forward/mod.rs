@@ -37,6 +37,9 @@ pub enum ForwardError {
     /// The producer could not be created from the config.
     #[error("cannot create the Kafka producer (check [kafka] and [kafka.client]): {0}")]
     Producer(#[from] KafkaError),
+    /// The outbox does not say which station it belongs to (the record key of everything it holds).
+    #[error("cannot read the station of the outbox: {0}")]
+    Outbox(#[from] crate::outbox::OutboxError),
 }
 
 /// The forwarder's producer (default context).
@@ -90,6 +93,8 @@ pub async fn run(
         heartbeat,
     } = parts;
     let mut producer = producer(&kafka, &forward)?;
+    // Every row of an outbox is of the station the file was created for: the record key and header.
+    let station_id = reader.station_id()?;
     let source = prefetch::Source {
         reader: Arc::new(std::sync::Mutex::new(reader)),
         committed,
@@ -118,7 +123,7 @@ pub async fn run(
             let Ok(batch) = ahead.batches.try_recv() else {
                 break;
             };
-            in_flight.push_back(queue_round(&producer, &forward.topic, &batch));
+            in_flight.push_back(queue_round(&producer, &forward.topic, &station_id, &batch));
         }
         let Some(round) = in_flight.pop_front() else {
             if last_probe.elapsed() >= IDLE_PROBE_EVERY {
@@ -128,7 +133,7 @@ pub async fn run(
             let mut read_ahead_ended = false;
             tokio::select! {
                 batch = ahead.batches.recv(), if !stopping => match batch {
-                    Some(batch) => in_flight.push_back(queue_round(&producer, &forward.topic, &batch)),
+                    Some(batch) => in_flight.push_back(queue_round(&producer, &forward.topic, &station_id, &batch)),
                     None => read_ahead_ended = true,
                 },
                 _ = tokio::time::sleep(IDLE_RECHECK) => {}
@@ -232,17 +237,22 @@ struct RoundOutcome {
 
 /// Queues `batch` in order; stops at the first event that cannot be encoded or queued, so nothing behind it
 /// is sent ahead of it.
-fn queue_round(producer: &EdgeProducer, topic: &str, batch: &[Prepared]) -> Round {
+fn queue_round(
+    producer: &EdgeProducer,
+    topic: &str,
+    station_id: &str,
+    batch: &[Prepared],
+) -> Round {
     let mut deliveries = Vec::with_capacity(batch.len());
     let mut failure = None;
     for event in batch {
         let value = match &event.value {
             Ok(value) => value,
             Err(error) => {
-                // A stored event that the contract cannot encode is a defect of this build; stop here
+                // A stored event this build cannot read is a defect (or a damaged file); stop here
                 // rather than skip it, so nothing is reordered or lost.
                 failure = Some(format!(
-                    "event seq {} cannot be encoded: {error}",
+                    "event seq {} cannot be read from the outbox: {error}",
                     event.seq
                 ));
                 break;
@@ -252,7 +262,7 @@ fn queue_round(producer: &EdgeProducer, topic: &str, batch: &[Prepared]) -> Roun
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: "station_id",
-                value: Some(event.station_id.as_str()),
+                value: Some(station_id),
             })
             .insert(Header {
                 key: "seq",
@@ -263,7 +273,7 @@ fn queue_round(producer: &EdgeProducer, topic: &str, batch: &[Prepared]) -> Roun
                 value: Some(event.event_id.as_str()),
             });
         let record = FutureRecord::to(topic)
-            .key(&event.station_id)
+            .key(station_id)
             .payload(value)
             .headers(headers);
         match producer.send_result(record) {

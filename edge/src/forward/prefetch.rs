@@ -1,4 +1,4 @@
-//! Reading and encoding ahead of the sender: outbox rows become Kafka-ready values on a blocking thread while
+//! Reading ahead of the sender: outbox rows (stored as Kafka takes them) are read on a blocking thread while
 //! the forwarder task hands the previous batches to librdkafka and waits for their confirmations, so the two
 //! halves of the per-event work run on two cores.
 
@@ -15,17 +15,8 @@ const BATCHES_AHEAD: usize = 2;
 /// How often an empty outbox is read again without a commit signal (a missed signal costs at most this).
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
-/// One outbox event ready for Kafka.
-pub(super) struct Prepared {
-    /// Outbox sequence number.
-    pub seq: i64,
-    /// Record key and `station_id` header.
-    pub station_id: String,
-    /// `idempotency-key` header.
-    pub event_id: String,
-    /// The single-object encoded `EdgeEvent`, or why this build cannot encode it.
-    pub value: Result<Vec<u8>, String>,
-}
+/// One outbox event ready for Kafka: stored in the encoding Kafka gets, so reading is all there is to do.
+pub(super) type Prepared = crate::outbox::EncodedEvent;
 
 /// A running read-ahead from one position; dropping it stops the reading.
 pub(super) struct Prefetch {
@@ -89,7 +80,7 @@ async fn read_ahead(source: Source, mut after: i64, batches: mpsc::Sender<Vec<Pr
     }
 }
 
-/// Up to `limit` events after `after`, read, decoded and encoded on a blocking thread.
+/// Up to `limit` events after `after`, read on a blocking thread.
 async fn read_prepared(
     reader: &Arc<Mutex<OutboxReader>>,
     after: i64,
@@ -100,16 +91,9 @@ async fn read_prepared(
         let reader = reader
             .lock()
             .map_err(|_| "outbox reader poisoned".to_owned())?;
-        let stored = reader.read_after(after, limit).map_err(|e| e.to_string())?;
-        Ok(stored
-            .into_iter()
-            .map(|stored| Prepared {
-                seq: stored.seq,
-                value: linegate_schemas::encode(&stored.event).map_err(|e| e.to_string()),
-                station_id: stored.event.station_id,
-                event_id: stored.event.event_id,
-            })
-            .collect())
+        reader
+            .read_encoded_after(after, limit)
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())?

@@ -9,7 +9,7 @@ mod retry;
 mod schema;
 mod writer;
 
-pub use reader::{OutboxReader, OutboxStats, QuarantinedPayload, StoredEvent};
+pub use reader::{EncodedEvent, OutboxReader, OutboxStats, QuarantinedPayload, StoredEvent};
 pub use retry::{retry_quarantined, Retried, RetryRefusal};
 pub use writer::{Intake, OutboxWriter, QuarantineEntry, Stored};
 

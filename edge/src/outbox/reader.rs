@@ -17,6 +17,27 @@ pub struct StoredEvent {
     pub event: EdgeEvent,
 }
 
+/// An event as stored, in the single-object encoding Kafka gets.
+#[derive(Debug, Clone)]
+pub struct EncodedEvent {
+    /// Outbox sequence number (also inside the encoded event).
+    pub seq: i64,
+    /// The event id, for the `idempotency-key` header.
+    pub event_id: String,
+    /// The single-object encoded `EdgeEvent`, or why this row cannot be sent.
+    pub value: Result<Vec<u8>, String>,
+}
+
+/// Decodes a stored body: single-object Avro (what the writer stores), or CBOR (what outboxes written by
+/// earlier builds hold; single-object's first byte, 0xC3, is a CBOR tag, never the map CBOR rows start with).
+fn decode_body(body: &[u8]) -> Result<EdgeEvent, String> {
+    if body.starts_with(&linegate_schemas::SINGLE_OBJECT_MAGIC) {
+        linegate_schemas::decode(body).map_err(|e| e.to_string())
+    } else {
+        linegate_schemas::from_cbor(body).map_err(|e| e.to_string())
+    }
+}
+
 /// A read connection to the outbox.
 pub struct OutboxReader {
     path: PathBuf,
@@ -32,31 +53,89 @@ impl OutboxReader {
         })
     }
 
-    /// Up to `limit` events with `seq > after`, oldest first.
+    /// Up to `limit` events with `seq > after`, oldest first, decoded (for operators and tests).
     pub fn read_after(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>, OutboxError> {
+        let mut events = Vec::new();
+        self.each_row_after(after, limit, |seq, _event_id, body| {
+            let event = decode_body(body).map_err(|reason| self.bad_row(seq, reason))?;
+            events.push(StoredEvent { seq, event });
+            Ok(())
+        })?;
+        Ok(events)
+    }
+
+    /// Up to `limit` events with `seq > after`, oldest first, as Kafka takes them: a row is stored in the
+    /// single-object encoding the forwarder sends, so it is passed on as it is, not decoded.
+    pub fn read_encoded_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EncodedEvent>, OutboxError> {
+        let mut events = Vec::with_capacity(limit.min(4096));
+        self.each_row_after(after, limit, |seq, event_id, body| {
+            let value = if body.starts_with(&linegate_schemas::SINGLE_OBJECT_MAGIC) {
+                Ok(body.to_vec())
+            } else {
+                // A row written before the outbox stored Avro (CBOR): encoded now, as it was then.
+                decode_body(body)
+                    .and_then(|event| linegate_schemas::encode(&event).map_err(|e| e.to_string()))
+            };
+            events.push(EncodedEvent {
+                seq,
+                event_id: event_id.to_owned(),
+                value,
+            });
+            Ok(())
+        })?;
+        Ok(events)
+    }
+
+    /// Calls `each(seq, event_id, body)` for up to `limit` rows after `after`, in seq order, without
+    /// copying a body it does not keep.
+    fn each_row_after(
+        &self,
+        after: i64,
+        limit: usize,
+        mut each: impl FnMut(i64, &str, &[u8]) -> Result<(), OutboxError>,
+    ) -> Result<(), OutboxError> {
         let err = sqlite_err(&self.path);
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT seq, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .prepare_cached(
+                "SELECT seq, event_id, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
             .map_err(&err)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt
-            .query_map(params![after, limit], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
-            })
-            .map_err(&err)?;
-        let mut events = Vec::new();
-        for row in rows {
-            let (seq, body) = row.map_err(&err)?;
-            let event: EdgeEvent =
-                linegate_schemas::from_cbor(&body).map_err(|e| OutboxError::BadRow {
-                    path: self.path.clone(),
-                    seq,
-                    reason: e.to_string(),
-                })?;
-            events.push(StoredEvent { seq, event });
+        let mut rows = stmt.query(params![after, limit]).map_err(&err)?;
+        while let Some(row) = rows.next().map_err(&err)? {
+            let seq: i64 = row.get(0).map_err(&err)?;
+            let event_id = row.get_ref(1).and_then(|v| Ok(v.as_str()?)).map_err(&err)?;
+            let body = row
+                .get_ref(2)
+                .and_then(|v| Ok(v.as_blob()?))
+                .map_err(&err)?;
+            each(seq, event_id, body)?;
         }
-        Ok(events)
+        Ok(())
+    }
+
+    /// The station this outbox belongs to (set when the file was created).
+    pub fn station_id(&self) -> Result<String, OutboxError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'station_id'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(sqlite_err(&self.path))
+    }
+
+    fn bad_row(&self, seq: i64, reason: String) -> OutboxError {
+        OutboxError::BadRow {
+            path: self.path.clone(),
+            seq,
+            reason,
+        }
     }
 
     /// Number of events waiting for Kafka.

@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS events (
     seq            INTEGER PRIMARY KEY,  -- gapless per station, assigned at commit
     event_id       TEXT NOT NULL,
     captured_at_ms INTEGER NOT NULL,
-    body           BLOB NOT NULL         -- CBOR of the EdgeEvent, seq included
+    body           BLOB NOT NULL         -- the EdgeEvent as Kafka gets it (Avro single-object), seq included;
+                                         -- CBOR in files written before that, still read
 );
 CREATE TABLE IF NOT EXISTS seen (
     event_id   TEXT PRIMARY KEY,         -- ids of events stored within the dedup window

@@ -581,7 +581,7 @@ pub(super) fn append_items(
                 // Set in place: a failed transaction is retried with new seqs anyway.
                 event.seq = seq;
                 let stored = &**event;
-                let body = linegate_schemas::to_cbor(stored).map_err(|e| OutboxError::BadRow {
+                let body = linegate_schemas::encode(stored).map_err(|e| OutboxError::BadRow {
                     path: path.to_owned(),
                     seq,
                     reason: e.to_string(),
