@@ -119,6 +119,10 @@ pub struct OutboxConfig {
     pub group_commit_max: usize,
     /// Hours an event id is remembered, so a result the station (or MQTT) delivers again is stored once.
     pub dedup_window_hours: u32,
+    /// Most event ids remembered (the newest): the window ends at `dedup_window_hours` or at this many ids,
+    /// whichever comes first. It bounds the memory (about 20 bytes per id) and must cover what MQTT may
+    /// deliver again after a crash (`mqtt.max_unacked`).
+    pub dedup_max_ids: usize,
     /// Most events waiting for Kafka; at the limit `full_policy` applies.
     pub max_events: u64,
     /// Most bytes of waiting events (their stored bodies); at the limit `full_policy` applies.
@@ -136,6 +140,7 @@ impl Default for OutboxConfig {
             synchronous: Synchronous::Full,
             group_commit_max: 1000,
             dedup_window_hours: 168,
+            dedup_max_ids: 100_000,
             max_events: 10_000_000,
             max_bytes: 8 << 30,
             max_age_hours: None,
@@ -285,6 +290,9 @@ impl EdgeConfig {
         if self.outbox.group_commit_max == 0 {
             return Err(file.invalid("outbox.group_commit_max", "must be at least 1"));
         }
+        if self.outbox.dedup_max_ids < 1000 {
+            return Err(file.invalid("outbox.dedup_max_ids", "must be at least 1000"));
+        }
         if let Some(modbus) = &self.modbus {
             modbus.validate(file)?;
         }
@@ -321,6 +329,15 @@ impl EdgeConfig {
         if !(1..=usize::from(u16::MAX)).contains(&mqtt.max_unacked) {
             return Err(file.invalid("mqtt.max_unacked", "must be between 1 and 65535"));
         }
+        if mqtt.max_unacked > self.outbox.dedup_max_ids {
+            return Err(file.invalid(
+                "outbox.dedup_max_ids",
+                format!(
+                    "must be at least mqtt.max_unacked ({}): every result the broker may deliver again after a crash must be remembered",
+                    mqtt.max_unacked
+                ),
+            ));
+        }
         for (target, pointer) in mqtt.mapping.iter().flatten() {
             let key = format!("mqtt.mapping.{target}");
             let known = crate::capture::MAPPABLE.contains(&target.as_str())
@@ -352,6 +369,7 @@ impl EdgeConfig {
             synchronous: self.outbox.synchronous,
             group_commit_max: self.outbox.group_commit_max,
             dedup_window_ms: i64::from(self.outbox.dedup_window_hours) * 3_600_000,
+            dedup_max_ids: self.outbox.dedup_max_ids,
             max_events: i64::try_from(self.outbox.max_events).unwrap_or(i64::MAX),
             max_bytes: i64::try_from(self.outbox.max_bytes).unwrap_or(i64::MAX),
             max_age_ms: self
@@ -421,5 +439,20 @@ mod tests {
             "[station]\nid = \"ST-01\"\ndata_dir = \"/tmp/x\"\n[kafka]\nbootstrap = \"k:9092\"\n";
         let err = load_text(raw).unwrap_err().to_string();
         assert!(err.contains("no source is configured"), "{err}");
+    }
+
+    #[test]
+    fn a_dedup_window_smaller_than_what_mqtt_may_redeliver_is_refused() {
+        let raw = "[station]\nid = \"ST-01\"\ndata_dir = \"/tmp/x\"\n[kafka]\nbootstrap = \"k:9092\"\n\
+                   [outbox]\ndedup_max_ids = 1500\n\
+                   [mqtt]\nhost = \"localhost\"\ntopics = [\"t\"]\nclient_id = \"c\"\nmax_unacked = 2000\n";
+        let err = load_text(raw).unwrap_err().to_string();
+        assert!(
+            err.starts_with("edge.toml:7: key `outbox.dedup_max_ids`: must be at least mqtt.max_unacked (2000)"),
+            "{err}"
+        );
+        let err = load_text(&raw.replace("1500", "10")).unwrap_err().to_string();
+        assert!(err.contains("must be at least 1000"), "{err}");
+        load_text(&raw.replace("1500", "2000")).unwrap();
     }
 }

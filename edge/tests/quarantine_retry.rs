@@ -14,6 +14,7 @@ const OPTIONS: OutboxOptions = OutboxOptions {
     synchronous: Synchronous::Full,
     group_commit_max: 100,
     dedup_window_ms: 3_600_000,
+    dedup_max_ids: 100_000,
     max_events: 1_000_000,
     max_bytes: i64::MAX,
     max_age_ms: None,

@@ -52,6 +52,11 @@ impl Mosquitto {
         self.process.take();
     }
 
+    /// The broker's process id while it runs, to read its CPU time.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(ChildProcess::pid)
+    }
+
     /// The broker's port.
     pub fn port(&self) -> u16 {
         self.port

@@ -7,6 +7,7 @@
 mod reader;
 mod retry;
 mod schema;
+mod seen;
 mod writer;
 
 pub use reader::{EncodedEvent, OutboxReader, OutboxStats, QuarantinedPayload, StoredEvent};
@@ -73,6 +74,8 @@ pub struct OutboxOptions {
     pub group_commit_max: usize,
     /// How long an event id is remembered to drop a resend of the same result, in milliseconds.
     pub dedup_window_ms: i64,
+    /// Most event ids remembered (the newest), which bounds the window's memory: about 20 bytes per id.
+    pub dedup_max_ids: usize,
     /// Most events waiting for Kafka.
     pub max_events: i64,
     /// Most bytes of waiting event bodies.

@@ -10,6 +10,7 @@ use rusqlite::{params, TransactionBehavior};
 
 use super::reader::QuarantinedPayload;
 use super::schema::{open_for_writing, sqlite_err};
+use super::seen::SeenIds;
 use super::writer::{append_items, read_next_seq, Bound, Level};
 use super::{Intake, OutboxError, OutboxOptions, Stored};
 
@@ -69,6 +70,8 @@ pub fn retry_quarantined(
     };
     let mut next_seq = read_next_seq(&tx, path)?;
     let mut level = Level::of(&tx, path)?;
+    // Loaded under the write lock: the running writer cannot log an id between this look and the commit.
+    let mut seen = SeenIds::load(&tx, path, options.dedup_window_ms, options.dedup_max_ids)?;
     let bound = Bound {
         level,
         max_events: options.max_events,
@@ -90,8 +93,15 @@ pub fn retry_quarantined(
             }
             Ok(event) => {
                 let mut items = [Intake::Event(Box::new(event))];
-                let stored =
-                    append_items(&tx, path, &mut items, &mut next_seq, &mut level, &bound)?;
+                let stored = append_items(
+                    &tx,
+                    path,
+                    &mut items,
+                    &mut next_seq,
+                    &mut level,
+                    &bound,
+                    &mut seen,
+                )?;
                 let outcome = match stored.first() {
                     Some(Stored::Event { seq }) => Retried::Stored { seq: *seq },
                     Some(Stored::Duplicate) => Retried::Duplicate,

@@ -18,11 +18,11 @@ CREATE TABLE IF NOT EXISTS events (
     body           BLOB NOT NULL         -- the EdgeEvent as Kafka gets it (Avro single-object), seq included;
                                          -- CBOR in files written before that, still read
 );
-CREATE TABLE IF NOT EXISTS seen (
-    event_id   TEXT PRIMARY KEY,         -- ids of events stored within the dedup window
+CREATE TABLE IF NOT EXISTS seen_log (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,  -- commit order; deleted only from the oldest end
+    event_id   TEXT NOT NULL,                      -- ids of events stored within the dedup window
     seen_at_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_by_age ON seen (seen_at_ms);
+);
 CREATE TABLE IF NOT EXISTS quarantine (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     received_at_ms INTEGER NOT NULL,
@@ -57,6 +57,7 @@ pub(super) fn open_for_writing(
     ))
     .map_err(&err)?;
     conn.execute_batch(TABLES).map_err(&err)?;
+    migrate_seen(&conn).map_err(&err)?;
     let found: Option<String> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = 'station_id'",
@@ -88,6 +89,26 @@ pub(super) fn open_for_writing(
         }
     }
     Ok(conn)
+}
+
+/// Moves the ids of an outbox written before the dedup log (table `seen`, keyed by id) into `seen_log`, oldest
+/// first, in one transaction.
+fn migrate_seen(conn: &Connection) -> rusqlite::Result<()> {
+    let old: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'seen')",
+        [],
+        |row| row.get(0),
+    )?;
+    if old {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             INSERT INTO seen_log (event_id, seen_at_ms)
+                 SELECT event_id, seen_at_ms FROM seen ORDER BY seen_at_ms, event_id;
+             DROP TABLE seen;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
 }
 
 /// Opens a read connection; the writer must have created the file.

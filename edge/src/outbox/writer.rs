@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{oneshot, Notify};
 
 use super::schema::{open_for_writing, sqlite_err};
+use super::seen::{Seen, SeenIds};
 use super::{FullPolicy, OutboxError, OutboxOptions};
 
 /// How often event ids older than the dedup window are forgotten.
@@ -107,6 +108,7 @@ impl OutboxWriter {
     ) -> Result<Self, OutboxError> {
         let conn = open_for_writing(path, station_id, options.synchronous)?;
         let level = Level::of(&conn, path)?;
+        let seen = SeenIds::load(&conn, path, options.dedup_window_ms, options.dedup_max_ids)?;
         let bound = Bound {
             level,
             max_events: options.max_events,
@@ -127,7 +129,7 @@ impl OutboxWriter {
                     &thread_path,
                     inbox,
                     options,
-                    bound,
+                    Window { bound, seen },
                     &committed,
                     &thread_live,
                 )
@@ -209,20 +211,28 @@ impl OutboxWriter {
     }
 }
 
+/// What the writer keeps between commits besides the connection: the size bound and the dedup window.
+struct Window {
+    bound: Bound,
+    seen: SeenIds,
+}
+
 fn write_loop(
     mut conn: Connection,
     path: &Path,
     inbox: mpsc::Receiver<Command>,
     options: OutboxOptions,
-    mut bound: Bound,
+    window: Window,
     committed: &Notify,
     live: &LiveLevel,
 ) {
-    let (group_commit_max, dedup_window_ms) =
-        (options.group_commit_max.max(1), options.dedup_window_ms);
+    let Window {
+        mut bound,
+        mut seen,
+    } = window;
+    let group_commit_max = options.group_commit_max.max(1);
     let mut last_prune = std::time::Instant::now();
     let mut disk_full = false;
-    prune_seen(&conn, path, dedup_window_ms);
     // Ends when every handle is dropped.
     while let Ok(first) = inbox.recv() {
         if let Command::Ping { reply } = first {
@@ -244,11 +254,19 @@ fn write_loop(
         let added_events = group.iter().any(|command| {
             matches!(command, Command::Append { items, .. } if items.iter().any(|i| matches!(i, Intake::Event(_))))
         });
-        if last_prune.elapsed() >= PRUNE_EVERY {
-            prune_seen(&conn, path, dedup_window_ms);
+        if last_prune.elapsed() >= PRUNE_EVERY || seen.overfull() {
+            if let Err(error) = seen.prune(&conn, path) {
+                tracing::warn!(%error, "cannot prune the dedup window; it grows until the next try");
+            }
             last_prune = std::time::Instant::now();
         }
-        match commit_group(&mut conn, path, &mut group, &bound) {
+        let outcome = commit_group(&mut conn, path, &mut group, &bound, &mut seen);
+        if outcome.is_ok() {
+            seen.committed();
+        } else {
+            seen.rolled_back();
+        }
+        match outcome {
             Ok(Committed {
                 results,
                 level,
@@ -404,18 +422,6 @@ fn is_disk_full(error: &OutboxError) -> bool {
     )
 }
 
-/// Forgets event ids older than the dedup window (by the edge's capture time).
-fn prune_seen(conn: &Connection, path: &Path, dedup_window_ms: i64) {
-    let horizon = crate::capture::now_ms().saturating_sub(dedup_window_ms);
-    if let Err(source) = conn.execute("DELETE FROM seen WHERE seen_at_ms < ?1", params![horizon]) {
-        let error = OutboxError::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
-        tracing::warn!(%error, "cannot prune the dedup window; it grows until the next try");
-    }
-}
-
 fn group_rows(command: &Command) -> usize {
     match command {
         Command::Append { items, .. } => items.len().max(1),
@@ -477,6 +483,7 @@ fn commit_group(
     path: &Path,
     group: &mut [Command],
     bound: &Bound,
+    seen: &mut SeenIds,
 ) -> Result<Committed, OutboxError> {
     let err = sqlite_err(path);
     let mut dropped_total = 0;
@@ -486,6 +493,7 @@ fn commit_group(
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(&err)?;
     let mut next_seq = read_next_seq(&tx, path)?;
+    seen.follow(&tx, path)?;
     // Deletes first: room freed by Kafka confirmations in this group is usable by its appends.
     let mut results: Vec<Option<Done>> = group.iter().map(|_| None).collect();
     let mut level = bound.level;
@@ -511,7 +519,7 @@ fn commit_group(
     }
     for (command, result) in group.iter_mut().zip(results.iter_mut()) {
         if let Command::Append { items, .. } = command {
-            let stored = append_items(&tx, path, items, &mut next_seq, &mut level, bound)?;
+            let stored = append_items(&tx, path, items, &mut next_seq, &mut level, bound, seen)?;
             *result = Some(Done::Appended(stored));
         }
     }
@@ -541,12 +549,10 @@ pub(super) fn append_items(
     next_seq: &mut i64,
     level: &mut Level,
     bound: &Bound,
+    seen: &mut SeenIds,
 ) -> Result<Vec<Stored>, OutboxError> {
     let err = sqlite_err(path);
     let committed_at_ms = crate::capture::now_ms();
-    let mut remember = tx
-        .prepare_cached("INSERT OR IGNORE INTO seen (event_id, seen_at_ms) VALUES (?1, ?2)")
-        .map_err(&err)?;
     let mut insert_event = tx
         .prepare_cached(
             "INSERT INTO events (seq, event_id, captured_at_ms, body) VALUES (?1, ?2, ?3, ?4)",
@@ -569,11 +575,7 @@ pub(super) fn append_items(
             Intake::Event(event) => {
                 // A result the station sent again (an MQTT redelivery after a crash between commit and
                 // PUBACK) has an event id already seen: acknowledge it, store it once.
-                if remember
-                    .execute(params![event.event_id, committed_at_ms])
-                    .map_err(&err)?
-                    == 0
-                {
+                if seen.remember(tx, path, &event.event_id, committed_at_ms)? == Seen::Again {
                     seqs.push(Stored::Duplicate);
                     continue;
                 }

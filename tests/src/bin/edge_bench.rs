@@ -97,6 +97,7 @@ async fn fill_outbox(path: &Path, station: &str, count: usize) -> Duration {
         synchronous: Synchronous::Full,
         group_commit_max: 10_000,
         dedup_window_ms: 0,
+        dedup_max_ids: 100_000,
         max_events: i64::MAX,
         max_bytes: i64::MAX,
         max_age_ms: None,
@@ -143,6 +144,12 @@ async fn main() -> anyhow::Result<()> {
     let mut edge = start("BENCH-MQTT", &mosquitto, &tansu, dir.path(), http);
     let pid = edge.pid().expect("edge pid");
     let (cpu0, _) = usage(pid);
+    let others = [
+        mosquitto.pid().expect("mosquitto pid"),
+        tansu.pid().expect("tansu pid"),
+        std::process::id(),
+    ];
+    let others0 = others.map(|pid| usage(pid).0);
     let per = args.results / args.publishers;
     let total = per * args.publishers;
     let docs = inspection_documents("BENCH-MQTT", per / 3 + 1, 9);
@@ -187,6 +194,13 @@ async fn main() -> anyhow::Result<()> {
         hwm1 as f64 / 1024.0,
     );
 
+    let others1 = others.map(|pid| usage(pid).0);
+    println!(
+        "   CPU meanwhile: Mosquitto {:.1} s, tansu {:.1} s, the publishers (this process) {:.1} s",
+        others1[0] - others0[0],
+        others1[1] - others0[1],
+        others1[2] - others0[2],
+    );
     println!("   edge memory now: {}", memory_split(pid));
 
     // 3a. Idle.
