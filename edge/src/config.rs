@@ -448,10 +448,14 @@ mod tests {
                    [mqtt]\nhost = \"localhost\"\ntopics = [\"t\"]\nclient_id = \"c\"\nmax_unacked = 2000\n";
         let err = load_text(raw).unwrap_err().to_string();
         assert!(
-            err.starts_with("edge.toml:7: key `outbox.dedup_max_ids`: must be at least mqtt.max_unacked (2000)"),
+            err.starts_with(
+                "edge.toml:7: key `outbox.dedup_max_ids`: must be at least mqtt.max_unacked (2000)"
+            ),
             "{err}"
         );
-        let err = load_text(&raw.replace("1500", "10")).unwrap_err().to_string();
+        let err = load_text(&raw.replace("1500", "10"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("must be at least 1000"), "{err}");
         load_text(&raw.replace("1500", "2000")).unwrap();
     }

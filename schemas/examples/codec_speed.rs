@@ -77,10 +77,10 @@ fn main() {
     time("Avro single-object decode", |_| {
         std::hint::black_box(decode::<EdgeEvent>(&avro).unwrap());
     });
-    time("CBOR encode (outbox row)", |i| {
+    time("CBOR encode (outbox rows of earlier builds)", |i| {
         std::hint::black_box(to_cbor(&sample(i)).unwrap());
     });
-    time("CBOR decode (outbox row)", |_| {
+    time("CBOR decode (outbox rows of earlier builds)", |_| {
         std::hint::black_box(from_cbor::<EdgeEvent>(&cbor).unwrap());
     });
     time("building the sample (baseline)", |i| {

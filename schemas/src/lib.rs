@@ -2,7 +2,7 @@
 //!
 //! It holds the Avro schemas (`avro/*.avsc`, one file per record), every released version of them
 //! (`released/`), the Rust types that mirror them, and the two encodings an event takes:
-//! Avro single-object encoding on Kafka and CBOR in the edge's outbox.
+//! Avro single-object encoding (on Kafka and in the edge's outbox) and CBOR (outbox rows of earlier builds).
 //!
 //! This crate does no I/O: schemas are compiled into the binary so that an edge that was never online
 //! can still encode, and a reader finds the writer schema of any released version by its fingerprint.

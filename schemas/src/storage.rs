@@ -1,5 +1,5 @@
-//! CBOR, the edge outbox's storage encoding: self-describing, so a stored row never depends on a
-//! schema id or fingerprint, and a row written by an older edge still reads after an upgrade.
+//! CBOR, the storage encoding of outbox rows written by earlier edge builds (they now store the
+//! single-object Avro that Kafka gets): still read after an upgrade, and by the tests that make such rows.
 
 use serde::{de::DeserializeOwned, Serialize};
 

@@ -6,6 +6,7 @@
 //! 3. The edge's peak RSS (VmHWM) and CPU time per phase, and its CPU while idle for 10 s.
 //! 4. The broker's ceiling: the same events, already encoded, from a bare idempotent producer with the
 //!    edge's settings, so that the edge's figures can be read against what the broker takes at all.
+//! 5. The MQTT side's ceiling: phase 1's publishing into a subscriber that only acknowledges.
 //!
 //! `cargo build --release --workspace --bins && target/release/edge-bench`
 
@@ -152,32 +153,9 @@ async fn main() -> anyhow::Result<()> {
     let others0 = others.map(|pid| usage(pid).0);
     let per = args.results / args.publishers;
     let total = per * args.publishers;
-    let docs = inspection_documents("BENCH-MQTT", per / 3 + 1, 9);
+    let payloads = payloads("BENCH-MQTT", args.publishers, per);
     let started = Instant::now();
-    let mut publishers = Vec::new();
-    for p in 0..args.publishers {
-        let payloads: Vec<Vec<u8>> = (0..per)
-            .map(|i| {
-                let mut doc = docs[i % docs.len()].clone();
-                doc["event_id"] = serde_json::Value::String(uuid::Uuid::new_v4().to_string());
-                doc.to_string().into_bytes()
-            })
-            .collect();
-        let port = mosquitto.port();
-        publishers.push(tokio::spawn(async move {
-            mqtt::publish_all(
-                port,
-                &format!("bench-{p}"),
-                &station_topic("BENCH-MQTT"),
-                &payloads,
-                0,
-            )
-            .await
-        }));
-    }
-    for p in publishers {
-        p.await??;
-    }
+    publish(mosquitto.port(), "BENCH-MQTT", payloads).await?;
     let published = started.elapsed();
     wait_forwarded(http, total as u64).await;
     let end_to_end = started.elapsed();
@@ -252,7 +230,91 @@ async fn main() -> anyhow::Result<()> {
         "4. broker ceiling: a bare idempotent producer (acks=all, lz4, linger 5 ms) delivers {rate:.0} \
          pre-encoded events/s to tansu; tansu CPU {broker_cpu:.1} s"
     );
+    // 5. The MQTT rig's ceiling: the same publishing into a subscriber that does nothing but acknowledge.
+    let (rate, mosquitto_cpu, own_cpu) = mqtt_ceiling(&mosquitto, args.publishers, per).await?;
+    println!(
+        "5. MQTT ceiling: the same {total} results from {} publishers through Mosquitto into a bare QoS 1 \
+         subscriber (rumqttc, acknowledges at once, stores nothing): {rate:.0} results/s; CPU Mosquitto \
+         {mosquitto_cpu:.1} s, publishers and subscriber (this process) {own_cpu:.1} s",
+        args.publishers
+    );
+
     Ok(())
+}
+
+/// `per` result documents for each of `publishers`, each with its own event id.
+fn payloads(station: &str, publishers: usize, per: usize) -> Vec<Vec<Vec<u8>>> {
+    let docs = inspection_documents(station, per / 3 + 1, 9);
+    (0..publishers)
+        .map(|_| {
+            (0..per)
+                .map(|i| {
+                    let mut doc = docs[i % docs.len()].clone();
+                    doc["event_id"] = serde_json::Value::String(uuid::Uuid::new_v4().to_string());
+                    doc.to_string().into_bytes()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Publishes every payload at QoS 1 to the station's topic, one MQTT client per list, in parallel; returns
+/// when the broker has acknowledged all of them.
+async fn publish(port: u16, station: &str, payloads: Vec<Vec<Vec<u8>>>) -> anyhow::Result<()> {
+    let topic = station_topic(station);
+    let mut publishers = Vec::new();
+    for (p, payloads) in payloads.into_iter().enumerate() {
+        let topic = topic.clone();
+        publishers.push(tokio::spawn(async move {
+            mqtt::publish_all(port, &format!("bench-{p}"), &topic, &payloads, 0).await
+        }));
+    }
+    for p in publishers {
+        p.await??;
+    }
+    Ok(())
+}
+
+/// Results per second from the publishers into a subscriber that only acknowledges, and the CPU seconds of
+/// Mosquitto and of this process meanwhile: what the MQTT side takes on this machine before any edge work.
+async fn mqtt_ceiling(
+    mosquitto: &Mosquitto,
+    publishers: usize,
+    per: usize,
+) -> anyhow::Result<(f64, f64, f64)> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let station = "BENCH-CEILING";
+    let total = publishers * per;
+    let mut options = MqttOptions::new("bench-bare-subscriber", "127.0.0.1", mosquitto.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_inflight(u16::MAX);
+    let (client, mut eventloop) = AsyncClient::new(options, 1000);
+    client
+        .subscribe(station_topic(station), QoS::AtLeastOnce)
+        .await?;
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = eventloop.poll().await? {
+            break;
+        }
+    }
+    let received = tokio::spawn(async move {
+        let mut count = 0;
+        while count < total {
+            if let Event::Incoming(Packet::Publish(_)) = eventloop.poll().await? {
+                count += 1;
+            }
+        }
+        anyhow::Ok(Instant::now())
+    });
+    let payloads = payloads(station, publishers, per);
+    let pids = [mosquitto.pid().expect("mosquitto pid"), std::process::id()];
+    let cpu0 = pids.map(|pid| usage(pid).0);
+    let started = Instant::now();
+    publish(mosquitto.port(), station, payloads).await?;
+    let done = received.await??;
+    let cpu1 = pids.map(|pid| usage(pid).0);
+    let elapsed = done.duration_since(started).as_secs_f64();
+    Ok((total as f64 / elapsed, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]))
 }
 
 /// Events per second a bare producer with the edge's settings gets through, and the broker's CPU for it.
