@@ -204,3 +204,31 @@ async fn the_ids_of_an_outbox_written_by_an_earlier_build_are_kept() {
         .unwrap();
     assert_eq!(old_table, 0, "migrated into seen_log");
 }
+
+#[tokio::test]
+async fn an_id_older_than_the_window_is_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let id = ids(2);
+    let writer = start(&path, OPTIONS);
+    writer
+        .append(vec![event(&id[0]), event(&id[1])])
+        .await
+        .unwrap();
+    drop(writer);
+    // The first id was seen two hours ago: outside the one-hour window of OPTIONS.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE seen_log SET seen_at_ms = ?1 WHERE event_id = ?2",
+        rusqlite::params![now_ms() - 7_200_000, id[0]],
+    )
+    .unwrap();
+    let writer = start(&path, OPTIONS);
+    assert_eq!(
+        writer
+            .append(vec![event(&id[0]), event(&id[1])])
+            .await
+            .unwrap(),
+        vec![Stored::Event { seq: 3 }, Stored::Duplicate]
+    );
+}

@@ -56,7 +56,7 @@ impl SeenIds {
             window_ms,
             max_ids: max_ids.max(1),
         };
-        seen.prune(conn, path)?;
+        seen.prune(conn, path, true)?;
         seen.follow(conn, path)?;
         Ok(seen)
     }
@@ -120,26 +120,37 @@ impl SeenIds {
         self.ids.len() > self.max_ids + self.max_ids / SLACK_DIVISOR
     }
 
-    /// Forgets the ids older than the window or beyond its count, in the log and in memory (one transaction
-    /// of its own: if it is lost in a crash, the rows are pruned again at the next start).
-    pub(super) fn prune(&mut self, conn: &Connection, path: &Path) -> Result<(), OutboxError> {
+    /// Forgets the ids beyond the window's count and, with `by_age`, those older than the window, in the log
+    /// and in memory (one transaction of its own: if it is lost in a crash, the rows are pruned again at the
+    /// next start). The count bound is one index lookup; the age bound scans the log (once a minute).
+    pub(super) fn prune(
+        &mut self,
+        conn: &Connection,
+        path: &Path,
+        by_age: bool,
+    ) -> Result<(), OutboxError> {
         let err = sqlite_err(path);
-        let horizon = crate::capture::now_ms().saturating_sub(self.window_ms);
         let max_ids = i64::try_from(self.max_ids).unwrap_or(i64::MAX);
         // Log ids are contiguous (AUTOINCREMENT, deleted only from the oldest end), so the count bound is a
         // cut-off id; the age bound is one too, as rows are logged in time order.
-        let cutoff: Option<i64> = conn
-            .query_row(
-                "SELECT MAX(\
-                    COALESCE((SELECT MAX(id) FROM seen_log WHERE seen_at_ms < ?1), 0), \
-                    COALESCE((SELECT MAX(id) FROM seen_log), 0) - ?2)",
-                params![horizon, max_ids],
-                |row| row.get(0),
-            )
+        let newest: Option<i64> = conn
+            .query_row("SELECT MAX(id) FROM seen_log", [], |row| row.get(0))
             .map_err(&err)?;
-        let Some(cutoff) = cutoff.filter(|&cutoff| cutoff > 0) else {
+        let mut cutoff = newest.unwrap_or(0).saturating_sub(max_ids);
+        if by_age {
+            let horizon = crate::capture::now_ms().saturating_sub(self.window_ms);
+            let aged: Option<i64> = conn
+                .query_row(
+                    "SELECT MAX(id) FROM seen_log WHERE seen_at_ms < ?1",
+                    params![horizon],
+                    |row| row.get(0),
+                )
+                .map_err(&err)?;
+            cutoff = cutoff.max(aged.unwrap_or(0));
+        }
+        if cutoff <= 0 {
             return Ok(());
-        };
+        }
         {
             let mut stmt = conn
                 .prepare_cached("SELECT event_id FROM seen_log WHERE id <= ?1")

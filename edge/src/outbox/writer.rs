@@ -254,11 +254,14 @@ fn write_loop(
         let added_events = group.iter().any(|command| {
             matches!(command, Command::Append { items, .. } if items.iter().any(|i| matches!(i, Intake::Event(_))))
         });
-        if last_prune.elapsed() >= PRUNE_EVERY || seen.overfull() {
-            if let Err(error) = seen.prune(&conn, path) {
+        let by_age = last_prune.elapsed() >= PRUNE_EVERY;
+        if by_age || seen.overfull() {
+            if let Err(error) = seen.prune(&conn, path, by_age) {
                 tracing::warn!(%error, "cannot prune the dedup window; it grows until the next try");
             }
-            last_prune = std::time::Instant::now();
+            if by_age {
+                last_prune = std::time::Instant::now();
+            }
         }
         let outcome = commit_group(&mut conn, path, &mut group, &bound, &mut seen);
         if outcome.is_ok() {
