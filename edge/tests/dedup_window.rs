@@ -2,24 +2,13 @@
 //! and across restarts; the count bound forgets the oldest ids (also after a restart); a rolled-back commit
 //! remembers nothing; ids another process logged are seen; an outbox of an earlier build keeps its ids.
 
-use std::sync::Arc;
+mod support;
+use support::OPTIONS;
 
 use linegate_edge::capture::{envelope, now_ms, parse_document};
 use linegate_edge::outbox::{
-    retry_quarantined, FullPolicy, Intake, OutboxOptions, OutboxReader, OutboxWriter,
-    QuarantineEntry, Retried, Stored, Synchronous,
-};
-use tokio::sync::Notify;
-
-const OPTIONS: OutboxOptions = OutboxOptions {
-    synchronous: Synchronous::Full,
-    group_commit_max: 100,
-    dedup_window_ms: 3_600_000,
-    dedup_max_ids: 100_000,
-    max_events: 1_000_000,
-    max_bytes: i64::MAX,
-    max_age_ms: None,
-    full_policy: FullPolicy::Block,
+    retry_quarantined, Intake, OutboxOptions, OutboxReader, OutboxWriter, QuarantineEntry, Retried,
+    Stored,
 };
 
 fn document(id: &str) -> String {
@@ -38,7 +27,7 @@ fn ids(n: usize) -> Vec<String> {
 }
 
 fn start(path: &std::path::Path, options: OutboxOptions) -> OutboxWriter {
-    OutboxWriter::start(path, "ST-01", options, Arc::new(Notify::new())).unwrap()
+    support::writer(path, options)
 }
 
 #[tokio::test]

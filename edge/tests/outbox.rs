@@ -1,11 +1,14 @@
 //! The outbox against a real SQLite file: sequence numbers, group commit, deletion, quarantine, reopening.
 
+mod support;
+use support::OPTIONS;
+
 use std::sync::Arc;
 
 use linegate_edge::capture::envelope;
 use linegate_edge::outbox::{
     FullPolicy, Intake, OutboxError, OutboxOptions, OutboxReader, OutboxWriter, QuarantineEntry,
-    Stored, Synchronous,
+    Stored,
 };
 use linegate_schemas::{InspectionEvent, InspectionEventType};
 use tokio::sync::Notify;
@@ -42,19 +45,8 @@ fn quarantine() -> Intake {
     })
 }
 
-const OPTIONS: OutboxOptions = OutboxOptions {
-    synchronous: Synchronous::Full,
-    group_commit_max: 100,
-    dedup_window_ms: 3_600_000,
-    dedup_max_ids: 100_000,
-    max_events: 1_000_000,
-    max_bytes: i64::MAX,
-    max_age_ms: None,
-    full_policy: FullPolicy::Block,
-};
-
 fn start(path: &std::path::Path) -> OutboxWriter {
-    OutboxWriter::start(path, "ST-01", OPTIONS, Arc::new(Notify::new())).unwrap()
+    support::writer(path, OPTIONS)
 }
 
 #[tokio::test]

@@ -1,15 +1,13 @@
 //! How the outbox stores an event: the single-object Avro that Kafka gets, passed on without decoding; and
 //! rows an earlier build stored as CBOR, still read and sent after an upgrade.
 
-use std::sync::Arc;
+mod support;
+use support::OPTIONS;
 
 use linegate_edge::capture::envelope;
-use linegate_edge::outbox::{
-    FullPolicy, Intake, OutboxOptions, OutboxReader, OutboxWriter, Stored, Synchronous,
-};
+use linegate_edge::outbox::{Intake, OutboxReader, OutboxWriter, Stored};
 use linegate_schemas::{EdgeEvent, InspectionEvent, InspectionEventType, SINGLE_OBJECT_MAGIC};
 use rusqlite::params;
-use tokio::sync::Notify;
 
 fn event(n: u32) -> EdgeEvent {
     let inspection = InspectionEvent {
@@ -28,19 +26,8 @@ fn event(n: u32) -> EdgeEvent {
     envelope("ST-01", inspection, None, 1_700_000_000_000)
 }
 
-const OPTIONS: OutboxOptions = OutboxOptions {
-    synchronous: Synchronous::Full,
-    group_commit_max: 100,
-    dedup_window_ms: 3_600_000,
-    dedup_max_ids: 100_000,
-    max_events: 1_000_000,
-    max_bytes: i64::MAX,
-    max_age_ms: None,
-    full_policy: FullPolicy::Block,
-};
-
 fn start(path: &std::path::Path) -> OutboxWriter {
-    OutboxWriter::start(path, "ST-01", OPTIONS, Arc::new(Notify::new())).unwrap()
+    support::writer(path, OPTIONS)
 }
 
 #[tokio::test]

@@ -1,24 +1,12 @@
 //! `outbox quarantine retry` on a real outbox file, beside a running writer: payloads that parse now become
 //! events with the next seqs, the others stay with a new reason, and the writer's seqs stay gapless and unique.
 
-use std::sync::Arc;
+mod support;
+use support::OPTIONS;
 
 use linegate_edge::capture::{envelope, now_ms, parse_document};
 use linegate_edge::outbox::{
-    retry_quarantined, FullPolicy, Intake, OutboxOptions, OutboxReader, OutboxWriter,
-    QuarantineEntry, Retried, RetryRefusal, Stored, Synchronous,
-};
-use tokio::sync::Notify;
-
-const OPTIONS: OutboxOptions = OutboxOptions {
-    synchronous: Synchronous::Full,
-    group_commit_max: 100,
-    dedup_window_ms: 3_600_000,
-    dedup_max_ids: 100_000,
-    max_events: 1_000_000,
-    max_bytes: i64::MAX,
-    max_age_ms: None,
-    full_policy: FullPolicy::Block,
+    retry_quarantined, Intake, OutboxReader, QuarantineEntry, Retried, RetryRefusal, Stored,
 };
 
 fn document(n: u32) -> String {
@@ -61,7 +49,7 @@ fn parse(
 async fn retried_payloads_take_the_next_seqs_beside_a_running_writer() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outbox.db");
-    let writer = OutboxWriter::start(&path, "ST-01", OPTIONS, Arc::new(Notify::new())).unwrap();
+    let writer = support::writer(&path, OPTIONS);
     let good = document(100);
     let stored = writer
         .append(vec![
