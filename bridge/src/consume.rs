@@ -22,8 +22,8 @@ pub type InputConsumer = StreamConsumer<GroupLog>;
 /// `fetch.min.bytes` (1) arrived, so this bounds only idle polls (a few cheap requests per second); tansu
 /// 0.6.0 appears to hold a fetch for this long even when records are there: with librdkafka's default of
 /// 500 ms, bridge-bench measured p50 460 ms at 10,000 events/s, with 10 ms 63 ms.
-/// `[kafka.client]` may override it.
-const FETCH_WAIT_MAX_MS: &str = "10";
+/// `[kafka.client]` may override it. The state read-back ([`crate::state`]) uses it too.
+pub(crate) const FETCH_WAIT_MAX_MS: &str = "10";
 
 /// Creates the group consumer of the input topic (the caller subscribes). A group without committed offsets
 /// starts at the earliest record, so nothing the edges sent before the bridge's first start is skipped.
