@@ -4,14 +4,14 @@
 //! chains intact. And the joining member must get to work while the first keeps writing: its read-back of
 //! the dedup state ends although state records keep arriving.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, produce_many};
 use linegate_e2e::process::repo_root;
 use linegate_e2e::stack::{audit_verify, start_bridge_config};
 use linegate_e2e::Tansu;
-use linegate_schemas::{encode, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType};
+use linegate_schemas::{encode, EdgeEvent};
 
 const STATIONS: usize = 12;
 const EVENTS_PER_STATION: i64 = 250;
@@ -23,24 +23,7 @@ const WAIT: Duration = Duration::from_secs(300);
 const GRACE: Duration = Duration::from_secs(8);
 
 fn edge_event(station: &str, seq: i64) -> EdgeEvent {
-    linegate_e2e::events::edge_event(
-        station,
-        seq,
-        1_768_905_000_000 + seq * 10,
-        EdgePayload::Inspection(InspectionEvent {
-            event_id: uuid::Uuid::new_v4().to_string(),
-            event_type: InspectionEventType::InspectionStarted,
-            timestamp: 1_768_905_000_000 + seq * 10 - 3,
-            inspection_id: format!("{station}-insp-{seq:05}"),
-            batch_id: "LOT-7".to_owned(),
-            chip_id: format!("{station}-chip-{seq:05}"),
-            inspection_type: "optical".to_owned(),
-            status: "RUNNING".to_owned(),
-            quality_score: None,
-            defects: Vec::new(),
-            metadata: BTreeMap::new(),
-        }),
-    )
+    linegate_e2e::events::inspection_started(station, seq, "LOT-7")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,14 +2,14 @@
 //! restarted by its supervisor; the outputs are complete, every event once by id (a repeat of the killed
 //! instance's last round is identical and at most one round long), and the audit chains still verify.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, produce_many, Record};
 use linegate_e2e::process::repo_root;
 use linegate_e2e::stack::{audit_verify, start_bridge_config};
 use linegate_e2e::Tansu;
-use linegate_schemas::{encode, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType};
+use linegate_schemas::{encode, EdgeEvent};
 
 const STATIONS: usize = 12;
 const EVENTS_PER_STATION: i64 = 150;
@@ -17,26 +17,7 @@ const WAIT: Duration = Duration::from_secs(300);
 const GRACE: Duration = Duration::from_secs(5);
 
 fn edge_event(station: &str, seq: i64) -> EdgeEvent {
-    let event_id = uuid::Uuid::new_v4().to_string();
-    let event_type = InspectionEventType::InspectionStarted;
-    linegate_e2e::events::edge_event(
-        station,
-        seq,
-        1_768_905_000_000 + seq * 10,
-        EdgePayload::Inspection(InspectionEvent {
-            event_id,
-            event_type,
-            timestamp: 1_768_905_000_000 + seq * 10 - 3,
-            inspection_id: format!("{station}-insp-{seq:05}"),
-            batch_id: "LOT-9".to_owned(),
-            chip_id: format!("{station}-chip-{seq:05}"),
-            inspection_type: "optical".to_owned(),
-            status: "RUNNING".to_owned(),
-            quality_score: None,
-            defects: Vec::new(),
-            metadata: BTreeMap::new(),
-        }),
-    )
+    linegate_e2e::events::inspection_started(station, seq, "LOT-9")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
