@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::config::{BridgeConfig, DeliveryMode};
@@ -70,6 +70,13 @@ impl ConsumerContext for GroupLog {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(_) = rebalance {
             self.in_flight.settle_for_rebalance(consumer);
+        }
+    }
+
+    /// Commits of the steady loop are asynchronous ([`crate::inflight::commit`]): their failures surface here.
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            tracing::warn!(%error, partitions = %describe(offsets), "an offset commit failed; a later commit covers it, or the records are read again and skipped as replays");
         }
     }
 

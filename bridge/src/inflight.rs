@@ -63,7 +63,7 @@ impl Pending {
     /// revocation, see [`Pending::settled_by_rebalance`]).
     pub async fn delivery(&mut self) -> Result<(), DeliveryError> {
         match self.sending.take() {
-            Some(sending) => sending.settle(&self.outputs).await,
+            Some(sending) => sending.settle().await,
             None => Ok(()),
         }
     }
@@ -109,12 +109,12 @@ impl InFlight {
             let Some(sending) = round.sending.take() else {
                 continue;
             };
-            let delivered = futures_executor::block_on(sending.settle(&round.outputs));
+            let delivered = futures_executor::block_on(sending.settle());
             if let Err(error) = &delivered {
                 tracing::warn!(%error, records = round.batch.len(), "a round in flight was not delivered before its partitions were revoked; their next owner handles it again");
             }
             intact &= delivered.is_ok();
-            let committed = intact && commit(consumer, &round.batch);
+            let committed = intact && commit(consumer, &round.batch, CommitMode::Sync);
             intact &= committed;
             round.settled_by_rebalance = Some(committed);
         }
@@ -134,14 +134,24 @@ impl InFlight {
     }
 }
 
-/// Commits the offsets after `batch` synchronously; false (logged) if Kafka refused.
-pub fn commit<C: Consumer<X>, X: ConsumerContext>(consumer: &C, batch: &[OwnedMessage]) -> bool {
+/// Commits the offsets after `batch`; false (logged) if Kafka refused at once. Rounds in the steady loop
+/// commit `Async`: the round then does not wait for the group coordinator (bridge-bench against tansu at
+/// 10,000 events/s: p99 1.1 s with a synchronous commit per round, 0.13 to 0.15 s without), commits reach
+/// the coordinator in order, a later one covers an earlier that failed, and a failure reported later is
+/// logged by the consumer context. Offsets that never
+/// made it only mean records read again, which the ledger skips as replays. Before a revocation and at a
+/// stop the commit is `Sync`: the partitions' next owner must start after it.
+pub fn commit<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
+    batch: &[OwnedMessage],
+    mode: CommitMode,
+) -> bool {
     if batch.is_empty() {
         return true;
     }
     let positions = batch.iter().map(|m| (m.topic(), m.partition(), m.offset()));
-    let committed = consume::commit_list(positions)
-        .and_then(|offsets| consumer.commit(&offsets, CommitMode::Sync));
+    let committed =
+        consume::commit_list(positions).and_then(|offsets| consumer.commit(&offsets, mode));
     match committed {
         Ok(()) => true,
         Err(error) => {

@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
 
-use crate::route::{InputRecord, Output, Rejection};
+use crate::route::{Output, Rejection};
 
 /// Labels of a per-topic series.
 pub type TopicLabels = Vec<(&'static str, String)>;
@@ -116,25 +116,29 @@ impl BridgeMetrics {
         Self::register(&mut Registry::default())
     }
 
-    /// Counts one routed input: read from its topic, and its DLQ class when rejected.
-    pub fn routed(&self, record: &InputRecord<'_>, rejection: Option<&Rejection>) {
-        self.records_in
-            .get_or_create(&Self::topic(record.topic))
-            .inc();
-        if let Some(rejection) = rejection {
-            self.dlq
-                .get_or_create(&vec![("class", rejection.class().to_owned())])
-                .inc();
+    /// Counts the input records of a round, per topic.
+    pub fn read(&self, batch: &[OwnedMessage]) {
+        for (topic, count) in per_topic(batch.iter().map(|m| m.topic())) {
+            self.records_in
+                .get_or_create(&Self::topic(topic))
+                .inc_by(count);
         }
+    }
+
+    /// Counts a rejected input under its DLQ class.
+    pub fn rejected(&self, rejection: &Rejection) {
+        self.dlq
+            .get_or_create(&vec![("class", rejection.class().to_owned())])
+            .inc();
     }
 
     /// Counts a round whose outputs Kafka acknowledged: the outputs per topic, and per input the time from
     /// its record timestamp to now (inputs without a timestamp are not observed).
     pub fn delivered(&self, batch: &[OwnedMessage], outputs: &[Output]) {
-        for output in outputs {
+        for (topic, count) in per_topic(outputs.iter().map(|o| o.topic.as_str())) {
             self.records_out
-                .get_or_create(&Self::topic(&output.topic))
-                .inc();
+                .get_or_create(&Self::topic(topic))
+                .inc_by(count);
         }
         let now_ms = linegate_common::process::now_ms();
         for message in batch {
@@ -149,6 +153,19 @@ impl BridgeMetrics {
     pub fn topic(topic: &str) -> TopicLabels {
         vec![("topic", topic.to_owned())]
     }
+}
+
+/// How many of `topics` name each topic, in first-seen order: a round has a handful of topics and
+/// thousands of records, and a series lookup allocates its labels.
+fn per_topic<'a>(topics: impl Iterator<Item = &'a str>) -> Vec<(&'a str, u64)> {
+    let mut counts: Vec<(&str, u64)> = Vec::new();
+    for topic in topics {
+        match counts.iter_mut().find(|(seen, _)| *seen == topic) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((topic, 1)),
+        }
+    }
+    counts
 }
 
 #[cfg(test)]
@@ -171,5 +188,14 @@ mod tests {
         assert!(text.contains("linegate_bridge_dedup_hits_total 1"));
         assert!(text.contains("linegate_bridge_transaction_aborts_total 0"));
         assert!(text.contains("linegate_bridge_latency_seconds_bucket{le=\"0.008\"} 1"));
+    }
+
+    #[test]
+    fn topics_are_counted_in_first_seen_order() {
+        let topics = ["a", "b", "a", "c", "a"];
+        assert_eq!(
+            per_topic(topics.into_iter()),
+            [("a", 3), ("b", 1), ("c", 1)]
+        );
     }
 }

@@ -89,7 +89,7 @@ pub async fn redrive(
         .await
         .map_err(|e| RedriveError::Task(e.to_string()))??;
     let producer: FutureProducer =
-        crate::produce::producer(kafka).map_err(RedriveError::Producer)?;
+        crate::produce::future_producer(kafka).map_err(RedriveError::Producer)?;
     let mut report = Report {
         dlq_topic: dlq_topic.to_owned(),
         dry_run,
@@ -194,7 +194,9 @@ pub fn carry_attempt(input: &OwnedMessage, outputs: &mut [Output], dlq_topic: &s
         for (key, value) in &carried {
             match output.headers.iter_mut().find(|(k, _)| k == key) {
                 Some(slot) => slot.1 = value.clone(),
-                None => output.headers.push(((*key).to_owned(), value.clone())),
+                None => output
+                    .headers
+                    .push(((*key).to_owned().into(), value.clone())),
             }
         }
     }

@@ -51,7 +51,6 @@ pub type RoutedHook<'h> = dyn Fn(&OwnedMessage, &InputRecord<'_>, &mut route::Ro
 
 /// Appends the outputs of `batch` to `outputs` (state records last) and says what became of its records.
 /// Accepted completed inspections also feed `windows`; a window they close is written right after them.
-/// `sink` sees `outputs` after each record, so the caller can send what is decided while the rest is routed.
 pub fn route_batch(
     batch: &[OwnedMessage],
     ctx: &RouteContext<'_>,
@@ -59,7 +58,6 @@ pub fn route_batch(
     windows: &mut Windows,
     hook: &RoutedHook<'_>,
     outputs: &mut Vec<Output>,
-    sink: &mut dyn FnMut(&[Output]),
 ) -> Counts {
     let mut counts = Counts::default();
     outputs.reserve(batch.len() * 3 + 1);
@@ -79,7 +77,6 @@ pub fn route_batch(
             counts: &mut counts,
         };
         round.one(message, &record, hook);
-        sink(outputs);
     }
     outputs.extend(ledger.take_outputs(&ctx.topics.state, |chain| windows.snapshot(chain)));
     counts

@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::Producer;
+
+use crate::produce::{self, OutputProducer};
+use crate::route::Output;
 use rdkafka::TopicPartitionList;
 
 use linegate_common::kafka::KafkaConfig;
@@ -78,31 +81,36 @@ pub async fn start(
     kafka: &KafkaConfig,
     transactional_id: &str,
     probe_topic: &str,
-) -> Result<FutureProducer, TxnError> {
+) -> Result<OutputProducer, TxnError> {
     let unsupported = |step, source| TxnError::Unsupported {
         bootstrap: kafka.bootstrap.clone(),
         step,
         source,
     };
-    let producer: FutureProducer = kafka
-        .client_config(&[
+    let producer = produce::configured(
+        kafka,
+        &[
             ("transactional.id", transactional_id),
-            ("enable.idempotence", "true"),
-            ("acks", "all"),
-            ("linger.ms", "5"),
-            ("compression.type", "lz4"),
             ("transaction.timeout.ms", "60000"),
-        ])
-        .create()
-        .map_err(|e| unsupported("creating the producer", e))?;
+        ],
+    )
+    .map_err(|e| unsupported("creating the producer", e))?;
     blocking(|| producer.init_transactions(CALL_TIMEOUT))
         .map_err(|e| unsupported("init_transactions", e))?;
     blocking(|| producer.begin_transaction()).map_err(|e| unsupported("begin_transaction", e))?;
     let key = format!("{PROBE_KEY_PREFIX}{transactional_id}");
-    let probe = FutureRecord::to(probe_topic).key(&key).payload("probe");
-    if let Err((error, _)) = producer.send(probe, CALL_TIMEOUT).await {
+    let probe = Output {
+        topic: probe_topic.to_owned(),
+        key: Some(key.into_bytes()),
+        value: b"probe".to_vec(),
+        headers: Vec::new(),
+    };
+    if let Err(error) = produce::deliver_all(&producer, &[probe]).await {
         let _ = blocking(|| producer.abort_transaction(CALL_TIMEOUT));
-        return Err(unsupported("producing the probe record", error));
+        return Err(unsupported(
+            "producing the probe record",
+            error.into_kafka(),
+        ));
     }
     if let Err(error) = blocking(|| producer.commit_transaction(CALL_TIMEOUT)) {
         let _ = blocking(|| producer.abort_transaction(CALL_TIMEOUT));
@@ -112,14 +120,14 @@ pub async fn start(
 }
 
 /// Opens the transaction of a round.
-pub fn begin(producer: &FutureProducer, transactional_id: &str) -> Result<(), TxnError> {
+pub fn begin(producer: &OutputProducer, transactional_id: &str) -> Result<(), TxnError> {
     blocking(|| producer.begin_transaction()).map_err(|e| classify(transactional_id, "begin", e))
 }
 
 /// Adds the round's input offsets to the transaction and commits it; the outputs were produced and
 /// acknowledged inside it already. On a non-fatal error the transaction is aborted.
 pub fn commit(
-    producer: &FutureProducer,
+    producer: &OutputProducer,
     transactional_id: &str,
     offsets: &TopicPartitionList,
     group: &ConsumerGroupMetadata,
@@ -131,7 +139,7 @@ pub fn commit(
 
 /// Aborts the open transaction after `error` at `step`, and says whether the process can go on.
 pub fn abort(
-    producer: &FutureProducer,
+    producer: &OutputProducer,
     transactional_id: &str,
     step: &'static str,
     error: KafkaError,

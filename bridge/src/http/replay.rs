@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
@@ -129,7 +128,7 @@ impl Replays {
         self,
         mut status: ReplayStatus,
         consumer: Arc<BaseConsumer>,
-        producer: FutureProducer,
+        producer: crate::produce::OutputProducer,
     ) {
         let mut left: BTreeMap<i32, i64> = status
             .ranges
@@ -184,7 +183,7 @@ impl Replays {
         &self,
         id: &str,
         batch: &[&OwnedMessage],
-        producer: &FutureProducer,
+        producer: &crate::produce::OutputProducer,
         status: &mut ReplayStatus,
     ) -> Result<(), String> {
         let config = &self.config;
@@ -211,7 +210,7 @@ impl Replays {
         for output in &mut outputs {
             output
                 .headers
-                .push(("replay.id".to_owned(), id.as_bytes().to_vec()));
+                .push(("replay.id".into(), id.as_bytes().to_vec()));
         }
         let mut attempt = 1;
         while let Err(error) = self.wire.frame(&mut outputs).await {

@@ -21,10 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
 
 mod exactly_once;
@@ -35,7 +34,7 @@ use crate::consume::{self, InputConsumer};
 use crate::dedup::{DedupMetrics, Ledger};
 use crate::inflight::{InFlight, Pending};
 use crate::metrics::BridgeMetrics;
-use crate::produce::{self, DeliveryError, Sending};
+use crate::produce::{self, DeliveryError};
 use crate::registry::{RegistryError, WireFormat};
 use crate::round::{self, Counts};
 use crate::route::{Output, RouteContext};
@@ -86,7 +85,7 @@ pub enum PipelineError {
 /// Consumer and producer of one bridge instance; the pipeline is the only user of both.
 pub struct Pipeline {
     consumer: InputConsumer,
-    producer: FutureProducer,
+    producer: produce::OutputProducer,
     config: BridgeConfig,
     /// Open quality windows; stored with each station's ledger state and restored with it.
     windows: Mutex<Windows>,
@@ -199,7 +198,10 @@ impl Pipeline {
                 break;
             };
             if batch.is_empty() && !self.in_flight.is_empty() {
-                if !self.settle_until(0, &mut totals, &shutdown).await {
+                if !self
+                    .settle_until(0, CommitMode::Async, &mut totals, &shutdown)
+                    .await
+                {
                     return Ok(totals);
                 }
                 continue;
@@ -211,8 +213,10 @@ impl Pipeline {
                 (reported, last_summary) = (totals, Instant::now());
             }
         }
-        // A stop finishes the rounds in flight first (unless their delivery keeps failing).
-        self.settle_until(0, &mut totals, &shutdown).await;
+        // A stop finishes the rounds in flight first (unless their delivery keeps failing), and waits for
+        // the commit.
+        self.settle_until(0, CommitMode::Sync, &mut totals, &shutdown)
+            .await;
         log_totals(&totals, "bridge stopped");
         Ok(totals)
     }
@@ -264,7 +268,10 @@ impl Pipeline {
         let started = Instant::now();
         if self.reload.swap(false, Ordering::SeqCst) {
             // The ledger is replaced: what it sent must be settled first.
-            if !self.settle_until(0, totals, shutdown).await {
+            if !self
+                .settle_until(0, CommitMode::Async, totals, shutdown)
+                .await
+            {
                 return Ok(());
             }
             // Without the state, dedup and the audit chain would restart from nothing: the round waits for it
@@ -280,19 +287,7 @@ impl Pipeline {
                 backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
             }
         }
-        // Single-object outputs outside a transaction go to the producer while the round is routed; framing
-        // for a registry (which may wait for ids) and a transaction (begun first) take the whole round.
-        let mut streamed =
-            (self.transactional_id.is_none() && !self.wire.is_confluent()).then(Sending::default);
-        let (mut outputs, counts) = self.route_batch(&batch, streamed.as_mut());
-        if let Some(mut sending) = streamed {
-            sending.queue(&self.producer, &outputs);
-            self.in_flight
-                .push(Pending::new(batch, outputs, counts, started, sending));
-            self.settle_until(settle::ROUNDS_IN_FLIGHT, totals, shutdown)
-                .await;
-            return Ok(());
-        }
+        let (mut outputs, counts) = self.route_batch(&batch);
         // Before any send (and before a transaction begins): the round is produced in the configured wire
         // format, whole, or not at all.
         if !self.wire.frame_waiting(&mut outputs, shutdown).await? {
@@ -302,24 +297,27 @@ impl Pipeline {
             );
             return Ok(());
         }
-        let mut attempts = 1;
         if let Some(id) = &self.transactional_id {
-            if !self.transaction(id, &batch, &outputs).await? {
-                return Ok(());
+            if self.transaction(id, &batch, &outputs).await? {
+                self.books(&batch, &outputs, counts, 1, started, totals);
             }
-        } else {
-            if let Err(error) = produce::deliver_all(&self.producer, &outputs).await {
-                match self
-                    .deliver_until_done(&outputs, batch.len(), error, shutdown)
-                    .await
-                {
-                    Some(taken) => attempts = taken,
-                    None => return Ok(()),
-                }
-            }
-            crate::inflight::commit(&self.consumer, &batch);
+            return Ok(());
         }
-        self.books(&batch, &outputs, counts, attempts, started, totals);
+        // The whole round is queued at once, after routing: librdkafka then sends one request per partition
+        // for it. Queued while it was routed, the same outputs left in four to five times as many smaller
+        // requests, and a broker pays per request (bridge-bench against tansu: 28,800 instead of 25,600
+        // events/s, tansu's CPU 0.59 instead of 1.04 s per 50,000 events). It stays in flight, acknowledged
+        // in the background, while the next round is read and routed.
+        let sending = produce::send(&self.producer, &outputs);
+        self.in_flight
+            .push(Pending::new(batch, outputs, counts, started, sending));
+        self.settle_until(
+            settle::ROUNDS_IN_FLIGHT,
+            CommitMode::Async,
+            totals,
+            shutdown,
+        )
+        .await;
         Ok(())
     }
 
@@ -351,13 +349,8 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The round's outputs and counts. With `sending`, each record's outputs are queued to the producer as
-    /// soon as it is routed (the state records, last, are left to the caller).
-    fn route_batch(
-        &self,
-        batch: &[OwnedMessage],
-        mut sending: Option<&mut Sending>,
-    ) -> (Vec<crate::route::Output>, Counts) {
+    /// The round's outputs, in send order, and what became of its records.
+    fn route_batch(&self, batch: &[OwnedMessage]) -> (Vec<crate::route::Output>, Counts) {
         let ctx = RouteContext {
             topics: &self.config.topics,
             routes: &self.config.routes,
@@ -378,25 +371,16 @@ impl Pipeline {
         }
         self.window_outputs(idle, &mut outputs);
         let hook = |message: &OwnedMessage,
-                    record: &crate::route::InputRecord<'_>,
+                    _record: &crate::route::InputRecord<'_>,
                     routed: &mut crate::route::Routed| {
             crate::redrive::carry_attempt(message, &mut routed.outputs, &self.config.topics.dlq);
-            self.metrics.routed(record, routed.rejection.as_ref());
-        };
-        let mut sink = |so_far: &[Output]| {
-            if let Some(sending) = sending.as_deref_mut() {
-                sending.queue(&self.producer, so_far);
+            if let Some(rejection) = &routed.rejection {
+                self.metrics.rejected(rejection);
             }
         };
-        let counts = round::route_batch(
-            batch,
-            &ctx,
-            &mut ledger,
-            &mut windows,
-            &hook,
-            &mut outputs,
-            &mut sink,
-        );
+        self.metrics.read(batch);
+        let counts =
+            round::route_batch(batch, &ctx, &mut ledger, &mut windows, &hook, &mut outputs);
         (outputs, counts)
     }
 

@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use rdkafka::consumer::CommitMode;
 use rdkafka::message::OwnedMessage;
 use tokio::sync::watch;
 
@@ -23,11 +24,13 @@ use crate::route::Output;
 pub(super) const ROUNDS_IN_FLIGHT: usize = 1;
 
 impl Pipeline {
-    /// Settles rounds in flight, oldest first, until at most `keep` remain. False when the bridge is
-    /// stopping with a round that could not be delivered (it stays uncommitted, to be handled again).
+    /// Settles rounds in flight, oldest first, until at most `keep` remain, committing each with `mode`.
+    /// False when the bridge is stopping with a round that could not be delivered (it stays uncommitted,
+    /// to be handled again).
     pub(super) async fn settle_until(
         &self,
         keep: usize,
+        mode: CommitMode,
         totals: &mut Totals,
         shutdown: &watch::Receiver<bool>,
     ) -> bool {
@@ -52,7 +55,7 @@ impl Pipeline {
                         }
                         continue;
                     }
-                    inflight::commit(&self.consumer, &round.batch);
+                    inflight::commit(&self.consumer, &round.batch, mode);
                 }
             }
             self.books(
@@ -103,7 +106,7 @@ impl Pipeline {
                     }
                 }
             };
-            inflight::commit(&self.consumer, &round.batch);
+            inflight::commit(&self.consumer, &round.batch, CommitMode::Sync);
             self.books(
                 &round.batch,
                 &round.outputs,

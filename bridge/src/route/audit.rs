@@ -66,7 +66,7 @@ pub(super) fn output(
         // ride along as headers so the audit trail reads on its own. Headers are not part of the chain hash.
         headers.push(("system.message".into(), report.message.clone().into_bytes()));
         for (key, value) in &report.details {
-            headers.push((format!("system.{key}"), value.clone().into_bytes()));
+            headers.push((format!("system.{key}").into(), value.clone().into_bytes()));
         }
     }
     let output = Output {

@@ -14,6 +14,8 @@ mod dlq;
 mod quality;
 mod validate;
 
+use std::borrow::Cow;
+
 use linegate_schemas::{AuditOutcome, EdgeEvent, EdgePayload, InspectionEventType, SchemaError};
 
 use crate::config::{QualityConfig, Routes, TopicNames};
@@ -51,8 +53,8 @@ pub struct Output {
     pub key: Option<Vec<u8>>,
     /// Record value.
     pub value: Vec<u8>,
-    /// Record headers, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Record headers, in order. Names are mostly fixed words: borrowed, not allocated per record.
+    pub headers: Vec<(Cow<'static, str>, Vec<u8>)>,
 }
 
 impl Output {
@@ -288,7 +290,7 @@ fn derived_id(name: &str) -> String {
 
 /// Headers every output carries: where it came from (when the input decoded), and adr-004's
 /// `idempotency-key`, which is the output's own id, so a consumer can drop a repeat without decoding.
-fn event_headers(event: Option<&EdgeEvent>, output_id: &str) -> Vec<(String, Vec<u8>)> {
+fn event_headers(event: Option<&EdgeEvent>, output_id: &str) -> Vec<(Cow<'static, str>, Vec<u8>)> {
     let mut headers = Vec::with_capacity(5);
     if let Some(event) = event {
         headers.push(("station_id".into(), event.station_id.clone().into_bytes()));

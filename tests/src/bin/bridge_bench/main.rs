@@ -2,9 +2,13 @@
 //!
 //! 1. Throughput: N events pre-loaded on the ingest topic, then a bridge started in at-least-once mode with
 //!    the full fan-out; events/s from its start to `records_in` = N on `/metrics` (includes the group join).
-//! 2. Latency: events fed at a fixed rate for some seconds; per event, lifecycle record timestamp (set by the
-//!    bridge's producer when it sends) minus the event's own timestamp (set by the feeder when it sends);
-//!    p50/p95/p99 over all events.
+//! 2. Latency: events fed at a fixed rate for some seconds; per event, the time its lifecycle record became
+//!    readable at a plain consumer minus the event's own timestamp (set by the feeder when it sends), so
+//!    linger, acknowledgement and fetch all count ([`observe`]); p50/p95/p99 over all events.
+//! 3. The rig's floor: the same feed at the same rate into a topic the same observer reads; what the
+//!    feeder, tansu and one fetch add on this machine, with no bridge at all.
+//! 4. The rig's ceiling ([`ceiling`]): the bridge's Kafka traffic for the same number of events (its
+//!    producer, one round in flight, commits), with no bridge work; what tansu and the clients allow here.
 //!
 //! Uses the bridge binary of its own profile: `cargo run --release -p linegate-e2e --bin bridge-bench` for
 //! real figures (after `cargo build --release --workspace --bins`).
@@ -13,13 +17,18 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use linegate_e2e::kafka::consume_until;
+
+mod ceiling;
+mod observe;
+
+use linegate_e2e::kafka::create_topic;
 use linegate_e2e::process::{usage, wait_for_port};
 use linegate_e2e::stack::{bridge_config_with_http, start_bridge_with_config};
 use linegate_e2e::{free_port, Tansu};
 use linegate_schemas::{
     decode, encode, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType,
 };
+use observe::now_ms;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
@@ -50,13 +59,6 @@ struct Args {
 
 /// Stations the events come from.
 const STATIONS: i64 = 24;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// The `n`th event of the run: `seq` within its station, `n` in its chip id (which phase it belongs to).
 fn event(station: &str, seq: i64, n: i64) -> Vec<u8> {
@@ -109,6 +111,26 @@ mod http_get {
     }
 }
 
+/// Events of the throughput phase, for the latency observer's filter (a plain `fn` cannot capture).
+static PRELOADED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// The ingest topic the bridge reads.
+const INPUT: &str = "edge.station.events";
+/// The topic of the rig-floor phase, read by a plain consumer.
+const RIG: &str = "bench.rig";
+
+/// p50/p95/p99/max of sorted latencies in ms.
+fn percentiles(sorted: &[i64]) -> String {
+    let pct = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)];
+    format!(
+        "p50 {} ms, p95 {} ms, p99 {} ms, max {} ms",
+        pct(0.50),
+        pct(0.95),
+        pct(0.99),
+        sorted.last().copied().unwrap_or_default()
+    )
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -155,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
         .set("linger.ms", "5")
         .set("message.timeout.ms", "60000")
         .create()?;
-    let send_all = |producer: &FutureProducer, from: i64, count: i64| {
+    let send_all = |producer: &FutureProducer, topic: &str, from: i64, count: i64| {
         let mut deliveries = Vec::new();
         for n in from..from + count {
             // Round robin over the stations, each with its own gapless seq, as edges send them: a seq that
@@ -163,11 +185,7 @@ async fn main() -> anyhow::Result<()> {
             let station = format!("ST-{:02}", (n - 1) % STATIONS);
             let value = event(&station, (n - 1) / STATIONS + 1, n);
             loop {
-                match producer.send_result(
-                    FutureRecord::to("edge.station.events")
-                        .key(&station)
-                        .payload(&value),
-                ) {
+                match producer.send_result(FutureRecord::to(topic).key(&station).payload(&value)) {
                     Ok(d) => break deliveries.push(d),
                     Err(_) => std::thread::sleep(Duration::from_millis(1)),
                 }
@@ -175,7 +193,7 @@ async fn main() -> anyhow::Result<()> {
         }
         deliveries
     };
-    for d in send_all(&producer, 1, args.events) {
+    for d in send_all(&producer, INPUT, 1, args.events) {
         d.await?.map_err(|(e, _)| e)?;
     }
     println!("pre-loaded {} events", args.events);
@@ -227,57 +245,98 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let total = (args.rate * args.seconds) as i64;
-    let tick = Duration::from_millis(10);
-    let per_tick = (args.rate / 100).max(1) as i64;
-    let mut sent = 0;
-    let mut deliveries = Vec::new();
-    let mut next = Instant::now();
-    while sent < total {
-        deliveries.extend(send_all(
-            &producer,
-            args.events + 1 + sent,
-            per_tick.min(total - sent),
-        ));
-        sent += per_tick;
-        next += tick;
-        tokio::time::sleep_until(next.into()).await;
-    }
-    for d in deliveries {
-        d.await?.map_err(|(e, _)| e)?;
-    }
-    let expected = (args.events + total) as usize;
-    let bs = bootstrap.clone();
-    let records = tokio::task::spawn_blocking(move || {
-        consume_until(
-            &bs,
-            "inspection.lifecycle",
-            expected,
-            Duration::from_secs(300),
-            Duration::from_millis(500),
-        )
-    })
-    .await??;
-    let mut latencies: Vec<i64> = records
-        .iter()
-        .filter_map(|r| {
-            let event: InspectionEvent = decode(&r.value).ok()?;
-            let n: i64 = event.chip_id.strip_prefix("chip-")?.parse().ok()?;
-            (n > args.events).then_some(r.timestamp_ms? - event.timestamp)
-        })
-        .collect();
-    latencies.sort_unstable();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let feed = |topic: &'static str, first: i64| {
+        let (producer, send_all) = (&producer, &send_all);
+        async move {
+            let tick = Duration::from_millis(10);
+            let per_tick = (args.rate / 100).max(1) as i64;
+            let (mut sent, mut deliveries, mut next) = (0, Vec::new(), Instant::now());
+            while sent < total {
+                deliveries.extend(send_all(
+                    producer,
+                    topic,
+                    first + sent,
+                    per_tick.min(total - sent),
+                ));
+                sent += per_tick;
+                next += tick;
+                tokio::time::sleep_until(next.into()).await;
+            }
+            for d in deliveries {
+                d.await?.map_err(|(e, _)| e)?;
+            }
+            anyhow::Ok(())
+        }
+    };
+    // Lifecycle records of this phase only: chip numbers after the pre-loaded events.
+    let this_phase = |value: &[u8]| {
+        let event: InspectionEvent = decode(value).ok()?;
+        let n: i64 = event.chip_id.strip_prefix("chip-")?.parse().ok()?;
+        (n > PRELOADED.load(std::sync::atomic::Ordering::Relaxed)).then_some(event.timestamp)
+    };
+    PRELOADED.store(args.events, std::sync::atomic::Ordering::Relaxed);
+    let lifecycle = "inspection.lifecycle";
+    let feed_input = feed(INPUT, args.events + 1);
+    let cpu_before = [usage(pid).0, usage(broker).0, usage(std::process::id()).0];
+    let phase_started = Instant::now();
+    let latencies = observe::latencies(
+        &bootstrap,
+        lifecycle,
+        total as usize,
+        this_phase,
+        feed_input,
+    )
+    .await?;
     println!(
-        "latency at {} events/s for {} s ({} events): p50 {} ms, p95 {} ms, p99 {} ms, max {} ms",
+        "latency at {} events/s for {} s ({} events, input sent -> lifecycle record readable): {}",
         args.rate,
         args.seconds,
         latencies.len(),
-        pct(0.50),
-        pct(0.95),
-        pct(0.99),
-        latencies.last().unwrap()
+        percentiles(&latencies)
+    );
+    let share =
+        |now: f64, before: f64| (now - before) * 100.0 / phase_started.elapsed().as_secs_f64();
+    println!(
+        "CPU during the latency phase (of 100 % per core): bridge {:.0} %, tansu {:.0} %, feeder and observer {:.0} %",
+        share(usage(pid).0, cpu_before[0]),
+        share(usage(broker).0, cpu_before[1]),
+        share(usage(std::process::id()).0, cpu_before[2]),
     );
     bridge.terminate(Duration::from_secs(30));
+
+    create_topic(&bootstrap, RIG, 12).await?;
+    let any_event = |value: &[u8]| decode::<EdgeEvent>(value).ok().map(|e| e.timestamp);
+    let (broker_before, rig_started) = (usage(broker).0, Instant::now());
+    let rig = observe::latencies(&bootstrap, RIG, total as usize, any_event, feed(RIG, 1)).await?;
+    println!(
+        "rig floor at {} events/s (the same feed into a topic read by the same observer, no bridge): {}; tansu CPU {:.0} %",
+        args.rate,
+        percentiles(&rig),
+        (usage(broker).0 - broker_before) * 100.0 / rig_started.elapsed().as_secs_f64()
+    );
+    ceiling::create_topics(&bootstrap).await?;
+    for d in send_all(&producer, ceiling::INPUT, 1, args.events) {
+        d.await?.map_err(|(e, _)| e)?;
+    }
+    let broker = tansu.pid().expect("tansu runs");
+    let wait = Duration::from_millis(args.batch_wait_ms);
+    let top = ceiling::run(
+        &bootstrap,
+        args.events as usize,
+        args.batch_max,
+        wait,
+        broker,
+    )
+    .await?;
+    let seconds = top.elapsed.as_secs_f64();
+    println!(
+        "rig ceiling: {} events in {:.2} s = {:.0} events/s (the bridge's Kafka traffic, no bridge work); client CPU {:.1} us per event, tansu CPU {:.1} us per event",
+        top.events,
+        seconds,
+        top.events as f64 / seconds,
+        top.client_cpu * 1e6 / top.events as f64,
+        top.broker_cpu * 1e6 / top.events as f64,
+    );
     if args.keep_logs {
         println!("bridge log and config kept in {}", dir.keep().display());
     }
