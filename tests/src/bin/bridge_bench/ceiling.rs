@@ -102,14 +102,14 @@ pub async fn run(
         if !batch.is_empty() {
             let sending = produce::send(&producer, &fan_out(&batch));
             if let Some(previous) = in_flight.replace((std::mem::take(&mut batch), sending)) {
-                done += settle(&consumer, previous).await?;
+                done += settle(&consumer, previous, CommitMode::Async).await?;
             }
         } else if let Some(previous) = in_flight.take() {
-            done += settle(&consumer, previous).await?;
+            done += settle(&consumer, previous, CommitMode::Async).await?;
         }
     }
     if let Some(previous) = in_flight.take() {
-        done += settle(&consumer, previous).await?;
+        done += settle(&consumer, previous, CommitMode::Sync).await?;
     }
     Ok(Ceiling {
         events: done,
@@ -153,13 +153,15 @@ fn fan_out(batch: &[OwnedMessage]) -> Vec<Output> {
     outputs
 }
 
-/// Waits for a round's acknowledgements and commits its offsets; the records it held.
+/// Waits for a round's acknowledgements and commits its offsets as the bridge does (`Async` in the loop);
+/// the records it held.
 async fn settle(
     consumer: &StreamConsumer,
     (batch, sending): (Vec<OwnedMessage>, Sending),
+    mode: CommitMode,
 ) -> anyhow::Result<usize> {
     sending.settle().await?;
     let positions = batch.iter().map(|m| (m.topic(), m.partition(), m.offset()));
-    consumer.commit(&commit_list(positions)?, CommitMode::Sync)?;
+    consumer.commit(&commit_list(positions)?, mode)?;
     Ok(batch.len())
 }
