@@ -1,4 +1,4 @@
-//! Rounds whose outputs are with the producer but not yet all acknowledged (at-least-once, single-object).
+//! Rounds whose outputs are with the producer but not yet all acknowledged (at-least-once, either wire format).
 //!
 //! The pipeline keeps one such round while it reads and routes the next, so that routing overlaps Kafka's
 //! acknowledgements instead of waiting for them. Invariants:

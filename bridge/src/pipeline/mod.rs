@@ -258,7 +258,7 @@ impl Pipeline {
     }
 
     /// Routes a batch in order and delivers every output; commits once Kafka acknowledged them all. A
-    /// streamed round is left in flight and settled after the next one was routed.
+    /// round outside a transaction is left in flight and settled after the next one was routed.
     async fn round(
         &self,
         batch: Vec<OwnedMessage>,

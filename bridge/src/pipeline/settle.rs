@@ -1,7 +1,7 @@
 //! Finishing rounds: waiting for their acknowledgements, sending them again after a failure, committing
 //! their offsets in order, and the books (metrics, totals, the round's log line).
 //!
-//! A streamed round is left in flight ([`crate::inflight`]) while the next one is read and routed; these
+//! An at-least-once round is left in flight ([`crate::inflight`]) while the next one is read and routed; these
 //! settle it later. A failed round takes every round sent after it along: they are sent again in order once
 //! it went through, so that no round is committed before the ones read ahead of it.
 
