@@ -440,7 +440,7 @@ async fn sigterm_drains_in_flight_work() {
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
         &config,
-        text.replace("${LINEGATE_BRIDGE_BATCH_MAX:-500}", "20"),
+        text.replace("${LINEGATE_BRIDGE_BATCH_MAX:-2000}", "20"),
     )
     .unwrap();
     let mut bridge = start_bridge_with_config(&tansu, "drain", &config, dir.path()).unwrap();

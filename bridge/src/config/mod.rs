@@ -248,7 +248,7 @@ fn default_true() -> bool {
     true
 }
 fn default_batch_max() -> usize {
-    500
+    2000
 }
 fn default_batch_wait_ms() -> u64 {
     10

@@ -5,7 +5,7 @@ use super::*;
 const EXAMPLE: &str = include_str!("../../../config/bridge.example.toml");
 
 /// The example's batch size line, as shipped (the bridge bench sets it through the environment).
-const BATCH_MAX_LINE: &str = "batch_max = ${LINEGATE_BRIDGE_BATCH_MAX:-500}";
+const BATCH_MAX_LINE: &str = "batch_max = ${LINEGATE_BRIDGE_BATCH_MAX:-2000}";
 
 fn example_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/bridge.example.toml")
@@ -39,7 +39,7 @@ fn example_config_loads_with_defaults() {
     assert_eq!(config.bridge.log_format, LogFormat::Human);
     assert_eq!(
         (config.bridge.batch_max, config.bridge.batch_wait_ms),
-        (500, 10)
+        (2000, 10)
     );
     assert!(config.bridge.create_topics);
     assert_eq!(config.quality.threshold_for("optical"), 0.85);

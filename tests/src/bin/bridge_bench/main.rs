@@ -44,7 +44,7 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     /// The bridge's `batch_max` (records per round).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 2000)]
     batch_max: usize,
     /// The bridge's `batch_wait_ms` (how long a round gathers records).
     #[arg(long, default_value_t = 10)]
@@ -140,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
     let port = free_port();
     let config = bridge_config_with_http(dir.path(), port, None)?;
     let shipped = std::fs::read_to_string(&config)?;
-    let line = "batch_max = ${LINEGATE_BRIDGE_BATCH_MAX:-500}";
+    let line = "batch_max = ${LINEGATE_BRIDGE_BATCH_MAX:-2000}";
     anyhow::ensure!(
         shipped.contains(line),
         "the bridge example config no longer has the line `{line}`; update bridge-bench"
