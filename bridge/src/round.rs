@@ -47,7 +47,7 @@ impl Counts {
 }
 
 /// Called for every routed record before its outputs are taken (redrive headers, metrics).
-pub type RoutedHook<'h> = dyn Fn(&OwnedMessage, &InputRecord<'_>, &mut route::Routed) + 'h;
+pub type RoutedHook<'h> = dyn Fn(&OwnedMessage, &mut route::Routed) + 'h;
 
 /// Appends the outputs of `batch` to `outputs` (state records last) and says what became of its records.
 /// Accepted completed inspections also feed `windows`; a window they close is written right after them.
@@ -168,7 +168,7 @@ impl Round<'_, '_> {
             gap: None,
         };
         let mut routed = route::route_decoded(record, ctx, decoded, link);
-        hook(message, record, &mut routed);
+        hook(message, &mut routed);
         match &routed.rejection {
             Some(rejection) => {
                 counts.rejected += 1;

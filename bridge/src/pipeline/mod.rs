@@ -370,9 +370,7 @@ impl Pipeline {
             ledger.touch(&window.station_id);
         }
         self.window_outputs(idle, &mut outputs);
-        let hook = |message: &OwnedMessage,
-                    _record: &crate::route::InputRecord<'_>,
-                    routed: &mut crate::route::Routed| {
+        let hook = |message: &OwnedMessage, routed: &mut crate::route::Routed| {
             crate::redrive::carry_attempt(message, &mut routed.outputs, &self.config.topics.dlq);
             if let Some(rejection) = &routed.rejection {
                 self.metrics.rejected(rejection);

@@ -111,9 +111,6 @@ mod http_get {
     }
 }
 
-/// Events of the throughput phase, for the latency observer's filter (a plain `fn` cannot capture).
-static PRELOADED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-
 /// The ingest topic the bridge reads.
 const INPUT: &str = "edge.station.events";
 /// The topic of the rig-floor phase, read by a plain consumer.
@@ -269,12 +266,12 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     // Lifecycle records of this phase only: chip numbers after the pre-loaded events.
-    let this_phase = |value: &[u8]| {
+    let preloaded = args.events;
+    let this_phase = move |value: &[u8]| {
         let event: InspectionEvent = decode(value).ok()?;
         let n: i64 = event.chip_id.strip_prefix("chip-")?.parse().ok()?;
-        (n > PRELOADED.load(std::sync::atomic::Ordering::Relaxed)).then_some(event.timestamp)
+        (n > preloaded).then_some(event.timestamp)
     };
-    PRELOADED.store(args.events, std::sync::atomic::Ordering::Relaxed);
     let lifecycle = "inspection.lifecycle";
     let feed_input = feed(INPUT, args.events + 1);
     let cpu_before = [usage(pid).0, usage(broker).0, usage(std::process::id()).0];

@@ -26,7 +26,7 @@ pub async fn latencies(
     bootstrap: &str,
     topic: &str,
     count: usize,
-    stamp: fn(&[u8]) -> Option<i64>,
+    stamp: impl Fn(&[u8]) -> Option<i64> + Send + 'static,
     feed: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<Vec<i64>> {
     let (ready, is_ready) = tokio::sync::oneshot::channel();
@@ -47,7 +47,7 @@ fn observe(
     bootstrap: &str,
     topic: &str,
     count: usize,
-    stamp: fn(&[u8]) -> Option<i64>,
+    stamp: impl Fn(&[u8]) -> Option<i64>,
     ready: tokio::sync::oneshot::Sender<()>,
 ) -> anyhow::Result<Vec<i64>> {
     let consumer: BaseConsumer = ClientConfig::new()
