@@ -6,11 +6,12 @@
 //! records sort by input offset. The chain hash covers the fields that say what happened (not the Avro
 //! bytes, so a later schema version or another wire format leaves old hashes valid).
 //!
-//! At-least-once: a round repeated after a failed delivery writes its audit records again with the same
-//! `event_id` and the same previous hash but a new timestamp, hence a new chain hash. The verifier accepts
-//! such a repeat (same event id, same link) and lets the next record link to either copy.
+//! At-least-once: a round handled again (after a failed delivery or a killed instance) writes its audit
+//! records again with the same `event_id`s but new timestamps, hence new chain hashes: a fork from the same
+//! predecessor, which the verifier accepts, while a link that skips records of the chain or names a record
+//! that is not there is a break ([`verify_chain`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use linegate_schemas::{AuditEvent, AuditOutcome};
 use sha2::{Digest, Sha256};
@@ -78,6 +79,21 @@ pub struct Located {
     pub audit: AuditEvent,
 }
 
+/// What is wrong with a broken link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The previous hash it names is no record of the chain: a record was removed or altered.
+    Missing,
+    /// It links past the records of the chain at the input offsets in between (first one given): a
+    /// record was handled twice with different chain states, so that history forked.
+    Skips {
+        /// The first input offset skipped.
+        source_offset: i64,
+    },
+    /// It has no link although records before it have one.
+    Unlinked,
+}
+
 /// The first broken link of a chain: enough to find the record and see what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Break {
@@ -91,7 +107,10 @@ pub struct Break {
     pub source_offset: i64,
     /// Its seq, when it had one.
     pub seq: Option<i64>,
-    /// The previous hash the chain expected (the hash of the preceding record found), or `none`.
+    /// What is wrong.
+    pub fault: Fault,
+    /// The previous hash the chain expected (the hash of the record found just before it in input order,
+    /// several when that input was handled more than once), or `none`.
     pub expected: String,
     /// The previous hash the record names, or `none`.
     pub found: String,
@@ -99,9 +118,16 @@ pub struct Break {
 
 impl std::fmt::Display for Break {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fault = match self.fault {
+            Fault::Missing => "names a previous record that is not in the topic".to_owned(),
+            Fault::Skips { source_offset } => {
+                format!("links past the record of input offset {source_offset}")
+            }
+            Fault::Unlinked => "has no link after linked records".to_owned(),
+        };
         write!(
             f,
-            "chain {} broken at audit partition {} offset {} (input offset {}, seq {}): expected previous hash {}, found {}",
+            "chain {} broken at audit partition {} offset {} (input offset {}, seq {}): it {fault}; expected previous hash {}, found {}",
             self.chain,
             self.partition,
             self.offset,
@@ -122,14 +148,13 @@ pub struct Report {
     pub records: usize,
     /// Records without a link (a chain's first record, or written by a v1 bridge before the chain began).
     pub unlinked: usize,
-    /// At-least-once repeats of a record (same event id and link), accepted.
+    /// At-least-once repeats: further audit records of an input position already audited.
     pub repeats: usize,
     /// The first break of each broken chain, in chain order.
     pub breaks: Vec<Break>,
 }
 
-/// Checks every chain of `records` (any order). A chain's first record may name a predecessor that is no
-/// longer in the topic (retention); every later record must name the chain hash of the one before it.
+/// Checks every chain of `records` (any order); see [`verify_chain`] for the rules.
 pub fn verify(records: Vec<Located>) -> Report {
     let mut report = Report::default();
     let mut chains: BTreeMap<String, Vec<Located>> = BTreeMap::new();
@@ -141,11 +166,7 @@ pub fn verify(records: Vec<Located>) -> Report {
     for (chain, mut records) in chains {
         report.chains += 1;
         report.records += records.len();
-        // Input order; at one input offset a GAP record comes before the record's own audit record.
-        records.sort_by_key(|r| {
-            let gap_last = r.audit.outcome != AuditOutcome::Gap;
-            (r.audit.source_offset, gap_last, r.partition, r.offset)
-        });
+        records.sort_by_key(|r| (position(&r.audit), r.partition, r.offset));
         if let Some(broken) = verify_chain(&chain, &records, &mut report) {
             report.breaks.push(broken);
         }
@@ -153,33 +174,96 @@ pub fn verify(records: Vec<Located>) -> Report {
     report
 }
 
+/// Where a record sits in its chain's input order: its input offset, and at one offset a GAP record
+/// comes before the record's own audit record.
+type Position = (i64, bool);
+
+fn position(audit: &AuditEvent) -> Position {
+    (audit.source_offset, audit.outcome != AuditOutcome::Gap)
+}
+
+/// How one record's link stands, before the excuses of [`verify_chain`].
+enum Link {
+    /// It names a record of the chain that may precede it.
+    Sound,
+    /// No link.
+    None,
+    Missing,
+    Skips(Position),
+}
+
+/// One chain, sorted by [`position`]. Every link must name a record of the chain, and one that may come
+/// just before it: at the preceding position of the chain, or at the same or a later one (the input was
+/// read again after its state had advanced, e.g. audited DUPLICATE after a lost commit). At-least-once
+/// handling forks a chain legitimately: a round written again by an input's next owner links from the same
+/// predecessor as the first copy, and the records a killed instance got out of an unacknowledged round may
+/// name predecessors that never arrived. So a missing link is accepted at the chain's first position
+/// (older records may have expired) and where another audit record of the same input is soundly linked;
+/// nothing else is. A record without a link is accepted only before the first linked one.
 fn verify_chain(chain: &str, records: &[Located], report: &mut Report) -> Option<Break> {
-    // Hashes the next record may link to, and the link of the group of copies being read.
-    let mut heads: Option<HashSet<String>> = None;
-    // Until a record with a link is seen, records without one (v1, or the chain's start) are accepted.
-    let mut linked_seen = false;
-    let mut group: Option<(String, Option<String>, HashSet<String>)> = None;
-    for record in records {
-        let audit = &record.audit;
-        let hash = record_hash(audit);
-        if let Some((event_id, link, hashes)) = &mut group {
-            if *event_id == audit.event_id && *link == audit.prev_audit_sha256 {
-                report.repeats += 1;
-                hashes.insert(hash);
-                continue;
+    let hashes: Vec<String> = records.iter().map(|r| record_hash(&r.audit)).collect();
+    let at: HashMap<&str, Position> = hashes
+        .iter()
+        .zip(records)
+        .map(|(hash, r)| (hash.as_str(), position(&r.audit)))
+        .collect();
+    let mut positions: Vec<Position> = records.iter().map(|r| position(&r.audit)).collect();
+    positions.dedup();
+    let rank = |p: Position| {
+        positions
+            .binary_search(&p)
+            .expect("every position is listed")
+    };
+    let links: Vec<Link> = records
+        .iter()
+        .map(|record| {
+            let Some(prev) = &record.audit.prev_audit_sha256 else {
+                return Link::None;
+            };
+            let (own, Some(&before)) = (rank(position(&record.audit)), at.get(prev.as_str()))
+            else {
+                return Link::Missing;
+            };
+            match rank(before) {
+                linked if linked + 1 < own => Link::Skips(positions[linked + 1]),
+                _ => Link::Sound,
             }
+        })
+        .collect();
+    let soundly_linked: HashSet<&str> = records
+        .iter()
+        .zip(&links)
+        .filter(|(_, link)| matches!(link, Link::Sound))
+        .map(|(r, _)| r.audit.event_id.as_str())
+        .collect();
+    let mut seen_ids = HashSet::new();
+    let mut linked_seen = false;
+    for (i, (record, link)) in records.iter().zip(&links).enumerate() {
+        let audit = &record.audit;
+        if !seen_ids.insert(audit.event_id.as_str()) {
+            report.repeats += 1;
         }
-        if let Some((_, _, hashes)) = group.take() {
-            heads = Some(hashes);
-        }
-        let linked = match (&heads, &audit.prev_audit_sha256) {
-            // The first record of a chain: any link (older records may have expired).
-            (None, _) => true,
-            (Some(heads), Some(prev)) => heads.contains(prev),
-            (Some(_), None) => !linked_seen,
+        let fault = match link {
+            Link::Sound => None,
+            Link::None if !linked_seen => None,
+            Link::None => Some(Fault::Unlinked),
+            Link::Missing if position(audit) == positions[0] => None,
+            Link::Missing if soundly_linked.contains(audit.event_id.as_str()) => None,
+            Link::Missing => Some(Fault::Missing),
+            Link::Skips((source_offset, _)) => Some(Fault::Skips {
+                source_offset: *source_offset,
+            }),
         };
-        if !linked {
-            let mut expected: Vec<&String> = heads.iter().flatten().collect();
+        match link {
+            Link::None => report.unlinked += 1,
+            _ => linked_seen = true,
+        }
+        if let Some(fault) = fault {
+            let own = rank(position(audit));
+            let mut expected: Vec<&String> = (0..i)
+                .filter(|&j| own > 0 && rank(position(&records[j].audit)) == own - 1)
+                .map(|j| &hashes[j])
+                .collect();
             expected.sort();
             return Some(Break {
                 chain: chain.to_owned(),
@@ -187,26 +271,21 @@ fn verify_chain(chain: &str, records: &[Located], report: &mut Report) -> Option
                 offset: record.offset,
                 source_offset: audit.source_offset,
                 seq: audit.seq,
-                expected: expected
-                    .into_iter()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(" or "),
+                fault,
+                expected: match expected.is_empty() {
+                    true => "none".to_owned(),
+                    false => expected
+                        .into_iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                },
                 found: audit
                     .prev_audit_sha256
                     .clone()
                     .unwrap_or_else(|| "none".to_owned()),
             });
         }
-        match audit.prev_audit_sha256 {
-            Some(_) => linked_seen = true,
-            None => report.unlinked += 1,
-        }
-        group = Some((
-            audit.event_id.clone(),
-            audit.prev_audit_sha256.clone(),
-            HashSet::from([hash]),
-        ));
     }
     None
 }

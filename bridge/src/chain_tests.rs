@@ -100,3 +100,90 @@ fn a_record_without_a_link_after_linked_ones_is_a_break() {
     });
     assert_eq!(verify(records).breaks[0].found, "none");
 }
+
+/// Records of `station` at input offsets `inputs`, linked from `prev` on, as written by another pass over
+/// those inputs (`pass` shifts their timestamps, so their hashes differ from the first pass's), placed at
+/// audit partition 1.
+fn another_pass(
+    station: &str,
+    inputs: std::ops::Range<i64>,
+    prev: Option<String>,
+    pass: i64,
+) -> Vec<Located> {
+    let mut prev = prev;
+    inputs
+        .map(|i| {
+            let mut a = audit(station, i, prev.take());
+            a.timestamp += 10_000 * pass;
+            prev = Some(record_hash(&a));
+            Located {
+                partition: 1,
+                offset: 100 * pass + i,
+                audit: a,
+            }
+        })
+        .collect()
+}
+
+fn hash_of(records: &[Located], source_offset: i64) -> Option<String> {
+    records
+        .iter()
+        .find(|r| r.audit.source_offset == source_offset)
+        .map(|r| record_hash(&r.audit))
+}
+
+#[test]
+fn a_round_handled_again_from_the_same_predecessor_forks_soundly() {
+    // A killed instance wrote inputs 0..6; the next owner handled 3..6 again from the state after input 2,
+    // then went on with 6 and 7 from its own copy.
+    let mut records = chain("ST-1", 6);
+    let mut again = another_pass("ST-1", 3..8, hash_of(&records, 2), 1);
+    records.append(&mut again);
+    let report = verify(records);
+    assert!(report.breaks.is_empty(), "{:?}", report.breaks);
+    assert_eq!(report.repeats, 3);
+}
+
+#[test]
+fn inputs_read_again_after_their_state_was_stored_continue_the_chain() {
+    // The state of inputs 0..4 arrived but their commit did not: the next owner audits 2..4 again (as
+    // DUPLICATE) linked after input 3, then goes on with 4.
+    let mut records = chain("ST-1", 4);
+    let mut again = another_pass("ST-1", 2..5, hash_of(&records, 3), 1);
+    records.append(&mut again);
+    let report = verify(records);
+    assert!(report.breaks.is_empty(), "{:?}", report.breaks);
+}
+
+#[test]
+fn a_link_past_a_handled_input_is_a_fork_and_reported() {
+    // Input 3 linked to input 1 although input 2 was audited: a stale chain state.
+    let mut records = chain("ST-1", 3);
+    let mut stale = another_pass("ST-1", 3..5, hash_of(&records, 1), 1);
+    records.append(&mut stale);
+    let report = verify(records);
+    assert_eq!(report.breaks.len(), 1);
+    let broken = &report.breaks[0];
+    assert_eq!(broken.source_offset, 3);
+    assert_eq!(broken.fault, Fault::Skips { source_offset: 2 });
+    assert!(broken
+        .to_string()
+        .contains("links past the record of input offset 2"));
+}
+
+#[test]
+fn a_copy_whose_predecessor_never_arrived_is_excused_only_beside_a_sound_copy() {
+    // A killed instance got inputs 0..5 out but not its record of input 3; the next owner audited 3..5
+    // again from input 2.
+    let mut records = chain("ST-1", 5);
+    records.retain(|r| r.audit.source_offset != 3);
+    let sound = another_pass("ST-1", 3..5, hash_of(&records, 2), 1);
+    let mut with_copy = records.clone();
+    with_copy.extend(sound);
+    let report = verify(with_copy);
+    assert!(report.breaks.is_empty(), "{:?}", report.breaks);
+    // Without the other copy, the same record is a break.
+    let report = verify(records);
+    assert_eq!(report.breaks[0].fault, Fault::Missing);
+    assert_eq!(report.breaks[0].source_offset, 4);
+}

@@ -5,11 +5,12 @@
 //! commit could mark a record as done before its outputs exist.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::OwnedMessage;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::config::{BridgeConfig, DeliveryMode};
@@ -27,11 +28,12 @@ pub(crate) const FETCH_WAIT_MAX_MS: &str = "10";
 
 /// Creates the group consumer of the input topic (the caller subscribes). A group without committed offsets
 /// starts at the earliest record, so nothing the edges sent before the bridge's first start is skipped.
-/// `assigned` turns true on every partition assignment (the pipeline then re-reads its state); the rounds
-/// of `in_flight` are settled before any revocation.
+/// `assigned` turns true on every partition assignment (the pipeline then re-reads its state), `rebalances`
+/// counts every revocation and assignment; the rounds of `in_flight` are settled before any revocation.
 pub fn consumer(
     config: &BridgeConfig,
     assigned: Arc<AtomicBool>,
+    rebalances: Rebalances,
     in_flight: InFlight,
 ) -> Result<InputConsumer, KafkaError> {
     let isolation = match config.delivery.mode {
@@ -51,8 +53,28 @@ pub fn consumer(
         ])
         .create_with_context(GroupLog {
             assigned,
+            rebalances,
             in_flight,
         })
+}
+
+/// How often the group moved partitions (revocations and assignments alike), so that the pipeline can tell
+/// which of the records it received came before a rebalance. Those must not be routed: a partition that
+/// went to another instance is read there from the committed offset (routing and committing it here as
+/// well would race that owner, whose state read may not include this round: seen as a broken audit chain in
+/// `bridge_scaling.rs`), and one that stayed is fetched again from the committed offset anyway.
+#[derive(Clone, Default)]
+pub struct Rebalances(Arc<AtomicU64>);
+
+impl Rebalances {
+    /// The number of rebalances so far; compare two readings to see whether one happened in between.
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn note(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// Consumer context that logs group membership changes (which partitions this instance owns is the first
@@ -60,6 +82,7 @@ pub fn consumer(
 /// new partitions' stations must be re-read: another instance may have advanced it.
 pub struct GroupLog {
     assigned: Arc<AtomicBool>,
+    rebalances: Rebalances,
     in_flight: InFlight,
 }
 
@@ -67,9 +90,15 @@ impl ClientContext for GroupLog {}
 
 impl ConsumerContext for GroupLog {
     /// Partitions are released with their work committed: the rounds in flight are waited for first.
+    /// Records received before this point are stale from now on ([`Rebalances`]).
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(_) = rebalance {
-            self.in_flight.settle_for_rebalance(consumer);
+        match rebalance {
+            Rebalance::Revoke(_) => {
+                self.rebalances.note();
+                self.in_flight.settle_for_rebalance(consumer);
+            }
+            Rebalance::Assign(_) => self.rebalances.note(),
+            Rebalance::Error(_) => {}
         }
     }
 
@@ -90,6 +119,57 @@ impl ConsumerContext for GroupLog {
                 tracing::info!(partitions = %describe(partitions), "input partitions revoked");
             }
             Rebalance::Error(error) => tracing::warn!(%error, "consumer group rebalance failed"),
+        }
+    }
+}
+
+/// A batch being gathered that forgets every record received before the latest rebalance ([`Rebalances`]).
+pub struct Gathering {
+    records: Vec<OwnedMessage>,
+    /// The rebalance count the kept records were received under.
+    epoch: u64,
+    /// Records forgotten so far.
+    dropped: usize,
+}
+
+impl Gathering {
+    /// An empty batch as of rebalance count `epoch`.
+    pub fn new(epoch: u64) -> Self {
+        Self {
+            records: Vec::new(),
+            epoch,
+            dropped: 0,
+        }
+    }
+
+    /// Adds `record`, received when the rebalance count was `epoch` (read after it was received), first
+    /// forgetting what came before a rebalance.
+    pub fn push(&mut self, record: OwnedMessage, epoch: u64) {
+        self.forget_before(epoch);
+        self.records.push(record);
+    }
+
+    /// Records kept so far.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The records still valid at rebalance count `epoch`, and how many were forgotten.
+    pub fn finish(mut self, epoch: u64) -> (Vec<OwnedMessage>, usize) {
+        self.forget_before(epoch);
+        (self.records, self.dropped)
+    }
+
+    fn forget_before(&mut self, epoch: u64) {
+        if epoch != self.epoch {
+            self.dropped += self.records.len();
+            self.records.clear();
+            self.epoch = epoch;
         }
     }
 }
@@ -134,6 +214,7 @@ pub fn commit_list<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::Message;
 
     #[test]
     fn next_offsets_are_one_past_the_last_record_per_partition() {
@@ -160,5 +241,43 @@ mod tests {
             .map(|e| (e.partition(), e.offset()))
             .collect();
         assert_eq!(entries, [(0, Offset::Offset(9)), (2, Offset::Offset(2))]);
+    }
+
+    fn record(offset: i64) -> OwnedMessage {
+        use rdkafka::message::Timestamp;
+        OwnedMessage::new(
+            None,
+            None,
+            "in".into(),
+            Timestamp::NotAvailable,
+            0,
+            offset,
+            None,
+        )
+    }
+
+    #[test]
+    fn a_rebalance_while_gathering_forgets_what_came_before_it() {
+        let rebalances = Rebalances::default();
+        let mut batch = Gathering::new(rebalances.count());
+        batch.push(record(1), rebalances.count());
+        batch.push(record(2), rebalances.count());
+        rebalances.note();
+        rebalances.note();
+        batch.push(record(3), rebalances.count());
+        let (kept, dropped) = batch.finish(rebalances.count());
+        assert_eq!(kept.iter().map(|m| m.offset()).collect::<Vec<_>>(), [3]);
+        assert_eq!(dropped, 2);
+    }
+
+    #[test]
+    fn a_rebalance_after_the_last_record_forgets_the_whole_batch() {
+        let rebalances = Rebalances::default();
+        let mut batch = Gathering::new(rebalances.count());
+        batch.push(record(1), rebalances.count());
+        rebalances.note();
+        let (kept, dropped) = batch.finish(rebalances.count());
+        assert!(kept.is_empty());
+        assert_eq!(dropped, 1);
     }
 }

@@ -1,8 +1,9 @@
 //! A second bridge instance joins the group while records flow, and leaves again (SIGTERM) while they still
 //! flow: two rebalances with rounds in flight. Partitions must be released with their work committed, so
 //! every input yields its outputs exactly once: no repeat on lifecycle, one audit record per input, the
-//! chains intact. And the joining member must get to work while the first keeps writing: its read-back of
-//! the dedup state ends although state records keep arriving.
+//! chains intact, no GAP (a record judged by an instance that had lost its partition, with a stale ledger).
+//! And the joining member must get to work while the first keeps writing: its read-back of the dedup state
+//! ends although state records keep arriving.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -31,7 +32,16 @@ async fn a_member_joining_and_leaving_mid_stream_writes_every_output_exactly_onc
     let dir = tempfile::tempdir().unwrap();
     let tansu = Tansu::start_memory().unwrap();
     let bootstrap = tansu.bootstrap();
-    let config = repo_root().join("config/bridge.example.toml");
+    // Rounds that gather for a second: each rebalance then comes while the first instance holds records it
+    // received but has not routed, of partitions it is about to lose.
+    let example = std::fs::read_to_string(repo_root().join("config/bridge.example.toml")).unwrap();
+    let config = dir.path().join("bridge.toml");
+    let slow_rounds = example.replacen("batch_wait_ms = 10\n", "batch_wait_ms = 1000\n", 1);
+    assert_ne!(
+        slow_rounds, example,
+        "the example config sets batch_wait_ms = 10"
+    );
+    std::fs::write(&config, slow_rounds).unwrap();
     std::fs::copy(
         repo_root().join("config/topics.toml"),
         dir.path().join("topics.toml"),

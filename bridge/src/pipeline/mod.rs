@@ -30,7 +30,7 @@ mod exactly_once;
 mod settle;
 
 use crate::config::{BridgeConfig, DeliveryMode};
-use crate::consume::{self, InputConsumer};
+use crate::consume::{self, Gathering, InputConsumer, Rebalances};
 use crate::dedup::{DedupMetrics, Ledger};
 use crate::inflight::{InFlight, Pending};
 use crate::metrics::BridgeMetrics;
@@ -95,6 +95,8 @@ pub struct Pipeline {
     ledger: Mutex<Ledger>,
     /// Set by the consumer on assignment (and at start): re-read the state before the next round.
     reload: Arc<AtomicBool>,
+    /// Counted by the consumer: a batch gathered across a rebalance keeps only what came after it.
+    rebalances: Rebalances,
     /// The transactional.id in exactly-once mode.
     transactional_id: Option<String>,
     /// Single-object, or Confluent framing with the registry's ids.
@@ -131,14 +133,18 @@ impl Pipeline {
             }
         };
         let reload = Arc::new(AtomicBool::new(true));
+        let rebalances = Rebalances::default();
         let in_flight = InFlight::default();
-        let consumer =
-            consume::consumer(&config, reload.clone(), in_flight.clone()).map_err(|source| {
-                PipelineError::Client {
-                    client: "consumer",
-                    source,
-                }
-            })?;
+        let consumer = consume::consumer(
+            &config,
+            reload.clone(),
+            rebalances.clone(),
+            in_flight.clone(),
+        )
+        .map_err(|source| PipelineError::Client {
+            client: "consumer",
+            source,
+        })?;
         consumer
             .subscribe(&[&config.topics.input])
             .map_err(|source| PipelineError::Subscribe {
@@ -160,6 +166,7 @@ impl Pipeline {
             metrics: BridgeMetrics::unregistered(),
             ledger: Mutex::new(ledger),
             reload,
+            rebalances,
             transactional_id,
             wire: WireFormat::single_object(),
             in_flight,
@@ -222,20 +229,26 @@ impl Pipeline {
     }
 
     /// Waits up to `first_wait` for a first record (an empty batch if none came; None on the stop signal),
-    /// then gathers more until the batch is full or `batch_wait_ms` passed.
+    /// then gathers more until the batch is full or `batch_wait_ms` passed. Records received before a
+    /// rebalance that happened while gathering are left out unrouted ([`consume::Rebalances`]): they are
+    /// read again from the committed offset, here or by the partition's new owner.
     async fn next_batch(
         &self,
         shutdown: &mut watch::Receiver<bool>,
         first_wait: Duration,
     ) -> Option<Vec<OwnedMessage>> {
         let mut backoff = RETRY_BACKOFF_MIN;
-        let first = loop {
+        let mut batch = Gathering::new(self.rebalances.count());
+        loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return None,
-                _ = tokio::time::sleep(first_wait) => return Some(Vec::new()),
+                _ = tokio::time::sleep(first_wait) => break,
                 received = self.consumer.recv() => match received {
-                    Ok(message) => break message.detach(),
+                    Ok(message) => {
+                        batch.push(message.detach(), self.rebalances.count());
+                        break;
+                    }
                     Err(error) => {
                         tracing::warn!(%error, retry_in = ?backoff, "consuming the input failed");
                         tokio::time::sleep(backoff).await;
@@ -243,16 +256,22 @@ impl Pipeline {
                     }
                 },
             }
-        };
-        let mut batch = vec![first];
+        }
         let wait = Duration::from_millis(self.config.bridge.batch_wait_ms);
         let deadline = tokio::time::Instant::now() + wait;
-        while batch.len() < self.config.bridge.batch_max {
+        while !batch.is_empty() && batch.len() < self.config.bridge.batch_max {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(message)) => batch.push(message.detach()),
+                Ok(Ok(message)) => batch.push(message.detach(), self.rebalances.count()),
                 Ok(Err(error)) => tracing::warn!(%error, "consuming the input failed"),
                 Err(_) => break,
             }
+        }
+        let (batch, dropped) = batch.finish(self.rebalances.count());
+        if dropped > 0 {
+            tracing::info!(
+                records = dropped,
+                "records received before a rebalance left unrouted; they are read again from the committed offset"
+            );
         }
         Some(batch)
     }
