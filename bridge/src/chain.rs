@@ -27,36 +27,65 @@ pub fn chain_key(station_id: Option<&str>, source_topic: &str, source_partition:
     }
 }
 
-/// Lower-case hex SHA-256 of the fields of `audit` that the chain protects, including its link.
+/// Lower-case hex SHA-256 of the fields of `audit` that the chain protects, including its link. Each field
+/// is hashed as its length (u64, little endian) and its UTF-8 text, so that no two different field lists
+/// hash the same bytes; absent optional fields are empty texts, numbers their decimal text.
 pub fn record_hash(audit: &AuditEvent) -> String {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
-    let fields = [
-        HASH_TAG.to_owned(),
-        audit.event_id.clone(),
-        audit.timestamp.to_string(),
-        outcome_name(audit.outcome).to_owned(),
-        opt(&audit.subject_event_id),
-        opt(&audit.event_type),
-        opt(&audit.station_id),
-        num(audit.seq),
-        opt(&audit.reason),
-        audit.source_topic.clone(),
-        audit.source_partition.to_string(),
-        audit.source_offset.to_string(),
-        audit.payload_sha256.clone(),
-        audit.outputs.join(","),
-        num(audit.gap_first_seq),
-        num(audit.gap_last_seq),
-        opt(&audit.prev_audit_sha256),
-    ];
-    let mut hasher = Sha256::new();
-    for field in fields {
-        // Length-prefixed, so that no two different field lists hash the same bytes.
-        hasher.update((field.len() as u64).to_le_bytes());
-        hasher.update(field.as_bytes());
+    let mut fields = Fields(Sha256::new());
+    fields.text(HASH_TAG);
+    fields.text(&audit.event_id);
+    fields.number(Some(audit.timestamp));
+    fields.text(outcome_name(audit.outcome));
+    fields.optional(&audit.subject_event_id);
+    fields.optional(&audit.event_type);
+    fields.optional(&audit.station_id);
+    fields.number(audit.seq);
+    fields.optional(&audit.reason);
+    fields.text(&audit.source_topic);
+    fields.number(Some(audit.source_partition.into()));
+    fields.number(Some(audit.source_offset));
+    fields.text(&audit.payload_sha256);
+    fields.joined(&audit.outputs, ",");
+    fields.number(audit.gap_first_seq);
+    fields.number(audit.gap_last_seq);
+    fields.optional(&audit.prev_audit_sha256);
+    hex::encode(fields.0.finalize())
+}
+
+/// The length-prefixed field encoding of [`record_hash`], fed straight into the hasher (one audit record
+/// per input: no field is copied for it).
+struct Fields(Sha256);
+
+impl Fields {
+    fn text(&mut self, field: &str) {
+        self.0.update((field.len() as u64).to_le_bytes());
+        self.0.update(field.as_bytes());
     }
-    hex::encode(hasher.finalize())
+
+    fn number(&mut self, field: Option<i64>) {
+        match field {
+            Some(n) => self.text(itoa::Buffer::new().format(n)),
+            None => self.text(""),
+        }
+    }
+
+    /// An optional text, absent as the empty one.
+    fn optional(&mut self, field: &Option<String>) {
+        self.text(field.as_deref().unwrap_or_default());
+    }
+
+    /// `parts` joined by `separator`, as one field.
+    fn joined(&mut self, parts: &[String], separator: &str) {
+        let separators = parts.len().saturating_sub(1) * separator.len();
+        let len: usize = parts.iter().map(String::len).sum::<usize>() + separators;
+        self.0.update((len as u64).to_le_bytes());
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                self.0.update(separator.as_bytes());
+            }
+            self.0.update(part.as_bytes());
+        }
+    }
 }
 
 fn outcome_name(outcome: AuditOutcome) -> &'static str {

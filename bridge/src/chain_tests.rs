@@ -187,3 +187,24 @@ fn a_copy_whose_predecessor_never_arrived_is_excused_only_beside_a_sound_copy() 
     assert_eq!(report.breaks[0].fault, Fault::Missing);
     assert_eq!(report.breaks[0].source_offset, 4);
 }
+
+#[test]
+fn the_chain_hash_of_a_record_is_stable_across_releases() {
+    // Every chain already written names hashes computed this way: a change here breaks them all.
+    let mut a = audit("ST-1", 41, Some("ab".repeat(32)));
+    a.reason = Some("score out of range".into());
+    a.outputs = vec!["inspection.lifecycle".into(), "quality.events".into()];
+    a.gap_first_seq = Some(-3);
+    a.gap_last_seq = Some(i64::MAX);
+    assert_eq!(
+        record_hash(&a),
+        "1d24c14998ccb236e47531a084dc2a47e1d71ead165da026424732f9dc7b6fa0"
+    );
+    let mut b = audit("ST-2", 0, None);
+    (b.station_id, b.seq, b.subject_event_id, b.event_type) = (None, None, None, None);
+    b.outcome = AuditOutcome::Rejected;
+    assert_eq!(
+        record_hash(&b),
+        "2b81d3579979db50554ecdc1b9bd88cfde500c5796bd7112d17c41ca085d3a5b"
+    );
+}
