@@ -29,18 +29,7 @@ fn audit(station: &str, offset: i64, prev: Option<String>) -> AuditEvent {
 
 /// A linked chain of `n` records of `station`, placed at audit offsets 0.. of partition 0.
 fn chain(station: &str, n: i64) -> Vec<Located> {
-    let mut prev = None;
-    (0..n)
-        .map(|i| {
-            let a = audit(station, i, prev.take());
-            prev = Some(record_hash(&a));
-            Located {
-                partition: 0,
-                offset: i,
-                audit: a,
-            }
-        })
-        .collect()
+    another_pass(station, 0..n, None, 0)
 }
 
 #[test]
@@ -101,9 +90,9 @@ fn a_record_without_a_link_after_linked_ones_is_a_break() {
     assert_eq!(verify(records).breaks[0].found, "none");
 }
 
-/// Records of `station` at input offsets `inputs`, linked from `prev` on, as written by another pass over
-/// those inputs (`pass` shifts their timestamps, so their hashes differ from the first pass's), placed at
-/// audit partition 1.
+/// Records of `station` at input offsets `inputs`, linked from `prev` on, as written by pass number `pass`
+/// over those inputs (a later pass has later timestamps, so its hashes differ from the first pass's), placed
+/// at audit partition `pass`.
 fn another_pass(
     station: &str,
     inputs: std::ops::Range<i64>,
@@ -117,7 +106,7 @@ fn another_pass(
             a.timestamp += 10_000 * pass;
             prev = Some(record_hash(&a));
             Located {
-                partition: 1,
+                partition: i32::try_from(pass).unwrap(),
                 offset: 100 * pass + i,
                 audit: a,
             }
