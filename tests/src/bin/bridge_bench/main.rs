@@ -4,7 +4,8 @@
 //!    the full fan-out; events/s from its start to `records_in` = N on `/metrics` (includes the group join).
 //! 2. Latency: events fed at a fixed rate for some seconds; per event, the time its lifecycle record became
 //!    readable at a plain consumer minus the event's own timestamp (set by the feeder when it sends), so
-//!    linger, acknowledgement and fetch all count ([`observe`]); p50/p95/p99 over all events.
+//!    linger, acknowledgement and fetch all count ([`observe`]); p50/p95/p99 over all events, and p50/p99
+//!    per second of sending, which shows a backlog building (tansu's fetches get dearer as partitions fill).
 //! 3. The rig's floor: the same feed at the same rate into a topic the same observer reads; what the
 //!    feeder, tansu and one fetch add on this machine, with no bridge at all.
 //! 4. The rig's ceiling ([`ceiling`]): the bridge's Kafka traffic for the same number of events (its
@@ -284,12 +285,17 @@ async fn main() -> anyhow::Result<()> {
         feed_input,
     )
     .await?;
+    let sorted = latencies.sorted();
     println!(
         "latency at {} events/s for {} s ({} events, input sent -> lifecycle record readable): {}",
         args.rate,
         args.seconds,
-        latencies.len(),
-        percentiles(&latencies)
+        sorted.len(),
+        percentiles(&sorted)
+    );
+    println!(
+        "  per second of sending (p50/p99 ms): {}",
+        latencies.per_second()
     );
     let share =
         |now: f64, before: f64| (now - before) * 100.0 / phase_started.elapsed().as_secs_f64();
@@ -308,9 +314,10 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "rig floor at {} events/s (the same feed into a topic read by the same observer, no bridge): {}; tansu CPU {:.0} %",
         args.rate,
-        percentiles(&rig),
+        percentiles(&rig.sorted()),
         (usage(broker).0 - broker_before) * 100.0 / rig_started.elapsed().as_secs_f64()
     );
+    println!("  per second of sending (p50/p99 ms): {}", rig.per_second());
     ceiling::create_topics(&bootstrap).await?;
     for d in send_all(&producer, ceiling::INPUT, 1, args.events) {
         d.await?.map_err(|(e, _)| e)?;
