@@ -243,3 +243,54 @@ pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyh
     }
     Ok(())
 }
+
+/// Offsets the consumer group `group` committed on partitions `0..partitions` of `topic`, summed (a
+/// partition without a committed offset counts 0).
+pub fn committed_total(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    let committed = consumer.committed_offsets(list, Duration::from_secs(10))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(n) => n,
+            _ => 0,
+        })
+        .sum())
+}
+
+/// Commits offset 0 on partitions `0..partitions` of `topic` for `group`, as an operator's offset reset
+/// would: the group's next member reads the topic again from the start. The group must have no members
+/// (its instances stopped), or the coordinator refuses a commit from outside the group.
+pub fn rewind_group(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition_offset(topic, partition, Offset::Offset(0))?;
+    }
+    consumer
+        .commit(&list, rdkafka::consumer::CommitMode::Sync)
+        .with_context(|| format!("rewinding group {group} on {topic}"))?;
+    Ok(())
+}

@@ -6,15 +6,14 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use linegate_e2e::kafka::{consume_until_async, Record};
+use linegate_e2e::kafka::{committed_total, consume_until_async, Record};
 use linegate_e2e::process::wait_for_port;
 use linegate_e2e::stack::{bridge_config_with_http, start_bridge_with_config};
 use linegate_e2e::{bin_path, free_port, Tansu};
 use linegate_schemas::{encode, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType};
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
 const INPUT: &str = "edge.station.events";
@@ -393,30 +392,6 @@ async fn metrics_lag_dlq_redrive_and_token() {
     );
 }
 
-/// Offsets the group `group` committed on the input topic, summed over partitions.
-fn committed_total(bootstrap: &str, group: &str) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut list = TopicPartitionList::new();
-    for partition in 0..12 {
-        list.add_partition(INPUT, partition);
-    }
-    let committed = consumer
-        .committed_offsets(list, Duration::from_secs(10))
-        .unwrap();
-    committed
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(n) => n,
-            _ => 0,
-        })
-        .sum()
-}
-
 fn audit_ids(records: &[Record]) -> HashSet<String> {
     records
         .iter()
@@ -485,7 +460,7 @@ async fn sigterm_drains_in_flight_work() {
         bridge.log_tail(20)
     );
 
-    let committed = committed_total(&bootstrap, "drain");
+    let committed = committed_total(&bootstrap, "drain", INPUT, 12).unwrap();
     eprintln!("SIGTERM with {committed} of {EVENTS} inputs committed");
     assert!(
         committed > 0 && committed < EVENTS,

@@ -1,12 +1,13 @@
 //! The bridge alone, against a real broker: EdgeEvents written straight to `edge.station.events` (no edge, no
 //! MQTT) fan out to lifecycle, quality, audit and the DLQ with exact counts, in per-station order, and a
-//! restarted bridge resumes after its committed offsets without re-emitting anything.
+//! restarted bridge resumes after its committed offsets without re-emitting anything, and one whose group lost
+//! its commits reads everything again and skips it all as replays.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use linegate_e2e::kafka::{consume_until_async, Record};
-use linegate_e2e::stack::start_bridge;
+use linegate_e2e::kafka::{committed_total, consume_until_async, rewind_group, Record};
+use linegate_e2e::stack::{start_bridge, start_bridge_with};
 use linegate_e2e::{ChildProcess, Tansu};
 use linegate_schemas::{
     decode, encode, AuditEvent, AuditOutcome, Defect, EdgeEvent, EdgePayload, InspectionEvent,
@@ -228,6 +229,7 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
     payload.quality_score = Some(1.7);
     inputs.push(Input::event(&out_of_range));
     produce_all(&bootstrap, &inputs).await;
+    let mut inputs_sent = inputs.len() as i64;
 
     let logs = || bridge_log(dir.path());
     let accepted = events.len();
@@ -388,6 +390,7 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
             .collect();
         next_seq += MORE_PER_STATION;
         let inputs: Vec<Input> = wave.iter().map(Input::event).collect();
+        inputs_sent += inputs.len() as i64;
         if stop_while_busy {
             produce_all(&bootstrap, &inputs).await;
             stop(&mut bridge, logs);
@@ -435,8 +438,59 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
         assert_station_order(&lifecycle);
         assert_station_order(&quality);
     }
+
+    // Offsets lost: the group's commits rewound to the start while the bridge is stopped, as if every
+    // commit had failed (an asynchronous commit is only logged when it fails). The restarted bridge reads
+    // every input again; its ledger, read back from the state topic, knows each one was written, so each is
+    // skipped as a replay: not one output more, and the group's offsets end where they were.
     stop(&mut bridge, logs);
+    let committed = committed_total(&bootstrap, "fanout-test", INPUT, 12).unwrap();
+    assert_eq!(committed, inputs_sent, "every input was committed");
+    rewind_group(&bootstrap, "fanout-test", INPUT, 12).unwrap();
+    assert_eq!(
+        committed_total(&bootstrap, "fanout-test", INPUT, 12).unwrap(),
+        0
+    );
+    let json_log = [("LINEGATE_LOG_FORMAT", "json".to_owned())];
+    bridge = start_bridge_with(&tansu, "fanout-test", dir.path(), "", &json_log).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while committed_total(&bootstrap, "fanout-test", INPUT, 12).unwrap() < committed {
+        assert!(
+            Instant::now() < deadline,
+            "the rewound inputs were not committed again\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop(&mut bridge, logs);
+    let totals = last_stop_totals(dir.path());
+    assert_eq!(
+        ["accepted", "rejected", "duplicates", "gaps", "replays"]
+            .map(|field| totals[field].as_i64()),
+        [Some(0), Some(0), Some(0), Some(0), Some(inputs_sent)],
+        "every input read again is a replay: {totals}"
+    );
+    let lifecycle = read(&bootstrap, LIFECYCLE, expected.0, logs).await;
+    let quality = read(&bootstrap, QUALITY, expected.1, logs).await;
+    let audit = read(&bootstrap, AUDIT, expected.2, logs).await;
+    let dead = read(&bootstrap, DLQ, 2, logs).await;
+    assert_eq!(
+        (lifecycle.len(), quality.len(), audit.len(), dead.len()),
+        (expected.0, expected.1, expected.2, 2),
+        "inputs read again after lost commits wrote nothing"
+    );
     eprintln!("bridge fan-out test took {:?}", started.elapsed());
+}
+
+/// The totals of the last "bridge stopped" line of a bridge that logged JSON.
+fn last_stop_totals(dir: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("bridge-fanout-test.log")).unwrap_or_default();
+    text.lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .map(|entry| entry["fields"].clone())
+        .find(|fields| fields["message"] == "bridge stopped")
+        .expect("the bridge logged its totals when it stopped")
 }
 
 /// SIGTERM: the bridge finishes its round, commits, leaves the group and exits by itself.
