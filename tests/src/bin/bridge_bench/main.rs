@@ -33,6 +33,11 @@ use observe::now_ms;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
+/// The bridge's allocator, `override` included (librdkafka's `malloc` too), so that the ceiling phase's
+/// clients cost what the same clients cost inside the bridge.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     /// Events pre-loaded for the throughput phase.
