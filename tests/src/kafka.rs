@@ -272,8 +272,8 @@ pub fn committed_total(
 }
 
 /// Commits offset 0 on partitions `0..partitions` of `topic` for `group`, as an operator's offset reset
-/// would: the group's next member reads the topic again from the start. The group must have no members
-/// (its instances stopped), or the coordinator refuses a commit from outside the group.
+/// would: the group's next member reads the topic again from the start. Call it with the group's instances
+/// stopped: Apache Kafka refuses a commit from outside a group that has members (tansu was not tried).
 pub fn rewind_group(
     bootstrap: &str,
     group: &str,
