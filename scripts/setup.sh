@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs what linegate's build, tests and demo need on a Debian machine. Idempotent: it skips what is there.
 set -euo pipefail
-
-TANSU_VERSION=0.6.0
+here=$(cd "$(dirname "$0")" && pwd)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -29,6 +28,9 @@ command -v fakeroot >/dev/null || missing+=(fakeroot)
 # installs the cross compilers, musl-tools and qemu-user-static itself.)
 command -v readelf >/dev/null || missing+=(binutils)
 command -v file >/dev/null || missing+=(file)
+# Apache Kafka, the broker of the tests, the demo and the benchmarks, runs from Maven Central's jars.
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
 dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
@@ -54,9 +56,5 @@ if command -v rustup >/dev/null; then
 fi
 echo "setup: $(cargo --version)"
 
-if tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-  echo "setup: tansu $TANSU_VERSION present"
-else
-  echo "setup: installing tansu $TANSU_VERSION from crates.io (about 11 minutes on 2 cores)"
-  cargo install tansu --version "$TANSU_VERSION" --features dynostore,libsql --locked
-fi
+kafka=$("$here/fetch-kafka.sh")
+echo "setup: Apache Kafka $(basename "$kafka" | sed 's/^kafka-//') in $kafka"

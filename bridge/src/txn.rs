@@ -8,9 +8,11 @@
 //! same id, which bumps the epoch and fences a zombie (an old process of the same instance still producing),
 //! whose next transactional call then fails with a fatal "fenced" error and stops it.
 //!
-//! This path is written for Apache Kafka (0.11+) and cannot run here: tansu 0.6.0, the broker of the tests,
-//! does not route EndTxn, so no transaction can commit against it. What the tests prove is that the start-up
-//! check then stops the bridge with a clear error instead of silently running without the guarantee.
+//! Three ways a round's transaction can fail ([`TxnError`]): it was aborted (the round is read again with
+//! the same producer); the producer is unusable but nobody else owns its id (a fatal error, e.g. after the
+//! broker restarted mid-transaction, or an abort that itself failed: the pipeline creates a new producer,
+//! whose `init_transactions` aborts whatever the old one left open); or it was fenced by a newer
+//! instance with the same id (this process stops, it is the zombie).
 
 use std::time::Duration;
 
@@ -28,6 +30,8 @@ use linegate_common::kafka::KafkaConfig;
 pub const PROBE_KEY_PREFIX: &str = "#probe/";
 /// Limit of each transactional call; a broker that does not answer within it is treated as unable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the broker lets a transaction stay open before it aborts it (and fences its producer epoch).
+const TRANSACTION_TIMEOUT_MS: &str = "60000";
 
 /// Why exactly-once mode cannot go on.
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +39,9 @@ pub enum TxnError {
     /// The broker lacks transactions (or refused the probe): the bridge must not start in this mode.
     #[error(
         "delivery.mode = \"exactly_once\" needs Kafka transactions, but the broker at {bootstrap} did not \
-         complete a probe transaction ({step} failed: {source}). Use a broker with transactions (Apache Kafka \
-         0.11 or later; tansu 0.6.0 has no EndTxn), or set delivery.mode = \"at_least_once\""
+         complete a probe transaction ({step} failed: {source}). Use a broker that grants transactions to \
+         this client (Apache Kafka 0.11 or later; transaction.max.timeout.ms at least 60000; with ACLs, Write on \
+         its transactional id), or set delivery.mode = \"at_least_once\""
     )]
     Unsupported {
         /// Bootstrap servers.
@@ -46,9 +51,21 @@ pub enum TxnError {
         /// What librdkafka said (in the message already, so not repeated as a cause).
         source: KafkaError,
     },
-    /// Another process with this instance's transactional.id took over, or the producer hit another fatal
-    /// error: this process must stop, its open transaction is aborted by the broker.
-    #[error("transactional producer {transactional_id} can no longer commit ({step}: {source}); another instance with the same delivery.instance_id fenced this one, or the producer failed fatally")]
+    /// Another process with this instance's transactional.id took over: this one is a zombie and must stop;
+    /// its open transaction is aborted by the broker.
+    #[error("transactional producer {transactional_id} was fenced ({step}: {source}): another process runs with the same delivery.instance_id; this one stops so that only one writes")]
+    Fenced {
+        /// The id.
+        transactional_id: String,
+        /// The call that failed.
+        step: &'static str,
+        /// What librdkafka said.
+        #[source]
+        source: KafkaError,
+    },
+    /// The producer can no longer be used (a fatal error other than fencing, or its transaction could not be
+    /// aborted): a new one takes over the same transactional.id.
+    #[error("transactional producer {transactional_id} is unusable ({step}: {source}); a new one replaces it")]
     Fatal {
         /// The id.
         transactional_id: String,
@@ -87,14 +104,8 @@ pub async fn start(
         step,
         source,
     };
-    let producer = produce::configured(
-        kafka,
-        &[
-            ("transactional.id", transactional_id),
-            ("transaction.timeout.ms", "60000"),
-        ],
-    )
-    .map_err(|e| unsupported("creating the producer", e))?;
+    let producer = produce::configured(kafka, &transactional_settings(transactional_id))
+        .map_err(|e| unsupported("creating the producer", e))?;
     blocking(|| producer.init_transactions(CALL_TIMEOUT))
         .map_err(|e| unsupported("init_transactions", e))?;
     blocking(|| producer.begin_transaction()).map_err(|e| unsupported("begin_transaction", e))?;
@@ -121,7 +132,8 @@ pub async fn start(
 
 /// Opens the transaction of a round.
 pub fn begin(producer: &OutputProducer, transactional_id: &str) -> Result<(), TxnError> {
-    blocking(|| producer.begin_transaction()).map_err(|e| classify(transactional_id, "begin", e))
+    blocking(|| producer.begin_transaction())
+        .map_err(|e| classify(producer, transactional_id, "begin", e))
 }
 
 /// Adds the round's input offsets to the transaction and commits it; the outputs were produced and
@@ -137,33 +149,88 @@ pub fn commit(
         .map_err(|e| abort(producer, transactional_id, "commit", e))
 }
 
-/// Aborts the open transaction after `error` at `step`, and says whether the process can go on.
+/// Aborts the open transaction after `error` at `step`, and says what the pipeline must do next. An abort
+/// that fails itself leaves the producer in a state no later call can leave: it is reported as fatal, so the
+/// producer is replaced.
 pub fn abort(
     producer: &OutputProducer,
     transactional_id: &str,
     step: &'static str,
     error: KafkaError,
 ) -> TxnError {
-    let failure = classify(transactional_id, step, error);
+    let failure = classify(producer, transactional_id, step, error);
     if matches!(failure, TxnError::Aborted { .. }) {
         if let Err(error) = blocking(|| producer.abort_transaction(CALL_TIMEOUT)) {
-            return classify(transactional_id, "abort", error);
+            return match classify(producer, transactional_id, "abort", error) {
+                TxnError::Aborted { step, source } => TxnError::Fatal {
+                    transactional_id: transactional_id.to_owned(),
+                    step,
+                    source,
+                },
+                other => other,
+            };
         }
     }
     failure
 }
 
-fn classify(transactional_id: &str, step: &'static str, source: KafkaError) -> TxnError {
-    let fatal = match &source {
-        KafkaError::Transaction(error) => error.is_fatal(),
-        other => matches!(
-            other.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fatal)
-        ),
+/// Creates a producer for `transactional_id` and initialises it: the broker aborts what an earlier producer
+/// of the id left open and fences it. Used to replace a producer that failed fatally.
+pub fn reopen(kafka: &KafkaConfig, transactional_id: &str) -> Result<OutputProducer, TxnError> {
+    let fatal = |step, source| TxnError::Fatal {
+        transactional_id: transactional_id.to_owned(),
+        step,
+        source,
     };
-    if fatal {
+    let producer = produce::configured(kafka, &transactional_settings(transactional_id))
+        .map_err(|e| fatal("creating the producer", e))?;
+    blocking(|| producer.init_transactions(CALL_TIMEOUT))
+        .map_err(|e| classify(&producer, transactional_id, "init_transactions", e))?;
+    Ok(producer)
+}
+
+fn transactional_settings(transactional_id: &str) -> [(&str, &str); 2] {
+    [
+        ("transactional.id", transactional_id),
+        ("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS),
+    ]
+}
+
+/// What an error means for the pipeline. librdkafka reports a fatal state of the producer in many ways (a
+/// delivery failing with `Fatal`, a transactional call's flag); the producer's own fatal error says which it
+/// was, so a fenced producer is told apart from one that merely needs replacing.
+fn classify(
+    producer: &OutputProducer,
+    transactional_id: &str,
+    step: &'static str,
+    source: KafkaError,
+) -> TxnError {
+    let code = match &source {
+        KafkaError::Transaction(error) => Some(error.code()),
+        other => other.rdkafka_error_code(),
+    };
+    let underlying = producer.client().fatal_error().map(|(code, _)| code);
+    let fatal = underlying.is_some()
+        || match &source {
+            KafkaError::Transaction(error) => error.is_fatal(),
+            _ => matches!(code, Some(RDKafkaErrorCode::Fatal)),
+        };
+    let fenced = [code, underlying].into_iter().flatten().any(|code| {
+        matches!(
+            code,
+            RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fenced
+        )
+    });
+    let transactional_id = transactional_id.to_owned();
+    if fenced {
+        TxnError::Fenced {
+            transactional_id,
+            step,
+            source,
+        }
+    } else if fatal {
         TxnError::Fatal {
-            transactional_id: transactional_id.to_owned(),
+            transactional_id,
             step,
             source,
         }

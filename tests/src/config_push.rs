@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use linegate_common::signed_config::SignedConfig;
 use linegate_schemas::{AuditEvent, EdgeEvent, EdgePayload, SystemEvent};
 
-use crate::brokers::{Mosquitto, Tansu};
+use crate::brokers::{Kafka, Mosquitto};
 use crate::kafka::Record;
 use crate::process::{bin_path, repo_root};
 
-/// Runs `linegate-bridge config ARGS` against `tansu` with the example bridge config (`--config` is added
+/// Runs `linegate-bridge config ARGS` against `kafka` with the example bridge config (`--config` is added
 /// for every subcommand but keygen); returns (success, stdout, stderr).
-pub fn bridge_config(tansu: Option<&Tansu>, args: &[&str]) -> (bool, String, String) {
+pub fn bridge_config(kafka: Option<&Kafka>, args: &[&str]) -> (bool, String, String) {
     let config = repo_root().join("config/bridge.example.toml");
     let mut command = std::process::Command::new(bin_path("linegate-bridge"));
     command.arg("config").args(&args[..1]);
@@ -21,7 +21,7 @@ pub fn bridge_config(tansu: Option<&Tansu>, args: &[&str]) -> (bool, String, Str
         command.args(["--config", config.to_str().expect("utf-8 path")]);
     }
     command.args(&args[1..]);
-    let bootstrap = tansu.map_or_else(|| "127.0.0.1:1".to_owned(), Tansu::bootstrap);
+    let bootstrap = kafka.map_or_else(|| "127.0.0.1:1".to_owned(), Kafka::bootstrap);
     let output = command
         .env("LINEGATE_KAFKA_BOOTSTRAP", bootstrap)
         .env("LINEGATE_TOPIC_REPLICATION", "1")
@@ -46,9 +46,9 @@ pub fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// `config push` of `file` for `station`; returns the version it printed.
-pub fn push(tansu: &Tansu, station: &str, key: &Path, file: &Path) -> u64 {
+pub fn push(kafka: &Kafka, station: &str, key: &Path, file: &Path) -> u64 {
     let (ok, stdout, stderr) = bridge_config(
-        Some(tansu),
+        Some(kafka),
         &[
             "push",
             "--station",
@@ -143,7 +143,7 @@ pub fn write_local(
     dir: &Path,
     station: &str,
     mosquitto: &Mosquitto,
-    tansu: &Tansu,
+    kafka: &Kafka,
     public_key: &Path,
     http: u16,
 ) {
@@ -172,7 +172,7 @@ listen = "127.0.0.1:{http}"
 public_key_file = "{public_key}"
 "#,
         data = dir.join("data").display(),
-        bootstrap = tansu.bootstrap(),
+        bootstrap = kafka.bootstrap(),
         port = mosquitto.port(),
         public_key = public_key.display(),
     );
@@ -208,9 +208,9 @@ pub async fn publish(mosquitto: &Mosquitto, topic: &str, docs: &[serde_json::Val
 }
 
 /// Produces `envelope` as the station's record, bypassing `config push` (which would refuse to make it).
-pub async fn produce_envelope(tansu: &Tansu, station: &str, envelope: &SignedConfig) {
+pub async fn produce_envelope(kafka: &Kafka, station: &str, envelope: &SignedConfig) {
     crate::kafka::produce(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         linegate_common::topics::STATION_CONFIG,
         Some(station.as_bytes()),
         &envelope.to_json(),

@@ -273,7 +273,7 @@ pub fn committed_total(
 
 /// Commits offset 0 on partitions `0..partitions` of `topic` for `group`, as an operator's offset reset
 /// would: the group's next member reads the topic again from the start. Call it with the group's instances
-/// stopped: Apache Kafka refuses a commit from outside a group that has members (tansu was not tried).
+/// stopped: Apache Kafka refuses a commit from outside a group that has members (kafka was not tried).
 pub fn rewind_group(
     bootstrap: &str,
     group: &str,

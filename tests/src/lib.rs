@@ -15,6 +15,6 @@ pub mod schema_registry;
 pub mod stack;
 pub mod station;
 
-pub use brokers::{Mosquitto, Tansu};
+pub use brokers::{Kafka, Mosquitto};
 pub use process::{bin_path, free_port, repo_root, ChildProcess};
 pub use schema_registry::SchemaRegistryStandIn;

@@ -3,30 +3,30 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::brokers::{Mosquitto, Tansu};
+use crate::brokers::{Kafka, Mosquitto};
 use crate::process::{bin_path, repo_root, ChildProcess};
 
 /// Starts `linegate-bridge run` with `config/bridge.example.toml`; logs to `dir/bridge-<group>.log`.
-pub fn start_bridge(tansu: &Tansu, group: &str, dir: &Path) -> anyhow::Result<ChildProcess> {
-    start_bridge_with(tansu, group, dir, "", &[])
+pub fn start_bridge(kafka: &Kafka, group: &str, dir: &Path) -> anyhow::Result<ChildProcess> {
+    start_bridge_with(kafka, group, dir, "", &[])
 }
 
 /// [`start_bridge`] as instance `instance` of the group (its log is `dir/bridge-<group><instance>.log`),
 /// with extra environment such as `LINEGATE_DELIVERY_MODE`.
 pub fn start_bridge_with(
-    tansu: &Tansu,
+    kafka: &Kafka,
     group: &str,
     dir: &Path,
     instance: &str,
     extra_env: &[(&'static str, String)],
 ) -> anyhow::Result<ChildProcess> {
     let config = repo_root().join("config/bridge.example.toml");
-    start_bridge_config(tansu, group, dir, instance, &config, extra_env)
+    start_bridge_config(kafka, group, dir, instance, &config, extra_env)
 }
 
 /// [`start_bridge_with`] with another config file, e.g. the example with a `[routing]` table added.
 pub fn start_bridge_config(
-    tansu: &Tansu,
+    kafka: &Kafka,
     group: &str,
     dir: &Path,
     instance: &str,
@@ -35,7 +35,7 @@ pub fn start_bridge_config(
 ) -> anyhow::Result<ChildProcess> {
     let env = [
         vec![
-            ("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap()),
+            ("LINEGATE_KAFKA_BOOTSTRAP", kafka.bootstrap()),
             ("LINEGATE_TOPIC_REPLICATION", "1".to_owned()),
             ("LINEGATE_BRIDGE_GROUP", group.to_owned()),
         ],
@@ -52,13 +52,13 @@ pub fn start_bridge_config(
 }
 
 /// Runs `linegate-bridge audit verify` on `topic`; returns whether it passed and its stdout and stderr.
-pub fn audit_verify(tansu: &Tansu, topic: &str) -> (bool, String) {
-    audit_verify_with(tansu, topic, &[])
+pub fn audit_verify(kafka: &Kafka, topic: &str) -> (bool, String) {
+    audit_verify_with(kafka, topic, &[])
 }
 
 /// [`audit_verify`] with extra environment, e.g. `LINEGATE_SCHEMA_REGISTRY_URL` for a Confluent-framed topic.
 pub fn audit_verify_with(
-    tansu: &Tansu,
+    kafka: &Kafka,
     topic: &str,
     extra_env: &[(&'static str, String)],
 ) -> (bool, String) {
@@ -71,7 +71,7 @@ pub fn audit_verify_with(
             config.to_str().expect("utf-8 path"),
         ])
         .args(["--topic", topic])
-        .env("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap())
+        .env("LINEGATE_KAFKA_BOOTSTRAP", kafka.bootstrap())
         .env("LINEGATE_TOPIC_REPLICATION", "1")
         .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
@@ -88,7 +88,7 @@ pub fn audit_verify_with(
 pub fn edge_env(
     station: &str,
     mosquitto: &Mosquitto,
-    tansu: &Tansu,
+    kafka: &Kafka,
     dir: &Path,
 ) -> Vec<(&'static str, String)> {
     vec![
@@ -98,7 +98,7 @@ pub fn edge_env(
             dir.join(format!("edge-{station}")).display().to_string(),
         ),
         ("LINEGATE_MQTT_PORT", mosquitto.port().to_string()),
-        ("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap()),
+        ("LINEGATE_KAFKA_BOOTSTRAP", kafka.bootstrap()),
         // Each edge serves /metrics on its own port; a test that reads it passes its own.
         (
             "LINEGATE_HTTP_LISTEN",
@@ -113,17 +113,17 @@ pub fn edge_env(
 pub fn start_edge(
     station: &str,
     mosquitto: &Mosquitto,
-    tansu: &Tansu,
+    kafka: &Kafka,
     dir: &Path,
 ) -> anyhow::Result<ChildProcess> {
-    start_edge_with(station, mosquitto, tansu, dir, &[])
+    start_edge_with(station, mosquitto, kafka, dir, &[])
 }
 
 /// [`start_edge`] with extra environment, e.g. `LINEGATE_OUTBOX_MAX_EVENTS`.
 pub fn start_edge_with(
     station: &str,
     mosquitto: &Mosquitto,
-    tansu: &Tansu,
+    kafka: &Kafka,
     dir: &Path,
     extra_env: &[(&'static str, String)],
 ) -> anyhow::Result<ChildProcess> {
@@ -136,7 +136,7 @@ pub fn start_edge_with(
         "linegate-edge",
         &bin_path("linegate-edge"),
         &["run", "--config", config.to_str().expect("utf-8 path")],
-        &[edge_env(station, mosquitto, tansu, dir), extra_env.to_vec()].concat(),
+        &[edge_env(station, mosquitto, kafka, dir), extra_env.to_vec()].concat(),
         &log,
     )?;
     if first_start {
@@ -170,7 +170,7 @@ pub const SUBSCRIBED: &str = "MQTT subscribed";
 pub fn edge_outbox_command(
     station: &str,
     mosquitto: &Mosquitto,
-    tansu: &Tansu,
+    kafka: &Kafka,
     dir: &Path,
     args: &[&str],
 ) -> String {
@@ -178,7 +178,7 @@ pub fn edge_outbox_command(
     let output = std::process::Command::new(bin_path("linegate-edge"))
         .args(["outbox", "--config", config.to_str().expect("utf-8 path")])
         .args(args)
-        .envs(edge_env(station, mosquitto, tansu, dir))
+        .envs(edge_env(station, mosquitto, kafka, dir))
         .output()
         .expect("linegate-edge runs");
     assert!(
@@ -223,7 +223,7 @@ pub fn bridge_config_with_http(
 
 /// Starts `linegate-bridge run --config <config>` (see [`bridge_config_with_http`]) in group `group`.
 pub fn start_bridge_with_config(
-    tansu: &Tansu,
+    kafka: &Kafka,
     group: &str,
     config: &Path,
     dir: &Path,
@@ -233,7 +233,7 @@ pub fn start_bridge_with_config(
         &bin_path("linegate-bridge"),
         &["run", "--config", config.to_str().expect("utf-8 path")],
         &[
-            ("LINEGATE_KAFKA_BOOTSTRAP", tansu.bootstrap()),
+            ("LINEGATE_KAFKA_BOOTSTRAP", kafka.bootstrap()),
             ("LINEGATE_TOPIC_REPLICATION", "1".to_owned()),
             ("LINEGATE_BRIDGE_GROUP", group.to_owned()),
         ],

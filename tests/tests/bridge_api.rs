@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use linegate_e2e::kafka::{committed_total, consume_until_async, Record};
 use linegate_e2e::process::wait_for_port;
 use linegate_e2e::stack::{bridge_config_with_http, start_bridge_with_config};
-use linegate_e2e::{bin_path, free_port, Tansu};
+use linegate_e2e::{bin_path, free_port, Kafka};
 use linegate_schemas::{encode, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -62,14 +62,11 @@ fn linegate_common_now() -> i64 {
         .as_millis() as i64
 }
 
-/// Produces `records` one record per batch: tansu 0.6.0 serves nothing to a consumer that resumes from an
-/// offset inside a batch (Apache Kafka serves the batch and the client skips to the offset), and the SIGTERM
-/// test below resumes wherever the first bridge stopped.
+/// Produces `records` with an idempotent producer and waits for every acknowledgement.
 async fn produce(bootstrap: &str, topic: &str, records: &[Input]) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
-        .set("batch.num.messages", "1")
         .set("message.timeout.ms", "30000")
         .create()
         .unwrap();
@@ -167,12 +164,12 @@ async fn wait_dlq(base: &str, count: usize) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_lag_dlq_redrive_and_token() {
-    let tansu = Tansu::start_memory().unwrap();
-    let bootstrap = tansu.bootstrap();
+    let kafka = Kafka::start().unwrap();
+    let bootstrap = kafka.bootstrap();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = bridge_config_with_http(dir.path(), port, Some(TOKEN)).unwrap();
-    let mut bridge = start_bridge_with_config(&tansu, "api", &config, dir.path()).unwrap();
+    let mut bridge = start_bridge_with_config(&kafka, "api", &config, dir.path()).unwrap();
     wait_for_port(&mut bridge, port, WAIT).unwrap();
     let base = format!("http://127.0.0.1:{port}");
     assert_eq!(get(&base, "/healthz").await, "ok\n");
@@ -248,8 +245,8 @@ async fn metrics_lag_dlq_redrive_and_token() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert_eq!(lags.len(), 12);
-    // Not the high watermarks: tansu 0.6.0 reports the end of a partition as the base offset of its last
-    // batch + 1, so 41 records produced in one batch show high = 1 (Apache Kafka reports 41).
+    let highs: i64 = lags.iter().map(|l| l["high"].as_i64().unwrap_or(0)).sum();
+    assert_eq!(highs, 41, "{lags:?}");
     let committed: i64 = lags
         .iter()
         .map(|l| l["committed"].as_i64().unwrap_or(0))
@@ -405,8 +402,8 @@ fn audit_ids(records: &[Record]) -> HashSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_work() {
     const EVENTS: i64 = 6_000;
-    let tansu = Tansu::start_memory().unwrap();
-    let bootstrap = tansu.bootstrap();
+    let kafka = Kafka::start().unwrap();
+    let bootstrap = kafka.bootstrap();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = bridge_config_with_http(dir.path(), port, None).unwrap();
@@ -418,7 +415,7 @@ async fn sigterm_drains_in_flight_work() {
         text.replace("${LINEGATE_BRIDGE_BATCH_MAX:-2000}", "20"),
     )
     .unwrap();
-    let mut bridge = start_bridge_with_config(&tansu, "drain", &config, dir.path()).unwrap();
+    let mut bridge = start_bridge_with_config(&kafka, "drain", &config, dir.path()).unwrap();
     wait_for_port(&mut bridge, port, WAIT).unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let (status, body) = post(&base, "/api/dlq/redrive", Some("any"), json!({"all": true})).await;
@@ -481,7 +478,7 @@ async fn sigterm_drains_in_flight_work() {
         "outputs acknowledged != offsets committed"
     );
 
-    let mut again = start_bridge_with_config(&tansu, "drain", &config, dir.path()).unwrap();
+    let mut again = start_bridge_with_config(&kafka, "drain", &config, dir.path()).unwrap();
     wait_for_port(&mut again, port, WAIT).unwrap();
     let audit = consume_until_async(
         &bootstrap,

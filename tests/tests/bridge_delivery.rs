@@ -1,8 +1,8 @@
 //! The bridge's delivery guarantees against the real broker: an edge killed ten times under load resends
 //! some events at the Kafka level, and the bridge writes each result once, with a DUPLICATE audit record per
 //! resend; a resend after a bridge restart is still recognised; `audit verify` passes on the audit topic and
-//! catches a record removed from the middle of a chain; exactly-once mode on a broker without transactions
-//! (tansu 0.6.0) stops with a clear error.
+//! catches a record removed from the middle of a chain; exactly-once mode on a broker that refuses
+//! transactions stops with a clear error.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use linegate_e2e::stack::{
     audit_verify, start_bridge, start_bridge_with, start_edge, station_topic,
 };
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{mqtt, Mosquitto, Tansu};
+use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, AuditEvent, AuditOutcome, EdgeEvent};
 
 const STATION: &str = "ST-31";
@@ -31,15 +31,15 @@ const AUDIT: &str = "audit.events";
 async fn edge_resends_are_written_once_and_audited_as_duplicates_and_the_chain_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    let bootstrap = tansu.bootstrap();
-    let mut bridge = start_bridge(&tansu, "delivery", dir.path()).unwrap();
+    let kafka = Kafka::start().unwrap();
+    let bootstrap = kafka.bootstrap();
+    let mut bridge = start_bridge(&kafka, "delivery", dir.path()).unwrap();
     bridge
         .wait_for_log("input partitions assigned", Duration::from_secs(60))
         .unwrap();
 
     // Ten kill -9 of the edge while results stream in: some events reach Kafka twice.
-    let mut edge = start_edge(STATION, &mosquitto, &tansu, dir.path()).unwrap();
+    let mut edge = start_edge(STATION, &mosquitto, &kafka, dir.path()).unwrap();
     let documents = inspection_documents(STATION, INSPECTIONS, 31);
     let payloads: Vec<Vec<u8>> = documents
         .iter()
@@ -59,7 +59,7 @@ async fn edge_resends_are_written_once_and_audited_as_duplicates_and_the_chain_v
     for kill in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(200 + 41 * kill as u64)).await;
         edge.kill();
-        edge = start_edge(STATION, &mosquitto, &tansu, dir.path()).unwrap();
+        edge = start_edge(STATION, &mosquitto, &kafka, dir.path()).unwrap();
     }
     publishing.await.unwrap().unwrap();
     let n = documents.len();
@@ -108,7 +108,7 @@ async fn edge_resends_are_written_once_and_audited_as_duplicates_and_the_chain_v
 
     // After a restart (SIGTERM), a resend of an already handled event is still recognised.
     assert!(bridge.terminate(Duration::from_secs(30)), "bridge drains");
-    let mut bridge = start_bridge(&tansu, "delivery", dir.path()).unwrap();
+    let mut bridge = start_bridge(&kafka, "delivery", dir.path()).unwrap();
     let resent = &input[n / 2];
     produce(&bootstrap, INPUT, resent.key.as_deref(), &resent.value)
         .await
@@ -124,7 +124,7 @@ async fn edge_resends_are_written_once_and_audited_as_duplicates_and_the_chain_v
     assert!(bridge.terminate(Duration::from_secs(30)));
 
     // The chain verifies; a copy without one record from the middle does not, and says where.
-    let (ok, text) = audit_verify(&tansu, AUDIT);
+    let (ok, text) = audit_verify(&kafka, AUDIT);
     assert!(ok, "audit verify failed on the real audit topic:\n{text}");
     assert!(text.contains("every chain is intact"), "{text}");
     let mut chain: Vec<(AuditEvent, &Record)> = audit
@@ -143,7 +143,7 @@ async fn edge_resends_are_written_once_and_audited_as_duplicates_and_the_chain_v
         .map(|(_, (_, r))| (r.key.clone(), r.value.clone()))
         .collect();
     produce_many(&bootstrap, "audit.copy", &copy).await.unwrap();
-    let (ok, text) = audit_verify(&tansu, "audit.copy");
+    let (ok, text) = audit_verify(&kafka, "audit.copy");
     assert!(!ok, "a removed record went unnoticed:\n{text}");
     assert!(
         text.contains(&format!(
@@ -161,12 +161,12 @@ async fn edge_resends_are_written_once_and_audited_as_duplicates_and_the_chain_v
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_on_a_broker_without_transactions_stops_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
+    let kafka = Kafka::start().unwrap();
     let env = [
         ("LINEGATE_DELIVERY_MODE", "exactly_once".to_owned()),
         ("LINEGATE_BRIDGE_INSTANCE", "eos-1".to_owned()),
     ];
-    let mut bridge = start_bridge_with(&tansu, "eos", dir.path(), "-1", &env).unwrap();
+    let mut bridge = start_bridge_with(&kafka, "eos", dir.path(), "-1", &env).unwrap();
     let status = bridge
         .wait_exit(Duration::from_secs(120))
         .unwrap_or_else(|| {

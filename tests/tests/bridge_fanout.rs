@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use linegate_e2e::kafka::{committed_total, consume_until_async, rewind_group, Record};
 use linegate_e2e::stack::{start_bridge, start_bridge_with};
-use linegate_e2e::{ChildProcess, Tansu};
+use linegate_e2e::{ChildProcess, Kafka};
 use linegate_schemas::{
     decode, encode, AuditEvent, AuditOutcome, Defect, EdgeEvent, EdgePayload, InspectionEvent,
     InspectionEventType, QualityEvent, QualityVerdict,
@@ -133,7 +133,7 @@ async fn produce_all(bootstrap: &str, inputs: &[Input]) {
     }
 }
 
-/// Waits until the bridge created `topics` (tansu does not create topics on first use).
+/// Waits until the bridge created `topics` (the bridge creates the topics of its plan at start).
 fn wait_for_topics(bootstrap: &str, topics: &[&str], timeout: Duration) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -204,9 +204,9 @@ fn idempotency_keys(records: &[Record]) -> HashSet<String> {
 async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_offsets() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    let bootstrap = tansu.bootstrap();
-    let mut bridge = start_bridge(&tansu, "fanout-test", dir.path()).unwrap();
+    let kafka = Kafka::start().unwrap();
+    let bootstrap = kafka.bootstrap();
+    let mut bridge = start_bridge(&kafka, "fanout-test", dir.path()).unwrap();
     wait_for_topics(&bootstrap, &[INPUT, LIFECYCLE, QUALITY, AUDIT, DLQ], WAIT);
 
     // 100 events per station, a record that is not Avro amid ST-A's, and one event with a bad score.
@@ -380,8 +380,7 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
     // Restarts in the same group: each adds exactly its 10 new events, so the new instance resumed after the
     // committed offsets and re-emitted nothing. The first stop comes after everything arrived; the second
     // right after the 10 were sent, so a round may be in progress and must be delivered and committed first.
-    // SIGTERM, not SIGKILL: tansu 0.6.0 keeps a killed member in the group until its session times out (45 s
-    // by default) and can leave a replacement that joined meanwhile without partitions.
+    // SIGTERM: what a graceful stop promises is checked here; kill -9 is bridge_scaling's and exactly_once's.
     let mut expected = (accepted, completed.len(), accepted + 2);
     let mut next_seq = EVENTS_PER_STATION + 2;
     for stop_while_busy in [false, true] {
@@ -394,10 +393,10 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
         if stop_while_busy {
             produce_all(&bootstrap, &inputs).await;
             stop(&mut bridge, logs);
-            bridge = start_bridge(&tansu, "fanout-test", dir.path()).unwrap();
+            bridge = start_bridge(&kafka, "fanout-test", dir.path()).unwrap();
         } else {
             stop(&mut bridge, logs);
-            bridge = start_bridge(&tansu, "fanout-test", dir.path()).unwrap();
+            bridge = start_bridge(&kafka, "fanout-test", dir.path()).unwrap();
             produce_all(&bootstrap, &inputs).await;
         }
         let wave_completed = wave.iter().filter(|e| e.seq % 2 == 0).count();
@@ -452,7 +451,7 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
         0
     );
     let json_log = [("LINEGATE_LOG_FORMAT", "json".to_owned())];
-    bridge = start_bridge_with(&tansu, "fanout-test", dir.path(), "", &json_log).unwrap();
+    bridge = start_bridge_with(&kafka, "fanout-test", dir.path(), "", &json_log).unwrap();
     let deadline = Instant::now() + WAIT;
     while committed_total(&bootstrap, "fanout-test", INPUT, 12).unwrap() < committed {
         assert!(

@@ -11,7 +11,7 @@ use std::time::Duration;
 use linegate_e2e::kafka::{consume_until_async, produce_many};
 use linegate_e2e::process::repo_root;
 use linegate_e2e::stack::{audit_verify, start_bridge_config};
-use linegate_e2e::Tansu;
+use linegate_e2e::Kafka;
 use linegate_schemas::{encode, EdgeEvent};
 
 const STATIONS: usize = 12;
@@ -30,8 +30,8 @@ fn edge_event(station: &str, seq: i64) -> EdgeEvent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_joining_and_leaving_mid_stream_writes_every_output_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    let bootstrap = tansu.bootstrap();
+    let kafka = Kafka::start().unwrap();
+    let bootstrap = kafka.bootstrap();
     // Rounds that gather for a second: each rebalance then comes while the first instance holds records it
     // received but has not routed, of partitions it is about to lose.
     let example = std::fs::read_to_string(repo_root().join("config/bridge.example.toml")).unwrap();
@@ -50,7 +50,7 @@ async fn a_member_joining_and_leaving_mid_stream_writes_every_output_exactly_onc
     let start = |i: usize| {
         let env = [("LINEGATE_BRIDGE_INSTANCE", format!("rebalance-{i}"))];
         start_bridge_config(
-            &tansu,
+            &kafka,
             "rebalance",
             dir.path(),
             &format!("-{i}"),
@@ -131,6 +131,6 @@ async fn a_member_joining_and_leaving_mid_stream_writes_every_output_exactly_onc
         "one audit record per input, no repeat, no DUPLICATE"
     );
     first.terminate(Duration::from_secs(30));
-    let (ok, text) = audit_verify(&tansu, "audit.events");
+    let (ok, text) = audit_verify(&kafka, "audit.events");
     assert!(ok, "{text}");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use linegate_e2e::kafka::{consume_until_async, produce_many, Record};
 use linegate_e2e::process::repo_root;
 use linegate_e2e::stack::start_bridge_config;
-use linegate_e2e::Tansu;
+use linegate_e2e::Kafka;
 use linegate_schemas::{
     decode, encode, AuditEvent, AuditOutcome, EdgeEvent, EdgePayload, InferenceEvent,
     InferenceEventType, ManufacturingEvent, ManufacturingEventType, SystemEvent, SystemEventType,
@@ -129,10 +129,10 @@ fn expected_ids(events: &[EdgeEvent], rest: i64) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_routed_topic_gets_exactly_its_events_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    let bootstrap = tansu.bootstrap();
+    let kafka = Kafka::start().unwrap();
+    let bootstrap = kafka.bootstrap();
     let config = write_config(dir.path());
-    let mut bridge = start_bridge_config(&tansu, "routing", dir.path(), "", &config, &[]).unwrap();
+    let mut bridge = start_bridge_config(&kafka, "routing", dir.path(), "", &config, &[]).unwrap();
     bridge
         .wait_for_log("input partitions assigned", Duration::from_secs(90))
         .unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use linegate_e2e::kafka::{consume_until_async, produce_many, Record};
 use linegate_e2e::process::repo_root;
 use linegate_e2e::stack::{audit_verify, start_bridge_config};
-use linegate_e2e::Tansu;
+use linegate_e2e::Kafka;
 use linegate_schemas::{decode, encode, AuditEvent, AuditOutcome, EdgeEvent};
 
 const STATIONS: usize = 12;
@@ -23,8 +23,8 @@ fn edge_event(station: &str, seq: i64) -> EdgeEvent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_one_killed_mid_stream_complete_the_outputs_once_by_id() {
     let dir = tempfile::tempdir().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    let bootstrap = tansu.bootstrap();
+    let kafka = Kafka::start().unwrap();
+    let bootstrap = kafka.bootstrap();
     // The example config with a short session timeout, so the group notices the killed member sooner.
     let example = std::fs::read_to_string(repo_root().join("config/bridge.example.toml")).unwrap();
     let config = dir.path().join("bridge.toml");
@@ -32,7 +32,7 @@ async fn three_instances_one_killed_mid_stream_complete_the_outputs_once_by_id()
         &config,
         example.replacen(
             "# [kafka.client]\n",
-            "[kafka.client]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n",
+            "[kafka.client]\n\"session.timeout.ms\" = \"3000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
             1,
         ),
     )
@@ -46,7 +46,7 @@ async fn three_instances_one_killed_mid_stream_complete_the_outputs_once_by_id()
         .map(|i| {
             let env = [("LINEGATE_BRIDGE_INSTANCE", format!("scale-{i}"))];
             let mut bridge =
-                start_bridge_config(&tansu, "scale", dir.path(), &format!("-{i}"), &config, &env)
+                start_bridge_config(&kafka, "scale", dir.path(), &format!("-{i}"), &config, &env)
                     .unwrap();
             bridge
                 .wait_for_log("input partitions assigned", Duration::from_secs(90))
@@ -71,13 +71,11 @@ async fn three_instances_one_killed_mid_stream_complete_the_outputs_once_by_id()
     // Mid-stream: a third is in, the rest follows after the kill.
     tokio::time::sleep(Duration::from_millis(300)).await;
     bridges[1].kill();
-    // Its supervisor (systemd's Restart=on-failure, with RestartSec) starts it again. tansu 0.6.0 needs this:
-    // after a member dies, its coordinator expires it but does not hand its partitions to the survivors
-    // (observed: they stay unassigned for good), and a member that joins before the dead one expired gets a
-    // stale assignment; Apache Kafka rebalances to the survivors after session.timeout.ms (6 s here).
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // Its supervisor (systemd's Restart=on-failure, RestartSec=1) starts it again; meanwhile the group hands
+    // the dead member's partitions on once its session (3 s here) expired.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let env = [("LINEGATE_BRIDGE_INSTANCE", "scale-2".to_owned())];
-    bridges[1] = start_bridge_config(&tansu, "scale", dir.path(), "-2", &config, &env).unwrap();
+    bridges[1] = start_bridge_config(&kafka, "scale", dir.path(), "-2", &config, &env).unwrap();
     produce_many(&bootstrap, "edge.station.events", rest)
         .await
         .unwrap();
@@ -157,7 +155,7 @@ async fn three_instances_one_killed_mid_stream_complete_the_outputs_once_by_id()
     for bridge in bridges.iter_mut() {
         bridge.terminate(Duration::from_secs(30));
     }
-    let (ok, text) = audit_verify(&tansu, "audit.events");
+    let (ok, text) = audit_verify(&kafka, "audit.events");
     eprintln!("{}", text.trim());
     assert!(ok, "{text}");
 }

@@ -1,4 +1,4 @@
-//! Configs pushed per station, signed: real tansu, Mosquitto, edge and bridge. A valid push changes what the
+//! Configs pushed per station, signed: Apache Kafka, Mosquitto, edge and bridge. A valid push changes what the
 //! edge does (it takes results from a new MQTT topic); a broken, an unsigned and a wrongly signed push are
 //! refused and the config in force keeps working; every outcome reaches `audit.events`; a push made while
 //! the edge was stopped is applied when it starts; the last-known-good config is used on a restart while
@@ -14,7 +14,7 @@ use linegate_e2e::config_push::{
 use linegate_e2e::kafka::{consume_until_async, station_seqs};
 use linegate_e2e::stack::start_bridge;
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{free_port, Mosquitto, Tansu};
+use linegate_e2e::{free_port, Kafka, Mosquitto};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -23,8 +23,8 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
     const STATION: &str = "ST-PUSH";
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    let mut bridge = start_bridge(&tansu, "push-a", dir.path()).unwrap();
+    let kafka = Kafka::start().unwrap();
+    let mut bridge = start_bridge(&kafka, "push-a", dir.path()).unwrap();
     bridge
         .wait_for_log("linegate-bridge started", WAIT)
         .unwrap();
@@ -36,7 +36,7 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
         dir.path(),
         STATION,
         &mosquitto,
-        &tansu,
+        &kafka,
         &public,
         http,
     );
@@ -47,7 +47,7 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
     let docs = inspection_documents(STATION, 20, 5);
     publish(&mosquitto, "line/a/results", &docs, 0).await;
     consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         10,
         WAIT,
@@ -64,7 +64,7 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
         pushed(&mosquitto, "edge-ST-PUSH-v1", "line/b/results"),
     )
     .unwrap();
-    assert_eq!(push(&tansu, STATION, &key, &file), 1);
+    assert_eq!(push(&kafka, STATION, &key, &file), 1);
     wait_for_count(&log, "pushed config applied", 1, WAIT);
     wait_for_count(&log, "MQTT subscribed", 2, WAIT);
     publish(&mosquitto, "line/b/results", &docs, 10).await;
@@ -74,7 +74,7 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
     let now = linegate_common::process::now_ms();
     let broken = "[mqtt]\nhost = \"127.0.0.1\"\nclient_id = \"c\"\ntopics = []\n";
     produce_envelope(
-        &tansu,
+        &kafka,
         STATION,
         &SignedConfig::sign(STATION, 2, now, broken, &signing),
     )
@@ -82,7 +82,7 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
     wait_for_count(&log, "pushed config refused", 1, WAIT);
     let elsewhere = pushed(&mosquitto, "edge-ST-PUSH", "line/c/results");
     produce_envelope(
-        &tansu,
+        &kafka,
         STATION,
         &SignedConfig::unsigned(STATION, 3, now, &elsewhere),
     )
@@ -93,7 +93,7 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
         key_id: signed_config::fingerprint(&signing.verifying_key()),
         ..SignedConfig::sign(STATION, 4, now, &elsewhere, &intruder)
     };
-    produce_envelope(&tansu, STATION, &forged).await;
+    produce_envelope(&kafka, STATION, &forged).await;
     wait_for_count(&log, "pushed config refused", 3, WAIT);
     // SIGHUP re-reads the local file and keeps the pushed config over it.
     let text = std::fs::read_to_string(&local)
@@ -111,7 +111,7 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
     publish(&mosquitto, "line/b/results", &docs, 20).await;
 
     let ingest = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         34,
         WAIT,
@@ -125,7 +125,7 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
         "30 results and 4 reports, each once, in order"
     );
     let audit = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "audit.events",
         34,
         WAIT,
@@ -186,7 +186,7 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
 
     let public = public.to_str().unwrap();
     let (ok, shown, err) = bridge_config(
-        Some(&tansu),
+        Some(&kafka),
         &["show", "--station", STATION, "--public-key", public],
     );
     assert!(ok, "{err}");
@@ -195,7 +195,7 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
         "{shown}"
     );
     let (ok, history, err) = bridge_config(
-        Some(&tansu),
+        Some(&kafka),
         &["history", "--station", STATION, "--public-key", public],
     );
     assert!(ok, "{err}");
@@ -215,8 +215,8 @@ async fn a_push_made_while_the_edge_is_stopped_is_applied_at_start_and_kept_thro
     const STATION: &str = "ST-AWAY";
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let mut tansu = Tansu::start_sqlite().unwrap();
-    let mut bridge = start_bridge(&tansu, "push-b", dir.path()).unwrap();
+    let mut kafka = Kafka::start().unwrap();
+    let mut bridge = start_bridge(&kafka, "push-b", dir.path()).unwrap();
     bridge
         .wait_for_log("linegate-bridge started", WAIT)
         .unwrap();
@@ -227,7 +227,7 @@ async fn a_push_made_while_the_edge_is_stopped_is_applied_at_start_and_kept_thro
         dir.path(),
         STATION,
         &mosquitto,
-        &tansu,
+        &kafka,
         &public,
         free_port(),
     );
@@ -244,7 +244,7 @@ async fn a_push_made_while_the_edge_is_stopped_is_applied_at_start_and_kept_thro
         pushed(&mosquitto, "edge-ST-AWAY-v1", "line/b/results"),
     )
     .unwrap();
-    assert_eq!(push(&tansu, STATION, &key, &file), 1);
+    assert_eq!(push(&kafka, STATION, &key, &file), 1);
     let mut edge =
         linegate_e2e::stack::start_edge_with_config(&local, dir.path(), "pushed config applied")
             .unwrap();
@@ -252,7 +252,7 @@ async fn a_push_made_while_the_edge_is_stopped_is_applied_at_start_and_kept_thro
     let docs = inspection_documents(STATION, 20, 6);
     publish(&mosquitto, "line/b/results", &docs, 0).await;
     consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         11,
         WAIT,
@@ -263,7 +263,7 @@ async fn a_push_made_while_the_edge_is_stopped_is_applied_at_start_and_kept_thro
     assert!(edge.terminate(Duration::from_secs(15)));
 
     // Kafka away: the edge starts with its last-known-good config and captures line/b into the outbox.
-    tansu.stop();
+    kafka.stop();
     let mut edge = linegate_e2e::stack::start_edge_with_config(
         &local,
         dir.path(),
@@ -295,10 +295,10 @@ async fn a_push_made_while_the_edge_is_stopped_is_applied_at_start_and_kept_thro
     }
 
     // Kafka back: everything arrives once, in order; the config applied once is reported once.
-    tansu.start_again().unwrap();
+    kafka.start_again().unwrap();
     wait_for_count(&log, "pushed config already in force", 1, WAIT);
     let ingest = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         21,
         Duration::from_secs(120),
@@ -311,7 +311,7 @@ async fn a_push_made_while_the_edge_is_stopped_is_applied_at_start_and_kept_thro
         (1..=21).collect::<Vec<i64>>()
     );
     let audit = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "audit.events",
         21,
         Duration::from_secs(120),

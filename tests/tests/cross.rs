@@ -13,7 +13,7 @@ use linegate_e2e::kafka::{consume_until_async, create_topic};
 use linegate_e2e::packaging::run;
 use linegate_e2e::stack::{edge_env, station_topic, SUBSCRIBED};
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{bin_path, mqtt, repo_root, ChildProcess, Mosquitto, Tansu};
+use linegate_e2e::{bin_path, mqtt, repo_root, ChildProcess, Kafka, Mosquitto};
 use linegate_schemas::{decode, EdgeEvent};
 
 const STATION: &str = "ST-ARM64";
@@ -46,8 +46,8 @@ async fn aarch64_edge_under_qemu_forwards_every_result_in_order() {
     );
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    create_topic(&tansu.bootstrap(), "edge.station.events", 3)
+    let kafka = Kafka::start().unwrap();
+    create_topic(&kafka.bootstrap(), "edge.station.events", 3)
         .await
         .unwrap();
     let (qemu, mut args) = program_for(AARCH64, &binary);
@@ -58,7 +58,7 @@ async fn aarch64_edge_under_qemu_forwards_every_result_in_order() {
         "linegate-edge (aarch64, qemu)",
         &qemu,
         &args,
-        &edge_env(STATION, &mosquitto, &tansu, dir.path()),
+        &edge_env(STATION, &mosquitto, &kafka, dir.path()),
         &dir.path().join("edge-aarch64.log"),
     )
     .unwrap();
@@ -85,7 +85,7 @@ async fn aarch64_edge_under_qemu_forwards_every_result_in_order() {
     .await
     .unwrap();
     let records = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         documents.len(),
         Duration::from_secs(120),

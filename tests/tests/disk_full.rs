@@ -9,7 +9,7 @@ use std::time::Duration;
 use linegate_e2e::kafka::{consume_until_async, create_topic, station_seqs};
 use linegate_e2e::stack::{outbox_path, start_edge, station_topic};
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{mqtt, Mosquitto, Tansu};
+use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, EdgeEvent, EdgePayload};
 
 const STATION: &str = "ST-DF";
@@ -63,18 +63,18 @@ async fn a_full_disk_stops_intake_cleanly_and_loses_nothing() {
     );
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let mut tansu = Tansu::start_sqlite().unwrap();
-    create_topic(&tansu.bootstrap(), "edge.station.events", 3)
+    let mut kafka = Kafka::start().unwrap();
+    create_topic(&kafka.bootstrap(), "edge.station.events", 3)
         .await
         .unwrap();
     // Kafka is away, so everything stays in the outbox: 400 KiB hold a few hundred results.
-    tansu.stop();
+    kafka.stop();
     let data_dir = outbox_path(STATION, dir.path())
         .parent()
         .unwrap()
         .to_owned();
     let tmpfs = Tmpfs::mount(&data_dir, "400k");
-    let mut edge = start_edge(STATION, &mosquitto, &tansu, dir.path()).unwrap();
+    let mut edge = start_edge(STATION, &mosquitto, &kafka, dir.path()).unwrap();
 
     let documents = inspection_documents(STATION, 500, 21);
     let payloads: Vec<Vec<u8>> = documents
@@ -116,9 +116,9 @@ async fn a_full_disk_stops_intake_cleanly_and_loses_nothing() {
 
     // Space comes back, then Kafka: every result arrives once, in publish order.
     tmpfs.grow("64m");
-    tansu.start_again().unwrap();
+    kafka.start_again().unwrap();
     let records = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         documents.len(),
         Duration::from_secs(120),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use linegate_e2e::kafka::{consume_until_async, Record};
 use linegate_e2e::stack::{start_edge, station_topic};
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{mqtt, Mosquitto, Tansu};
+use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, EdgeEvent};
 
 const STATION: &str = "ST-21";
@@ -21,11 +21,11 @@ const WAIT: Duration = Duration::from_secs(180);
 async fn ten_kill_9_of_the_edge_under_load_lose_nothing_and_reorder_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    linegate_e2e::kafka::create_topic(&tansu.bootstrap(), "edge.station.events", 1)
+    let kafka = Kafka::start().unwrap();
+    linegate_e2e::kafka::create_topic(&kafka.bootstrap(), "edge.station.events", 1)
         .await
         .unwrap();
-    let mut edge = start_edge(STATION, &mosquitto, &tansu, dir.path()).unwrap();
+    let mut edge = start_edge(STATION, &mosquitto, &kafka, dir.path()).unwrap();
     // start_edge returned after the first subscription; from then on the broker keeps the session while
     // the edge is dead.
 
@@ -41,12 +41,12 @@ async fn ten_kill_9_of_the_edge_under_load_lose_nothing_and_reorder_nothing() {
     for kill in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(250 + 53 * kill as u64)).await;
         edge.kill();
-        edge = start_edge(STATION, &mosquitto, &tansu, dir.path()).unwrap();
+        edge = start_edge(STATION, &mosquitto, &kafka, dir.path()).unwrap();
     }
     publishing.await.unwrap().unwrap();
 
     let records = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         documents.len(),
         WAIT,

@@ -7,7 +7,7 @@ use linegate_e2e::kafka::create_topic;
 use linegate_e2e::process::free_port;
 use linegate_e2e::stack::{start_edge_with, station_topic};
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{mqtt, Mosquitto, Tansu};
+use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use serde_json::Value;
 
 const STATION: &str = "ST-OBS";
@@ -55,8 +55,8 @@ where
 async fn metrics_count_what_was_sent_and_health_names_a_missing_kafka() {
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let mut tansu = Tansu::start_sqlite().unwrap();
-    create_topic(&tansu.bootstrap(), "edge.station.events", 3)
+    let mut kafka = Kafka::start().unwrap();
+    create_topic(&kafka.bootstrap(), "edge.station.events", 3)
         .await
         .unwrap();
     let port = free_port();
@@ -64,7 +64,7 @@ async fn metrics_count_what_was_sent_and_health_names_a_missing_kafka() {
     let _edge = start_edge_with(
         STATION,
         &mosquitto,
-        &tansu,
+        &kafka,
         dir.path(),
         &[("LINEGATE_HTTP_LISTEN", format!("127.0.0.1:{port}"))],
     )
@@ -114,7 +114,7 @@ async fn metrics_count_what_was_sent_and_health_names_a_missing_kafka() {
     assert_eq!(body["outbox"]["depth"], 0);
 
     // Kafka goes away: results are still captured, they wait, and health says why.
-    tansu.stop();
+    kafka.stop();
     mqtt::publish_all(
         mosquitto.port(),
         "sim-obs",
@@ -141,7 +141,7 @@ async fn metrics_count_what_was_sent_and_health_names_a_missing_kafka() {
     assert!(body["outbox"]["oldest_age_seconds"].as_f64().unwrap() >= 0.0);
 
     // Back: everything is forwarded and health recovers.
-    tansu.start_again().unwrap();
+    kafka.start_again().unwrap();
     let total = documents.len() as f64;
     until(
         "all forwarded after Kafka returned",

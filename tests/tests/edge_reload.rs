@@ -7,11 +7,11 @@ use std::time::Duration;
 use linegate_e2e::kafka::{consume_until_async, create_topic, station_seqs};
 use linegate_e2e::stack::start_edge_with_config;
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{mqtt, Mosquitto, Tansu};
+use linegate_e2e::{mqtt, Kafka, Mosquitto};
 
 const STATION: &str = "ST-HUP";
 
-fn write_config(path: &Path, dir: &Path, mosquitto: &Mosquitto, tansu: &Tansu, topic: &str) {
+fn write_config(path: &Path, dir: &Path, mosquitto: &Mosquitto, kafka: &Kafka, topic: &str) {
     let text = format!(
         r#"
 [station]
@@ -28,7 +28,7 @@ client_id = "edge-{STATION}"
 topics = ["{topic}"]
 "#,
         data = dir.join("data").display(),
-        bootstrap = tansu.bootstrap(),
+        bootstrap = kafka.bootstrap(),
         port = mosquitto.port(),
     );
     std::fs::write(path, text).unwrap();
@@ -53,12 +53,12 @@ fn payloads(from: usize, docs: &[serde_json::Value]) -> Vec<Vec<u8>> {
 async fn sighup_applies_a_valid_config_and_refuses_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    create_topic(&tansu.bootstrap(), "edge.station.events", 3)
+    let kafka = Kafka::start().unwrap();
+    create_topic(&kafka.bootstrap(), "edge.station.events", 3)
         .await
         .unwrap();
     let config = dir.path().join("station.toml");
-    write_config(&config, dir.path(), &mosquitto, &tansu, "line/a/results");
+    write_config(&config, dir.path(), &mosquitto, &kafka, "line/a/results");
     let mut edge = start_edge_with_config(&config, dir.path(), "MQTT subscribed").unwrap();
     let pid = edge.pid().unwrap();
     let docs = inspection_documents(STATION, 20, 8);
@@ -73,7 +73,7 @@ async fn sighup_applies_a_valid_config_and_refuses_a_broken_one() {
     .unwrap();
 
     // The station software moves to another topic: the edge follows after SIGHUP.
-    write_config(&config, dir.path(), &mosquitto, &tansu, "line/b/results");
+    write_config(&config, dir.path(), &mosquitto, &kafka, "line/b/results");
     hangup(pid);
     edge.wait_for_log("config reloaded", Duration::from_secs(20))
         .unwrap();
@@ -118,7 +118,7 @@ async fn sighup_applies_a_valid_config_and_refuses_a_broken_one() {
     .unwrap();
 
     let records = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         30,
         Duration::from_secs(60),

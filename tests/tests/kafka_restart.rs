@@ -1,5 +1,5 @@
 //! Kafka goes away while results keep arriving: edges keep capturing into their outboxes, and once the broker
-//! is back everything is delivered, in order. tansu keeps its data in a SQLite file so it survives the restart.
+//! is back everything is delivered, in order. The broker is killed and restarted on its own data directory.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use linegate_e2e::kafka::{consume_until_async, station_seqs};
 use linegate_e2e::stack::{outbox_path, start_bridge, start_edge, station_topic};
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{mqtt, Mosquitto, Tansu};
+use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, InspectionEvent};
 
 const STATIONS: [&str; 2] = ["ST-11", "ST-12"];
@@ -27,15 +27,15 @@ fn outbox_depth(station: &str, dir: &std::path::Path) -> i64 {
 async fn results_captured_while_kafka_is_down_are_all_delivered_in_order_after_it_returns() {
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let mut tansu = Tansu::start_sqlite().unwrap();
-    let _bridge = start_bridge(&tansu, "restart-test", dir.path()).unwrap();
+    let mut kafka = Kafka::start().unwrap();
+    let _bridge = start_bridge(&kafka, "restart-test", dir.path()).unwrap();
     let _edges: Vec<_> = STATIONS
         .iter()
-        .map(|s| start_edge(s, &mosquitto, &tansu, dir.path()).unwrap())
+        .map(|s| start_edge(s, &mosquitto, &kafka, dir.path()).unwrap())
         .collect();
     // The bridge creates the topics; wait until it did, so the outage does not hit topic creation.
     consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "inspection.lifecycle",
         0,
         WAIT,
@@ -59,7 +59,7 @@ async fn results_captured_while_kafka_is_down_are_all_delivered_in_order_after_i
     }
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    tansu.stop();
+    kafka.stop();
     for task in publishing {
         task.await.unwrap().unwrap(); // the edges acknowledged everything while Kafka was down
     }
@@ -69,10 +69,10 @@ async fn results_captured_while_kafka_is_down_are_all_delivered_in_order_after_i
         "the outage must leave results waiting in the outboxes"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    tansu.start_again().unwrap();
+    kafka.start_again().unwrap();
 
     let total: usize = documents.values().map(Vec::len).sum();
-    let bootstrap = tansu.bootstrap();
+    let bootstrap = kafka.bootstrap();
     let ingest = consume_until_async(&bootstrap, "edge.station.events", total, WAIT, GRACE)
         .await
         .unwrap();

@@ -1,4 +1,4 @@
-//! The Modbus source against a real Modbus TCP server (the PLC simulator) and real tansu: results taken with
+//! The Modbus source against a real Modbus TCP server (the PLC simulator) and Apache Kafka: results taken with
 //! the handshake arrive on Kafka in order with every mapped field decoded, a PLC that restarts mid-handshake
 //! loses and repeats nothing, and a counter jump is reported as results lost at the station.
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 use linegate_e2e::kafka::{consume_until_async, create_topic};
 use linegate_e2e::plc::{device_toml, PlcResult, PlcSim};
 use linegate_e2e::stack::start_edge_with_config;
-use linegate_e2e::{free_port, Tansu};
+use linegate_e2e::{free_port, Kafka};
 use linegate_schemas::{decode, EdgeEvent, EdgePayload, SystemEventType};
 
 const STATION: &str = "ST-PLC";
@@ -17,7 +17,7 @@ const ACK_WAIT: Duration = Duration::from_secs(20);
 
 fn station_config(
     dir: &Path,
-    tansu: &Tansu,
+    kafka: &Kafka,
     transport: &str,
     http_port: u16,
 ) -> std::path::PathBuf {
@@ -34,7 +34,7 @@ bootstrap = "{bootstrap}"
 listen = "127.0.0.1:{http_port}"
 {devices}"#,
         data = dir.join("edge-data").display(),
-        bootstrap = tansu.bootstrap(),
+        bootstrap = kafka.bootstrap(),
         devices = device_toml("press-1", transport),
     );
     let path = dir.join("station.toml");
@@ -45,14 +45,14 @@ listen = "127.0.0.1:{http_port}"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plc_results_arrive_once_in_order_across_plc_restarts_and_a_counter_jump() {
     let dir = tempfile::tempdir().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    create_topic(&tansu.bootstrap(), "edge.station.events", 3)
+    let kafka = Kafka::start().unwrap();
+    create_topic(&kafka.bootstrap(), "edge.station.events", 3)
         .await
         .unwrap();
     let mut plc = PlcSim::start_tcp().await.unwrap();
     let http_port = free_port();
     let transport = format!("tcp = {{ host = \"127.0.0.1\", port = {} }}", plc.port());
-    let config = station_config(dir.path(), &tansu, &transport, http_port);
+    let config = station_config(dir.path(), &kafka, &transport, http_port);
     let _edge = start_edge_with_config(&config, dir.path(), "Modbus device connected").unwrap();
 
     let mut sent = Vec::new();
@@ -78,7 +78,7 @@ async fn plc_results_arrive_once_in_order_across_plc_restarts_and_a_counter_jump
     sent.push(result);
 
     let records = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         sent.len() + 1,
         Duration::from_secs(60),
@@ -183,8 +183,8 @@ async fn plc_results_arrive_over_modbus_rtu_on_a_serial_line() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let tansu = Tansu::start_memory().unwrap();
-    create_topic(&tansu.bootstrap(), "edge.station.events", 3)
+    let kafka = Kafka::start().unwrap();
+    create_topic(&kafka.bootstrap(), "edge.station.events", 3)
         .await
         .unwrap();
     let plc = PlcSim::start_rtu(plc_end.to_str().unwrap()).unwrap();
@@ -192,14 +192,14 @@ async fn plc_results_arrive_over_modbus_rtu_on_a_serial_line() {
         "rtu = {{ path = \"{}\", baud = 19200, parity = \"none\" }}",
         edge_end.display()
     );
-    let config = station_config(dir.path(), &tansu, &transport, free_port());
+    let config = station_config(dir.path(), &kafka, &transport, free_port());
     let _edge = start_edge_with_config(&config, dir.path(), "Modbus device connected").unwrap();
     let sent: Vec<PlcResult> = (1..=20).map(PlcResult::numbered).collect();
     for result in &sent {
         plc.produce(result, ACK_WAIT).await.unwrap();
     }
     let records = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         sent.len(),
         Duration::from_secs(60),

@@ -8,13 +8,13 @@ use std::time::Duration;
 use linegate_e2e::kafka::{consume_until_async, create_topic};
 use linegate_e2e::stack::start_edge_with_config;
 use linegate_e2e::station::{inspection_documents, unparseable_payload};
-use linegate_e2e::{mqtt, Mosquitto, Tansu};
+use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, EdgeEvent, EdgePayload};
 
 const STATION: &str = "ST-V5";
 const TOPIC: &str = "line/v5/results";
 
-fn write_config(path: &Path, dir: &Path, mosquitto: &Mosquitto, tansu: &Tansu) {
+fn write_config(path: &Path, dir: &Path, mosquitto: &Mosquitto, kafka: &Kafka) {
     let text = format!(
         r#"
 [station]
@@ -32,7 +32,7 @@ client_id = "edge-{STATION}"
 topics = ["{TOPIC}"]
 "#,
         data = dir.join("data").display(),
-        bootstrap = tansu.bootstrap(),
+        bootstrap = kafka.bootstrap(),
         port = mosquitto.port(),
     );
     std::fs::write(path, text).unwrap();
@@ -42,12 +42,12 @@ topics = ["{TOPIC}"]
 async fn results_published_while_the_edge_is_dead_arrive_once_in_order_over_mqtt_5() {
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    create_topic(&tansu.bootstrap(), "edge.station.events", 1)
+    let kafka = Kafka::start().unwrap();
+    create_topic(&kafka.bootstrap(), "edge.station.events", 1)
         .await
         .unwrap();
     let config = dir.path().join("station.toml");
-    write_config(&config, dir.path(), &mosquitto, &tansu);
+    write_config(&config, dir.path(), &mosquitto, &kafka);
     let mut edge = start_edge_with_config(&config, dir.path(), "MQTT subscribed").unwrap();
     assert!(
         mosquitto
@@ -63,7 +63,7 @@ async fn results_published_while_the_edge_is_dead_arrive_once_in_order_over_mqtt
         .await
         .unwrap();
     consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         20,
         Duration::from_secs(30),
@@ -83,7 +83,7 @@ async fn results_published_while_the_edge_is_dead_arrive_once_in_order_over_mqtt
     let mut edge = start_edge_with_config(&config, dir.path(), "MQTT subscribed").unwrap();
 
     let records = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         docs.len(),
         Duration::from_secs(60),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use linegate_e2e::kafka::{consume_until_async, create_topic, station_seqs};
 use linegate_e2e::stack::{start_edge, station_topic};
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{mqtt, Mosquitto, Tansu};
+use linegate_e2e::{mqtt, Kafka, Mosquitto};
 
 const STATION: &str = "ST-BURST";
 const RESULTS: usize = 20_000;
@@ -16,11 +16,11 @@ const RESULTS: usize = 20_000;
 async fn a_burst_larger_than_every_buffer_arrives_whole() {
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    create_topic(&tansu.bootstrap(), "edge.station.events", 3)
+    let kafka = Kafka::start().unwrap();
+    create_topic(&kafka.bootstrap(), "edge.station.events", 3)
         .await
         .unwrap();
-    let _edge = start_edge(STATION, &mosquitto, &tansu, dir.path()).unwrap();
+    let _edge = start_edge(STATION, &mosquitto, &kafka, dir.path()).unwrap();
     let templates = inspection_documents(STATION, 100, 4);
     let payloads: Vec<Vec<u8>> = (0..RESULTS)
         .map(|i| {
@@ -39,7 +39,7 @@ async fn a_burst_larger_than_every_buffer_arrives_whole() {
     .await
     .unwrap();
     let records = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         RESULTS,
         Duration::from_secs(120),

@@ -1,4 +1,4 @@
-//! The bound on MQTT results held unacknowledged (`mqtt.max_unacked`), against real Mosquitto and tansu.
+//! The bound on MQTT results held unacknowledged (`mqtt.max_unacked`), against real Mosquitto and Apache Kafka.
 //!
 //! Mosquitto's in-flight window is 100 (scripts/run-mosquitto.sh), the edge's bound here is 20, and over MQTT 5
 //! the edge announces it as its receive maximum. Mosquitto 2.0.11 keeps to neither in a burst (without the
@@ -14,7 +14,7 @@ use linegate_e2e::kafka::{consume_until_async, create_topic};
 use linegate_e2e::prometheus::series;
 use linegate_e2e::stack::start_edge_with_config;
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{free_port, mqtt, Mosquitto, Tansu};
+use linegate_e2e::{free_port, mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, EdgeEvent};
 
 const RESULTS: usize = 3_000;
@@ -32,8 +32,8 @@ struct Run {
 async fn burst(protocol: &str, station: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    create_topic(&tansu.bootstrap(), "edge.station.events", 1)
+    let kafka = Kafka::start().unwrap();
+    create_topic(&kafka.bootstrap(), "edge.station.events", 1)
         .await
         .unwrap();
     let http = free_port();
@@ -47,7 +47,7 @@ async fn burst(protocol: &str, station: &str) -> Run {
         &topic,
         http,
         &mosquitto,
-        &tansu,
+        &kafka,
     );
     let _edge = start_edge_with_config(&config, dir.path(), "MQTT subscribed").unwrap();
 
@@ -77,7 +77,7 @@ async fn burst(protocol: &str, station: &str) -> Run {
     publisher.await.unwrap().unwrap();
 
     let records = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         RESULTS,
         Duration::from_secs(120),
@@ -105,7 +105,7 @@ fn write_config(
     topic: &str,
     http: u16,
     mosquitto: &Mosquitto,
-    tansu: &Tansu,
+    kafka: &Kafka,
 ) {
     let text = format!(
         r#"
@@ -128,7 +128,7 @@ topics = ["{topic}"]
 max_unacked = {MAX_UNACKED}
 "#,
         data = dir.join("data").display(),
-        bootstrap = tansu.bootstrap(),
+        bootstrap = kafka.bootstrap(),
         port = mosquitto.port(),
     );
     std::fs::write(path, text).unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, create_topic};
 use linegate_e2e::stack::start_edge_with_config;
-use linegate_e2e::{mqtt, Mosquitto, Tansu};
+use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, EdgeEvent, EdgePayload};
 use serde_json::json;
 
@@ -22,8 +22,8 @@ fn cbor(value: &serde_json::Value) -> Vec<u8> {
 async fn cbor_payloads_in_another_shape_are_mapped_and_a_broken_one_is_quarantined() {
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    create_topic(&tansu.bootstrap(), "edge.station.events", 3)
+    let kafka = Kafka::start().unwrap();
+    create_topic(&kafka.bootstrap(), "edge.station.events", 3)
         .await
         .unwrap();
     let config = dir.path().join("station.toml");
@@ -57,7 +57,7 @@ quality_score = "/result/score"
 "metadata.operator" = "/station/operator"
 "#,
             data = dir.path().join("data").display(),
-            bootstrap = tansu.bootstrap(),
+            bootstrap = kafka.bootstrap(),
             port = mosquitto.port(),
         ),
     )
@@ -88,7 +88,7 @@ quality_score = "/result/score"
     .unwrap();
 
     let records = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         50,
         Duration::from_secs(60),

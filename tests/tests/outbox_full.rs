@@ -6,7 +6,7 @@ use std::time::Duration;
 use linegate_e2e::kafka::{consume_until_async, create_topic, station_seqs};
 use linegate_e2e::stack::{edge_outbox_command, start_edge_with, station_topic};
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{mqtt, Mosquitto, Tansu};
+use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, EdgeEvent};
 
 const STATION: &str = "ST-31";
@@ -16,10 +16,10 @@ const MAX_EVENTS: usize = 100;
 async fn a_full_outbox_stops_intake_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let mut tansu = Tansu::start_memory().unwrap();
-    tansu.stop(); // Kafka is away from the start
+    let mut kafka = Kafka::start().unwrap();
+    kafka.stop(); // Kafka is away from the start
     let extra = [("LINEGATE_OUTBOX_MAX_EVENTS", MAX_EVENTS.to_string())];
-    let _edge = start_edge_with(STATION, &mosquitto, &tansu, dir.path(), &extra).unwrap();
+    let _edge = start_edge_with(STATION, &mosquitto, &kafka, dir.path(), &extra).unwrap();
 
     let documents = inspection_documents(STATION, 100, 31);
     assert!(documents.len() > 3 * MAX_EVENTS);
@@ -37,7 +37,7 @@ async fn a_full_outbox_stops_intake_and_loses_nothing() {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let stats = edge_outbox_command(STATION, &mosquitto, &tansu, dir.path(), &["stats"]);
+    let stats = edge_outbox_command(STATION, &mosquitto, &kafka, dir.path(), &["stats"]);
     assert!(
         stats.contains(&format!("waiting      {MAX_EVENTS} (")),
         "the outbox holds its limit:\n{stats}"
@@ -47,12 +47,12 @@ async fn a_full_outbox_stops_intake_and_loses_nothing() {
         "nothing beyond the limit was stored:\n{stats}"
     );
 
-    tansu.start_again().unwrap();
-    create_topic(&tansu.bootstrap(), "edge.station.events", 1)
+    kafka.start_again().unwrap();
+    create_topic(&kafka.bootstrap(), "edge.station.events", 1)
         .await
         .unwrap();
     let records = consume_until_async(
-        &tansu.bootstrap(),
+        &kafka.bootstrap(),
         "edge.station.events",
         documents.len(),
         Duration::from_secs(120),

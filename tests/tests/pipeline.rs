@@ -8,7 +8,7 @@ use linegate_e2e::stack::{edge_outbox_command, start_bridge, start_edge, station
 use linegate_e2e::station::{
     document_time_ms, inspection_documents, out_of_range_document, unparseable_payload,
 };
-use linegate_e2e::{mqtt, Mosquitto, Tansu};
+use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use linegate_schemas::{
     decode, AuditEvent, AuditOutcome, EdgeEvent, InspectionEvent, QualityEvent, QualityVerdict,
 };
@@ -23,11 +23,11 @@ const GRACE: Duration = Duration::from_secs(3);
 async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
     let mosquitto = Mosquitto::start().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    let bridge = start_bridge(&tansu, "pipeline-test", dir.path()).unwrap();
+    let kafka = Kafka::start().unwrap();
+    let bridge = start_bridge(&kafka, "pipeline-test", dir.path()).unwrap();
     let edges: Vec<_> = STATIONS
         .iter()
-        .map(|s| start_edge(s, &mosquitto, &tansu, dir.path()).unwrap())
+        .map(|s| start_edge(s, &mosquitto, &kafka, dir.path()).unwrap())
         .collect();
 
     // What each station publishes: valid documents, one the edge cannot parse, one the bridge must reject.
@@ -64,7 +64,7 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
         })
         .collect();
 
-    let bootstrap = tansu.bootstrap();
+    let bootstrap = kafka.bootstrap();
     let lifecycle = consume_until_async(&bootstrap, "inspection.lifecycle", valid, WAIT, GRACE)
         .await
         .unwrap_or_else(|e| {
@@ -249,7 +249,7 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
     // The unparseable payload of each station is in its edge's quarantine, not lost and not forwarded, and
     // the operator commands show it and an empty queue.
     for station in STATIONS {
-        let listed = edge_outbox_command(station, &mosquitto, &tansu, dir.path(), &["quarantine"]);
+        let listed = edge_outbox_command(station, &mosquitto, &kafka, dir.path(), &["quarantine"]);
         let entries: Vec<Value> = listed
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -267,7 +267,7 @@ async fn results_from_three_stations_arrive_once_in_order_with_quality_audit_and
             entries[0]["payload"].as_str().unwrap().as_bytes(),
             unparseable_payload()
         );
-        let stats = edge_outbox_command(station, &mosquitto, &tansu, dir.path(), &["stats"]);
+        let stats = edge_outbox_command(station, &mosquitto, &kafka, dir.path(), &["stats"]);
         assert!(stats.contains("waiting      0"), "{stats}");
         let next = format!("next seq     {}", documents[station].len() + 2);
         assert!(stats.contains(&next), "{stats}");

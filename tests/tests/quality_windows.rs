@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, create_topic, produce};
 use linegate_e2e::stack::start_bridge_with;
-use linegate_e2e::Tansu;
+use linegate_e2e::Kafka;
 use linegate_schemas::{
     decode, encode, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType, QualityEvent,
 };
@@ -58,11 +58,11 @@ fn mean_and_sd(scores: &[f64]) -> (f64, f64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn closed_windows_arrive_once_with_the_figures_of_their_events() {
     let dir = tempfile::tempdir().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    let bootstrap = tansu.bootstrap();
+    let kafka = Kafka::start().unwrap();
+    let bootstrap = kafka.bootstrap();
     // One-minute windows, 5 s lateness, as an operator would set them through the example config.
     let _bridge = start_bridge_with(
-        &tansu,
+        &kafka,
         "windows",
         dir.path(),
         "",
@@ -170,8 +170,8 @@ fn linegate_bridge_namespace() -> uuid::Uuid {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_window_open_across_a_bridge_restart_keeps_the_events_of_both_bridges() {
     let dir = tempfile::tempdir().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
-    let bootstrap = tansu.bootstrap();
+    let kafka = Kafka::start().unwrap();
+    let bootstrap = kafka.bootstrap();
     let env = [
         ("LINEGATE_WINDOW_SECS", "60".to_owned()),
         ("LINEGATE_WINDOW_LATENESS_SECS", "5".to_owned()),
@@ -205,7 +205,7 @@ async fn a_window_open_across_a_bridge_restart_keeps_the_events_of_both_bridges(
         }
     };
 
-    let mut first = start_bridge_with(&tansu, "windows-restart", dir.path(), "-1", &env).unwrap();
+    let mut first = start_bridge_with(&kafka, "windows-restart", dir.path(), "-1", &env).unwrap();
     send(events[..4].to_vec()).await;
     // Four verdicts out: their round (outputs and state) is written and committed.
     let verdicts = consume_until_async(&bootstrap, "quality.events", 4, WAIT, GRACE)
@@ -217,7 +217,7 @@ async fn a_window_open_across_a_bridge_restart_keeps_the_events_of_both_bridges(
         "the first bridge stops on SIGTERM"
     );
 
-    let _second = start_bridge_with(&tansu, "windows-restart", dir.path(), "-2", &env).unwrap();
+    let _second = start_bridge_with(&kafka, "windows-restart", dir.path(), "-2", &env).unwrap();
     send(events[4..].to_vec()).await;
     let records = consume_until_async(&bootstrap, "quality.events", events.len() + 1, WAIT, GRACE)
         .await

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use linegate_e2e::kafka::{consume_until_async, produce_many, Record};
 use linegate_e2e::stack::{audit_verify_with, start_bridge_with};
-use linegate_e2e::{SchemaRegistryStandIn, Tansu};
+use linegate_e2e::{Kafka, SchemaRegistryStandIn};
 use linegate_schemas::{
     encode, AuditEvent, AuditOutcome, Defect, EdgeEvent, EdgePayload, InferenceEvent,
     InferenceEventType, InspectionEvent, InspectionEventType, QualityEvent,
@@ -155,13 +155,13 @@ fn no_repeats(topic: &str, records: &[Record]) {
 async fn outputs_use_the_confluent_wire_format_and_wait_for_a_registry_that_is_away() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
+    let kafka = Kafka::start().unwrap();
     let mut registry = SchemaRegistryStandIn::start().unwrap();
     registry.stop();
     let env = [(URL_VAR, registry.url())];
-    let mut bridge = start_bridge_with(&tansu, "registry-test", dir.path(), "", &env).unwrap();
+    let mut bridge = start_bridge_with(&kafka, "registry-test", dir.path(), "", &env).unwrap();
     let stack = Stack {
-        bootstrap: tansu.bootstrap(),
+        bootstrap: kafka.bootstrap(),
         log: dir.path().join("bridge-registry-test.log"),
     };
     bridge
@@ -176,7 +176,7 @@ async fn outputs_use_the_confluent_wire_format_and_wait_for_a_registry_that_is_a
     let mut inputs = keyed(&first);
     inputs.insert(10, (Some(b"ST-A".to_vec()), GARBAGE.to_vec()));
     inputs.extend(keyed(std::slice::from_ref(&out_of_range)));
-    produce_many(&tansu.bootstrap(), INPUT, &inputs)
+    produce_many(&kafka.bootstrap(), INPUT, &inputs)
         .await
         .unwrap();
     // The first round has its records once it read the dedup state; then it routes them and waits.
@@ -203,7 +203,7 @@ async fn outputs_use_the_confluent_wire_format_and_wait_for_a_registry_that_is_a
     let second: Vec<EdgeEvent> = (21..=30)
         .flat_map(|seq| STATIONS.map(|s| inspection(s, seq, None)))
         .collect();
-    produce_many(&tansu.bootstrap(), INPUT, &keyed(&second))
+    produce_many(&kafka.bootstrap(), INPUT, &keyed(&second))
         .await
         .unwrap();
     assert_eq!(stack.read(AUDIT, 62).await.len(), 62);
@@ -212,7 +212,7 @@ async fn outputs_use_the_confluent_wire_format_and_wait_for_a_registry_that_is_a
     let third: Vec<EdgeEvent> = (31..=35)
         .flat_map(|seq| STATIONS.map(|s| inference(s, seq)))
         .collect();
-    produce_many(&tansu.bootstrap(), INPUT, &keyed(&third))
+    produce_many(&kafka.bootstrap(), INPUT, &keyed(&third))
         .await
         .unwrap();
     assert_eq!(stack.settled(AUDIT).await.len(), 62, "the round waits");
@@ -322,11 +322,11 @@ async fn outputs_use_the_confluent_wire_format_and_wait_for_a_registry_that_is_a
     );
 
     // audit verify reads the Confluent-framed chains through the registry, and says what it lacks without.
-    let (passed, text) = audit_verify_with(&tansu, AUDIT, &env);
+    let (passed, text) = audit_verify_with(&kafka, AUDIT, &env);
     assert!(passed, "{text}");
     assert!(text.contains("72 audit records"), "{text}");
     assert!(text.contains("every chain is intact"), "{text}");
-    let (passed, text) = audit_verify_with(&tansu, AUDIT, &[]);
+    let (passed, text) = audit_verify_with(&kafka, AUDIT, &[]);
     assert!(!passed, "{text}");
     assert!(
         text.contains("no [schema_registry] url is configured"),
@@ -339,12 +339,12 @@ async fn outputs_use_the_confluent_wire_format_and_wait_for_a_registry_that_is_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incompatible_subject_stops_the_bridge_naming_the_subject_and_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let tansu = Tansu::start_memory().unwrap();
+    let kafka = Kafka::start().unwrap();
     let registry = SchemaRegistryStandIn::start().unwrap();
     let legacy = r#"{"type":"record","name":"AuditEvent","namespace":"linegate","fields":[{"name":"legacy","type":"int"}]}"#;
     registry.register("audit.events-value", legacy).unwrap();
     let env = [(URL_VAR, registry.url())];
-    let mut bridge = start_bridge_with(&tansu, "registry-conflict", dir.path(), "", &env).unwrap();
+    let mut bridge = start_bridge_with(&kafka, "registry-conflict", dir.path(), "", &env).unwrap();
     let status = bridge.wait_exit(WAIT).expect("the bridge stops by itself");
     assert!(!status.success());
     let log = bridge.log_tail(10);

@@ -1,5 +1,5 @@
 //! The exactly-once round: outputs, dedup state and input offsets in one Kafka transaction ([`crate::txn`]);
-//! an aborted round is rewound and read again.
+//! an aborted round is rewound and read again; a producer that failed fatally is replaced first.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -9,7 +9,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset};
 
-use super::{Pipeline, PipelineError, RETRY_BACKOFF_MIN};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::{Pipeline, PipelineError, RETRY_BACKOFF_MAX, RETRY_BACKOFF_MIN};
 use crate::consume;
 use crate::produce;
 use crate::txn::{self, TxnError};
@@ -22,41 +26,91 @@ impl Pipeline {
         id: &str,
         batch: &[OwnedMessage],
         outputs: &[crate::route::Output],
+        shutdown: &watch::Receiver<bool>,
     ) -> Result<bool, PipelineError> {
-        let outcome = match txn::begin(&self.producer, id) {
+        let producer = self.producer();
+        let outcome = match txn::begin(&producer, id) {
             Err(error) => Err(error),
-            Ok(()) => match produce::deliver_all(&self.producer, outputs).await {
-                Err(error) => Err(txn::abort(
-                    &self.producer,
-                    id,
-                    "produce",
-                    error.into_kafka(),
-                )),
-                Ok(()) => self.commit_transaction(id, batch),
+            Ok(()) => match produce::deliver_all(&producer, outputs).await {
+                Err(error) => Err(txn::abort(&producer, id, "produce", error.into_kafka())),
+                Ok(()) => self.commit_transaction(&producer, id, batch),
             },
         };
+        drop(producer);
         match outcome {
-            Ok(()) => Ok(true),
+            Ok(()) => return Ok(true),
             Err(TxnError::Aborted { step, source }) => {
                 self.metrics.transaction_aborts.inc();
                 tracing::warn!(step, error = %source, "transaction aborted; the round is read again");
-                self.rewind(batch);
-                self.reload.store(true, Ordering::SeqCst);
-                tokio::time::sleep(RETRY_BACKOFF_MIN).await;
-                Ok(false)
             }
-            Err(error) => Err(error.into()),
+            Err(error @ TxnError::Fatal { .. }) => {
+                self.metrics.transaction_aborts.inc();
+                tracing::warn!(%error, "the round is read again once a new producer is ready");
+                if !self.renew_producer(id, shutdown).await {
+                    return Ok(false);
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
+        self.rewind(batch);
+        self.reload.store(true, Ordering::SeqCst);
+        tokio::time::sleep(RETRY_BACKOFF_MIN).await;
+        Ok(false)
+    }
+
+    /// Replaces the transactional producer with a new one of the same id, retrying with back-off while the
+    /// broker is away; false if the stop signal came first (the round stays uncommitted). A fencing met
+    /// here is left to the next round, which then stops the bridge.
+    async fn renew_producer(&self, id: &str, shutdown: &watch::Receiver<bool>) -> bool {
+        let mut backoff = RETRY_BACKOFF_MIN;
+        loop {
+            let kafka = self.config.kafka.clone();
+            let owned_id = id.to_owned();
+            let opened = tokio::task::spawn_blocking(move || txn::reopen(&kafka, &owned_id))
+                .await
+                .expect("opening a producer does not panic");
+            match opened {
+                Ok(producer) => {
+                    let old = std::mem::replace(
+                        &mut *self
+                            .producer
+                            .write()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                        Arc::new(producer),
+                    );
+                    // Dropping a producer flushes it: not on the runtime's threads.
+                    tokio::task::spawn_blocking(move || drop(old));
+                    tracing::info!(
+                        transactional_id = id,
+                        "a new transactional producer took over"
+                    );
+                    return true;
+                }
+                Err(error) => {
+                    if *shutdown.borrow() {
+                        return false;
+                    }
+                    tracing::warn!(%error, retry_in = ?backoff, "cannot open a new transactional producer yet");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+                }
+            }
         }
     }
 
-    fn commit_transaction(&self, id: &str, batch: &[OwnedMessage]) -> Result<(), TxnError> {
+    fn commit_transaction(
+        &self,
+        producer: &produce::OutputProducer,
+        id: &str,
+        batch: &[OwnedMessage],
+    ) -> Result<(), TxnError> {
         let positions = batch.iter().map(|m| (m.topic(), m.partition(), m.offset()));
         let group = self.consumer.group_metadata();
         match (consume::commit_list(positions), group) {
-            (Ok(offsets), Some(group)) => txn::commit(&self.producer, id, &offsets, &group),
-            (Err(error), _) => Err(txn::abort(&self.producer, id, "offsets", error)),
+            (Ok(offsets), Some(group)) => txn::commit(producer, id, &offsets, &group),
+            (Err(error), _) => Err(txn::abort(producer, id, "offsets", error)),
             (_, None) => Err(txn::abort(
-                &self.producer,
+                producer,
                 id,
                 "group metadata",
                 KafkaError::Canceled,

@@ -17,7 +17,7 @@
 //! ([`crate::state`]), so dedup and the audit chain continue where the previous owner left them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
@@ -73,7 +73,8 @@ pub enum PipelineError {
         #[source]
         source: KafkaError,
     },
-    /// Exactly-once mode cannot start or go on (no transactions on the broker, or fenced).
+    /// Exactly-once mode cannot start or go on (no transactions on the broker, or fenced by another
+    /// process with the same instance id).
     #[error(transparent)]
     Transactions(#[from] TxnError),
     /// The schema registry refuses an output schema (incompatible, unauthorized): waiting does not cure it,
@@ -85,7 +86,8 @@ pub enum PipelineError {
 /// Consumer and producer of one bridge instance; the pipeline is the only user of both.
 pub struct Pipeline {
     consumer: InputConsumer,
-    producer: produce::OutputProducer,
+    /// Replaced whole when a transactional producer fails fatally ([`Pipeline::renew_producer`]).
+    producer: RwLock<Arc<produce::OutputProducer>>,
     config: BridgeConfig,
     /// Open quality windows; stored with each station's ledger state and restored with it.
     windows: Mutex<Windows>,
@@ -160,7 +162,7 @@ impl Pipeline {
         );
         Ok(Self {
             consumer,
-            producer,
+            producer: RwLock::new(Arc::new(producer)),
             config,
             windows,
             metrics: BridgeMetrics::unregistered(),
@@ -171,6 +173,14 @@ impl Pipeline {
             wire: WireFormat::single_object(),
             in_flight,
         })
+    }
+
+    /// The current output producer.
+    fn producer(&self) -> Arc<produce::OutputProducer> {
+        self.producer
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Frames the outputs with `wire` (the configured wire format) instead of single-object encoding.
@@ -317,7 +327,7 @@ impl Pipeline {
             return Ok(());
         }
         if let Some(id) = &self.transactional_id {
-            if self.transaction(id, &batch, &outputs).await? {
+            if self.transaction(id, &batch, &outputs, shutdown).await? {
                 self.books(&batch, &outputs, counts, 1, started, totals);
             }
             return Ok(());
@@ -327,7 +337,7 @@ impl Pipeline {
         // requests, and a broker pays per request (bridge-bench against tansu: 28,800 instead of 25,600
         // events/s, tansu's CPU 0.59 instead of 1.04 s per 50,000 events). It stays in flight, acknowledged
         // in the background, while the next round is read and routed.
-        let sending = produce::send(&self.producer, &outputs);
+        let sending = produce::send(&self.producer(), &outputs);
         self.in_flight
             .push(Pending::new(batch, outputs, counts, started, sending));
         self.settle_until(

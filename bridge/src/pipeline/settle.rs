@@ -92,7 +92,7 @@ impl Pipeline {
         for round in rounds {
             let sent = match error.take() {
                 Some(error) => Err(error),
-                None => produce::deliver_all(&self.producer, &round.outputs).await,
+                None => produce::deliver_all(&self.producer(), &round.outputs).await,
             };
             let attempts = match sent {
                 Ok(()) => 1,
@@ -141,7 +141,7 @@ impl Pipeline {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
             attempt += 1;
-            failed = produce::deliver_all(&self.producer, outputs).await.err();
+            failed = produce::deliver_all(&self.producer(), outputs).await.err();
         }
         Some(attempt)
     }

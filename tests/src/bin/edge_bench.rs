@@ -1,4 +1,4 @@
-//! Edge benchmark: prints figures, asserts nothing. Real Mosquitto and tansu on loopback, the real
+//! Edge benchmark: prints figures, asserts nothing. Real Mosquitto and Apache Kafka on loopback, the real
 //! `linegate-edge` of the same profile as this binary (build with `--release` for release figures):
 //!
 //! 1. MQTT QoS 1 -> durable outbox (synchronous=full) -> Kafka: results per second, end to end.
@@ -19,7 +19,7 @@ use linegate_e2e::kafka::create_topic;
 use linegate_e2e::process::usage;
 use linegate_e2e::stack::{outbox_path, start_edge_with, station_topic};
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{free_port, mqtt, ChildProcess, Mosquitto, Tansu};
+use linegate_e2e::{free_port, mqtt, ChildProcess, Kafka, Mosquitto};
 use linegate_edge::capture::{envelope, now_ms, parse_document};
 use linegate_edge::outbox::{FullPolicy, Intake, OutboxOptions, OutboxWriter, Synchronous};
 
@@ -77,14 +77,14 @@ async fn wait_forwarded(port: u16, target: u64) -> Duration {
 fn start(
     station: &str,
     mosquitto: &Mosquitto,
-    tansu: &Tansu,
+    kafka: &Kafka,
     dir: &Path,
     http: u16,
 ) -> ChildProcess {
     start_edge_with(
         station,
         mosquitto,
-        tansu,
+        kafka,
         dir,
         &[("LINEGATE_HTTP_LISTEN", format!("127.0.0.1:{http}"))],
     )
@@ -129,25 +129,25 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
     let mosquitto = Mosquitto::start()?;
-    let tansu = Tansu::start_memory()?;
-    create_topic(&tansu.bootstrap(), "edge.station.events", 12).await?;
+    let kafka = Kafka::start()?;
+    create_topic(&kafka.bootstrap(), "edge.station.events", 12).await?;
     let profile = if cfg!(debug_assertions) {
         "debug"
     } else {
         "release"
     };
     println!(
-        "edge-bench ({profile} build), Mosquitto + tansu (memory) on loopback, synchronous=full"
+        "edge-bench ({profile} build), Mosquitto + Apache Kafka on loopback, synchronous=full"
     );
 
     // 1. MQTT -> outbox -> Kafka.
     let http = free_port();
-    let mut edge = start("BENCH-MQTT", &mosquitto, &tansu, dir.path(), http);
+    let mut edge = start("BENCH-MQTT", &mosquitto, &kafka, dir.path(), http);
     let pid = edge.pid().expect("edge pid");
     let (cpu0, _) = usage(pid);
     let others = [
         mosquitto.pid().expect("mosquitto pid"),
-        tansu.pid().expect("tansu pid"),
+        kafka.pid().expect("kafka pid"),
         std::process::id(),
     ];
     let others0 = others.map(|pid| usage(pid).0);
@@ -174,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
 
     let others1 = others.map(|pid| usage(pid).0);
     println!(
-        "   CPU meanwhile: Mosquitto {:.1} s, tansu {:.1} s, the publishers (this process) {:.1} s",
+        "   CPU meanwhile: Mosquitto {:.1} s, Kafka {:.1} s, the publishers (this process) {:.1} s",
         others1[0] - others0[0],
         others1[1] - others0[1],
         others1[2] - others0[2],
@@ -202,33 +202,33 @@ async fn main() -> anyhow::Result<()> {
         args.backlog as f64 / fill.as_secs_f64()
     );
     let http = free_port();
-    let tansu_pid = tansu.pid().expect("tansu pid");
-    let (tansu0, _) = usage(tansu_pid);
+    let broker_pid = kafka.pid().expect("kafka pid");
+    let (broker0, _) = usage(broker_pid);
     let started = Instant::now();
-    let mut edge = start(station, &mosquitto, &tansu, dir.path(), http);
+    let mut edge = start(station, &mosquitto, &kafka, dir.path(), http);
     let pid = edge.pid().expect("edge pid");
     wait_forwarded(http, args.backlog as u64).await;
     let drain = started.elapsed();
     let (cpu, hwm) = usage(pid);
-    let (tansu1, _) = usage(tansu_pid);
+    let (broker1, _) = usage(broker_pid);
     println!(
         "2b. backlog of {} drained to Kafka in {:.2} s = {:.0} events/s (from edge start); edge CPU {:.1} s \
-         ({:.1} µs per event), peak RSS {:.1} MB; tansu CPU meanwhile {:.1} s",
+         ({:.1} µs per event), peak RSS {:.1} MB; broker CPU meanwhile {:.1} s",
         args.backlog,
         drain.as_secs_f64(),
         args.backlog as f64 / drain.as_secs_f64(),
         cpu,
         cpu * 1e6 / args.backlog as f64,
         hwm as f64 / 1024.0,
-        tansu1 - tansu0,
+        broker1 - broker0,
     );
     edge.terminate(Duration::from_secs(10));
 
     // 4. The broker's ceiling with the same records.
-    let (rate, broker_cpu) = broker_ceiling(&tansu, args.backlog.min(300_000)).await?;
+    let (rate, broker_cpu) = broker_ceiling(&kafka, args.backlog.min(300_000)).await?;
     println!(
         "4. broker ceiling: a bare idempotent producer (acks=all, lz4, linger 5 ms) delivers {rate:.0} \
-         pre-encoded events/s to tansu; tansu CPU {broker_cpu:.1} s"
+         pre-encoded events/s to kafka; broker CPU {broker_cpu:.1} s"
     );
     // 5. The MQTT rig's ceiling: the same publishing into a subscriber that does nothing but acknowledge.
     let (rate, mosquitto_cpu, own_cpu) = mqtt_ceiling(&mosquitto, args.publishers, per).await?;
@@ -318,7 +318,7 @@ async fn mqtt_ceiling(
 }
 
 /// Events per second a bare producer with the edge's settings gets through, and the broker's CPU for it.
-async fn broker_ceiling(tansu: &Tansu, count: usize) -> anyhow::Result<(f64, f64)> {
+async fn broker_ceiling(kafka: &Kafka, count: usize) -> anyhow::Result<(f64, f64)> {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let station = "BENCH-CEILING";
     let templates = inspection_documents(station, 250, 4);
@@ -333,7 +333,7 @@ async fn broker_ceiling(tansu: &Tansu, count: usize) -> anyhow::Result<(f64, f64
         })
         .collect();
     let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", tansu.bootstrap())
+        .set("bootstrap.servers", kafka.bootstrap())
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", "lz4")
@@ -341,8 +341,8 @@ async fn broker_ceiling(tansu: &Tansu, count: usize) -> anyhow::Result<(f64, f64
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
-    let tansu_pid = tansu.pid().expect("tansu pid");
-    let (cpu0, _) = usage(tansu_pid);
+    let broker_pid = kafka.pid().expect("kafka pid");
+    let (cpu0, _) = usage(broker_pid);
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(count);
     for i in 0..count {
@@ -358,6 +358,6 @@ async fn broker_ceiling(tansu: &Tansu, count: usize) -> anyhow::Result<(f64, f64
         delivery.await?.map_err(|(error, _)| error)?;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let (cpu1, _) = usage(tansu_pid);
+    let (cpu1, _) = usage(broker_pid);
     Ok((count as f64 / elapsed, cpu1 - cpu0))
 }

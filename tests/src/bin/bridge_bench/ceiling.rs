@@ -47,7 +47,7 @@ pub struct Ceiling {
     pub elapsed: Duration,
     /// CPU of this process (consumer and producer) over that time, seconds.
     pub client_cpu: f64,
-    /// CPU of tansu, seconds.
+    /// CPU of kafka, seconds.
     pub broker_cpu: f64,
 }
 

@@ -1,15 +1,15 @@
-//! `bridge-bench`: figures for the bridge alone against a real tansu (not a test; it prints numbers).
+//! `bridge-bench`: figures for the bridge alone against a Apache Kafka (not a test; it prints numbers).
 //!
 //! 1. Throughput: N events pre-loaded on the ingest topic, then a bridge started in at-least-once mode with
 //!    the full fan-out; events/s from its start to `records_in` = N on `/metrics` (includes the group join).
 //! 2. Latency: events fed at a fixed rate for some seconds; per event, the time its lifecycle record became
 //!    readable at a plain consumer minus the event's own timestamp (set by the feeder when it sends), so
 //!    linger, acknowledgement and fetch all count ([`observe`]); p50/p95/p99 over all events, and p50/p99
-//!    per second of sending, which shows a backlog building (tansu's fetches get dearer as partitions fill).
+//!    per second of sending, which shows a backlog building (the broker falls behind).
 //! 3. The rig's floor: the same feed at the same rate into a topic the same observer reads; what the
-//!    feeder, tansu and one fetch add on this machine, with no bridge at all.
+//!    feeder, the broker and one fetch add on this machine, with no bridge at all.
 //! 4. The rig's ceiling ([`ceiling`]): the bridge's Kafka traffic for the same number of events (its
-//!    producer, one round in flight, commits), with no bridge work; what tansu and the clients allow here.
+//!    producer, one round in flight, commits), with no bridge work; what the broker and the clients allow here.
 //!
 //! Uses the bridge binary of its own profile: `cargo run --release -p linegate-e2e --bin bridge-bench` for
 //! real figures (after `cargo build --release --workspace --bins`).
@@ -25,7 +25,7 @@ mod observe;
 use linegate_e2e::kafka::create_topic;
 use linegate_e2e::process::{usage, wait_for_port};
 use linegate_e2e::stack::{bridge_config_with_http, start_bridge_with_config};
-use linegate_e2e::{free_port, Tansu};
+use linegate_e2e::{free_port, Kafka};
 use linegate_schemas::{
     decode, encode, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType,
 };
@@ -137,8 +137,8 @@ fn percentiles(sorted: &[i64]) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let tansu = Tansu::start_memory()?;
-    let bootstrap = tansu.bootstrap();
+    let kafka = Kafka::start()?;
+    let bootstrap = kafka.bootstrap();
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let config = bridge_config_with_http(dir.path(), port, None)?;
@@ -171,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&config, text)?;
     let addr = format!("127.0.0.1:{port}");
     // A first start creates the topics of the plan.
-    let mut bridge = start_bridge_with_config(&tansu, "bench", &config, dir.path())?;
+    let mut bridge = start_bridge_with_config(&kafka, "bench", &config, dir.path())?;
     wait_for_port(&mut bridge, port, Duration::from_secs(60))?;
     bridge.terminate(Duration::from_secs(30));
 
@@ -202,10 +202,10 @@ async fn main() -> anyhow::Result<()> {
     println!("pre-loaded {} events", args.events);
 
     let started = Instant::now();
-    let mut bridge = start_bridge_with_config(&tansu, "bench", &config, dir.path())?;
+    let mut bridge = start_bridge_with_config(&kafka, "bench", &config, dir.path())?;
     wait_for_port(&mut bridge, port, Duration::from_secs(60))?;
     let pid = bridge.pid().expect("the bridge runs");
-    let broker = tansu.pid().expect("tansu runs");
+    let broker = kafka.pid().expect("kafka runs");
     let records_in = "linegate_bridge_records_in_total{topic=\"edge.station.events\"}";
     // The steady rate is taken from the first poll that saw records flowing (after the group join and the
     // state read-back) to the last one; the poll interval bounds its error.
@@ -231,7 +231,7 @@ async fn main() -> anyhow::Result<()> {
         args.events as f64 / elapsed.as_secs_f64()
     );
     println!(
-        "steady: {:.0} events in {:.2} s = {:.0} events/s once records flowed; bridge CPU {:.2} s = {:.1} us per event, tansu CPU {:.2} s",
+        "steady: {:.0} events in {:.2} s = {:.0} events/s once records flowed; bridge CPU {:.2} s = {:.1} us per event, broker CPU {:.2} s",
         args.events as f64 - at,
         steady,
         (args.events as f64 - at) / steady,
@@ -305,7 +305,7 @@ async fn main() -> anyhow::Result<()> {
     let share =
         |now: f64, before: f64| (now - before) * 100.0 / phase_started.elapsed().as_secs_f64();
     println!(
-        "CPU during the latency phase (of 100 % per core): bridge {:.0} %, tansu {:.0} %, feeder and observer {:.0} %",
+        "CPU during the latency phase (of 100 % per core): bridge {:.0} %, broker {:.0} %, feeder and observer {:.0} %",
         share(usage(pid).0, cpu_before[0]),
         share(usage(broker).0, cpu_before[1]),
         share(usage(std::process::id()).0, cpu_before[2]),
@@ -317,7 +317,7 @@ async fn main() -> anyhow::Result<()> {
     let (broker_before, rig_started) = (usage(broker).0, Instant::now());
     let rig = observe::latencies(&bootstrap, RIG, total as usize, any_event, feed(RIG, 1)).await?;
     println!(
-        "rig floor at {} events/s (the same feed into a topic read by the same observer, no bridge): {}; tansu CPU {:.0} %",
+        "rig floor at {} events/s (the same feed into a topic read by the same observer, no bridge): {}; broker CPU {:.0} %",
         args.rate,
         percentiles(&rig.sorted()),
         (usage(broker).0 - broker_before) * 100.0 / rig_started.elapsed().as_secs_f64()
@@ -327,7 +327,7 @@ async fn main() -> anyhow::Result<()> {
     for d in send_all(&producer, ceiling::INPUT, 1, args.events) {
         d.await?.map_err(|(e, _)| e)?;
     }
-    let broker = tansu.pid().expect("tansu runs");
+    let broker = kafka.pid().expect("kafka runs");
     let wait = Duration::from_millis(args.batch_wait_ms);
     let top = ceiling::run(
         &bootstrap,
@@ -339,7 +339,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let seconds = top.elapsed.as_secs_f64();
     println!(
-        "rig ceiling: {} events in {:.2} s = {:.0} events/s (the bridge's Kafka traffic, no bridge work); client CPU {:.1} us per event, tansu CPU {:.1} us per event",
+        "rig ceiling: {} events in {:.2} s = {:.0} events/s (the bridge's Kafka traffic, no bridge work); client CPU {:.1} us per event, broker CPU {:.1} us per event",
         top.events,
         seconds,
         top.events as f64 / seconds,
