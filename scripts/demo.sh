@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole pipeline on this machine: Mosquitto and tansu on free loopback ports, one bridge, three edges,
-# a station simulator, then what arrived on each topic. Everything stops when the script ends.
+# The whole pipeline on this machine: Mosquitto and Apache Kafka (one KRaft node) on free loopback ports, one
+# bridge, three edges, a station simulator, then what arrived on each topic. Everything stops when the script
+# ends.
 #   STATIONS (default ST-01,ST-02,ST-03)  INSPECTIONS per station (default 50)  RATE docs/s per station (0 = max)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,13 +37,15 @@ wait_port() {
 
 mqtt_port=$(./scripts/free-port.sh)
 kafka_port=$(./scripts/free-port.sh)
+controller_port=$(./scripts/free-port.sh)
 ./scripts/run-mosquitto.sh "$mqtt_port" "$dir/mosquitto" > "$dir/mosquitto.log" 2>&1 &
 pids+=($!)
-./scripts/run-tansu.sh "$kafka_port" > "$dir/tansu.log" 2>&1 &
-pids+=($!)
+./scripts/run-kafka.sh "$dir/kafka" "$kafka_port" "$controller_port" > "$dir/kafka.log" 2>&1 &
+kafka_pid=$!
+pids+=("$kafka_pid")
 wait_port "$mqtt_port"
-wait_port "$kafka_port"
-echo "demo: Mosquitto on 127.0.0.1:$mqtt_port, tansu (Kafka API) on 127.0.0.1:$kafka_port, logs in $dir"
+./scripts/wait-kafka.sh "$dir/kafka.log" "$kafka_pid"
+echo "demo: Mosquitto on 127.0.0.1:$mqtt_port, Apache Kafka on 127.0.0.1:$kafka_port, logs in $dir"
 
 export LINEGATE_KAFKA_BOOTSTRAP=127.0.0.1:$kafka_port
 export LINEGATE_MQTT_HOST=127.0.0.1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: unit, contract and end-to-end (real Mosquitto and tansu on free loopback ports).
+# Runs every test: unit, contract and end-to-end (real Mosquitto and Apache Kafka on free loopback ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh

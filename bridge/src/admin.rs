@@ -1,14 +1,11 @@
-//! Creating the topics of the plan that do not exist yet, at start, so that a fresh cluster (or tansu, which
-//! does not create topics on first use) is ready before the first record is routed.
+//! Creating the topics of the plan that do not exist yet, at start, so that a fresh cluster (or one with
+//! `auto.create.topics.enable=false`) is ready before the first record is routed.
 //!
 //! Existing topics are never altered: partitions, retention and cleanup of a live topic are an operator's
 //! call. A topic config the broker refuses is an error, not something to drop silently: a compacted
 //! `audit.events` created without `cleanup.policy=compact` would be a different topic.
-//!
-//! tansu 0.6.0 (the broker of the tests), checked with DescribeConfigs: it accepts `retention.ms` and
-//! `cleanup.policy` at creation and reports them back (flagged as defaults). It also accepts unknown config
-//! names, invalid values and a replication factor above its single broker without complaint, so it never
-//! exercises the refusal path here; Apache Kafka does (InvalidConfig, InvalidReplicationFactor).
+//! Apache Kafka refuses an unknown config, an invalid value or a replication factor above its brokers
+//! (InvalidConfig, InvalidReplicationFactor): the bridge then stops, naming the topic.
 
 use std::time::Duration;
 

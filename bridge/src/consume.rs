@@ -19,14 +19,6 @@ use crate::inflight::InFlight;
 /// The bridge's consumer type.
 pub type InputConsumer = StreamConsumer<GroupLog>;
 
-/// Longest time a fetch waits at the broker for records. Apache Kafka answers a fetch as soon as
-/// `fetch.min.bytes` (1) arrived, so this bounds only idle polls (a few cheap requests per second). tansu
-/// 0.6.0 holds every fetch this long even when it found records (its fetch service sleeps the remaining
-/// wait after each read pass: `tansu-storage` `src/service/fetch.rs`): with librdkafka's default of
-/// 500 ms, bridge-bench measured p50 460 ms at 10,000 events/s, with 10 ms 63 ms.
-/// `[kafka.client]` may override it. The state read-back ([`crate::state`]) uses it too.
-pub(crate) const FETCH_WAIT_MAX_MS: &str = "10";
-
 /// Creates the group consumer of the input topic (the caller subscribes). A group without committed offsets
 /// starts at the earliest record, so nothing the edges sent before the bridge's first start is skipped.
 /// `assigned` turns true on every partition assignment (the pipeline then re-reads its state), `rebalances`
@@ -50,7 +42,6 @@ pub fn consumer(
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "false"),
             ("isolation.level", isolation),
-            ("fetch.wait.max.ms", FETCH_WAIT_MAX_MS),
         ])
         .create_with_context(GroupLog {
             assigned,

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use linegate_bridge::config::{BridgeConfig, DeliveryMode, Loaded};
+use linegate_bridge::config::{BridgeConfig, Loaded};
 use linegate_bridge::metrics::BridgeMetrics;
 use linegate_bridge::registry::{RegistryMetrics, SchemaReader, WireFormat};
 use linegate_bridge::{admin, http, pipeline::Pipeline, redrive, verify};
@@ -347,20 +347,13 @@ fn dlq(command: DlqCommand) -> ExitCode {
 /// Prints what `audit verify` found; exit 0 when every chain is intact, 1 otherwise.
 fn audit_verify(loaded: &Loaded, topic: &str) -> ExitCode {
     let timeout = std::time::Duration::from_secs(300);
-    let read_committed = loaded.config.delivery.mode == DeliveryMode::ExactlyOnce;
     let config = &loaded.config;
     let verified = linegate_common::process::runtime()
         .map_err(|e| format!("cannot start the async runtime: {e}"))
         .and_then(|runtime| {
             let reader = SchemaReader::new(&config.schema_registry).map_err(|e| e.to_string())?;
             runtime
-                .block_on(verify::verify_topic(
-                    &config.kafka,
-                    topic,
-                    read_committed,
-                    timeout,
-                    &reader,
-                ))
+                .block_on(verify::verify_topic(&config.kafka, topic, timeout, &reader))
                 .map_err(|e| e.to_string())
         });
     let verified = match verified {

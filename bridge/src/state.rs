@@ -1,8 +1,9 @@
 //! Reading a whole topic back: the state topic on every partition assignment, the audit topic for
 //! `audit verify`. A consumer without a group, assigned every partition from the beginning, reads until each
-//! partition's high watermark as it was at the start.
+//! partition's high watermark as it was at the start (read_committed: until the last stable offset has
+//! passed it, so a transaction open at the start is waited for).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -12,12 +13,6 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::dedup::ChainState;
 use linegate_common::kafka::KafkaConfig;
-
-/// How long a read-back goes on after the watermarks without any new record.
-const QUIET: Duration = Duration::from_millis(1500);
-/// A record stamped this long after the read-back began was written after it began (allowing for clocks of
-/// other instances that far ahead): everything before it in its partition has been read, the partition is done.
-const WRITTEN_AFTER_START: Duration = Duration::from_secs(3);
 
 /// Why a topic could not be read back.
 #[derive(Debug, thiserror::Error)]
@@ -72,9 +67,6 @@ pub fn read_all(
             ("enable.auto.commit", "false"),
             ("enable.partition.eof", "false"),
             ("isolation.level", isolation),
-            // tansu holds every fetch for the whole wait: with librdkafka's 500 ms, reading 1,200 state
-            // records back after an assignment took 13 s (bridge_rebalance.rs).
-            ("fetch.wait.max.ms", crate::consume::FETCH_WAIT_MAX_MS),
         ])
         .create()
         .map_err(fail)?;
@@ -92,7 +84,6 @@ pub fn read_all(
             topic: topic.to_owned(),
         });
     }
-    let partition_count = partitions.len();
     let mut ends = HashMap::new();
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {
@@ -110,8 +101,6 @@ pub fn read_all(
     let mut records = Vec::new();
     consumer.assign(&assignment).map_err(fail)?;
     let started = Instant::now();
-    let fresh_from_ms = linegate_common::process::now_ms()
-        + i64::try_from(WRITTEN_AFTER_START.as_millis()).unwrap_or(i64::MAX);
     while !ends.is_empty() {
         if started.elapsed() > timeout {
             return Err(ReadBackError::Timeout {
@@ -135,39 +124,8 @@ pub fn read_all(
             }
         }
     }
-    // tansu 0.6.0 reports high watermarks short of records it has acknowledged (seen in the e2e tests: about
-    // 1,560 of 1,613 audit records below the watermarks; 14 of about 80 state records per partition). Read on
-    // until each partition is quiet or delivers a record written after the read began, so that nothing
-    // acknowledged before is left out, while other instances that keep writing cannot make the read endless
-    // (they did: a member joining under load waited until the whole input paused). On Apache Kafka this
-    // costs the quiet period at most.
-    let mut done: HashSet<i32> = HashSet::new();
-    let mut quiet_since = Instant::now();
-    while quiet_since.elapsed() < QUIET && started.elapsed() < timeout {
-        let Some(received) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let record = received.map_err(fail)?.detach();
-        if done.contains(&record.partition()) {
-            continue;
-        }
-        quiet_since = Instant::now();
-        if record
-            .timestamp()
-            .to_millis()
-            .is_some_and(|at| at >= fresh_from_ms)
-        {
-            done.insert(record.partition());
-            if done.len() == partition_count {
-                records.push(record);
-                break;
-            }
-        }
-        records.push(record);
-    }
     tracing::debug!(topic, records = records.len(), elapsed = ?started.elapsed(), "read back");
     records.sort_by_key(|m| (m.partition(), m.offset()));
-    records.dedup_by_key(|m| (m.partition(), m.offset()));
     Ok(records)
 }
 

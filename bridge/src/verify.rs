@@ -35,22 +35,19 @@ pub enum VerifyError {
 }
 
 /// Reads all of `topic` and verifies its chains, decoding Confluent-framed records through `reader`.
-/// `read_committed` (exactly-once mode) leaves out the audit records of aborted rounds; it must be false for
-/// topics written without transactions, because tansu 0.6.0 then reports a last stable offset short of the
-/// acknowledged records and the read would stop early.
+/// It reads committed records only: the audit records of rounds aborted in exactly-once mode are left out,
+/// and a topic written without transactions reads the same either way.
 pub async fn verify_topic(
     kafka: &KafkaConfig,
     topic: &str,
-    read_committed: bool,
     timeout: Duration,
     reader: &SchemaReader,
 ) -> Result<Verified, VerifyError> {
     let (kafka, name) = (kafka.clone(), topic.to_owned());
-    let records = tokio::task::spawn_blocking(move || {
-        state::read_all(&kafka, &name, read_committed, timeout)
-    })
-    .await
-    .expect("the topic reader does not panic")?;
+    let records =
+        tokio::task::spawn_blocking(move || state::read_all(&kafka, &name, true, timeout))
+            .await
+            .expect("the topic reader does not panic")?;
     reader
         .learn(records.iter().map(|r| r.payload().unwrap_or_default()))
         .await?;

@@ -44,9 +44,32 @@ impl Record {
     }
 }
 
+/// Which records a reader sees of a topic written in transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Committed transactions and records written without one (what a downstream consumer must use).
+    ReadCommitted,
+    /// Everything, aborted transactions included.
+    ReadUncommitted,
+}
+
+impl Isolation {
+    fn setting(self) -> &'static str {
+        match self {
+            Self::ReadCommitted => "read_committed",
+            Self::ReadUncommitted => "read_uncommitted",
+        }
+    }
+}
+
 fn consumer(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
+    consumer_with(bootstrap, Isolation::ReadCommitted)
+}
+
+fn consumer_with(bootstrap: &str, isolation: Isolation) -> anyhow::Result<BaseConsumer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
+        .set("isolation.level", isolation.setting())
         .set(
             "group.id",
             format!("linegate-test-{}", uuid::Uuid::new_v4()),
@@ -71,8 +94,8 @@ pub fn wait_ready(bootstrap: &str, timeout: Duration) -> anyhow::Result<()> {
     }
 }
 
-/// Reads `topic` from the beginning of every partition until at least `expected` records arrived, then for
-/// `grace` more to catch extras. Fails with the count if `timeout` passes first.
+/// Reads `topic` (read_committed) from the beginning of every partition until at least `expected` records
+/// arrived, then for `grace` more to catch extras. Fails with the count if `timeout` passes first.
 pub fn consume_until(
     bootstrap: &str,
     topic: &str,
@@ -80,7 +103,24 @@ pub fn consume_until(
     timeout: Duration,
     grace: Duration,
 ) -> anyhow::Result<Vec<Record>> {
-    let consumer = consumer(bootstrap)?;
+    consume_isolated(
+        bootstrap,
+        topic,
+        expected,
+        (timeout, grace),
+        Isolation::ReadCommitted,
+    )
+}
+
+/// [`consume_until`] with the given isolation; `(timeout, grace)` as there.
+pub fn consume_isolated(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    (timeout, grace): (Duration, Duration),
+    isolation: Isolation,
+) -> anyhow::Result<Vec<Record>> {
+    let consumer = consumer_with(bootstrap, isolation)?;
     let deadline = Instant::now() + timeout;
     let partitions = loop {
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));

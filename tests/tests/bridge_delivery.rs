@@ -1,16 +1,13 @@
 //! The bridge's delivery guarantees against the real broker: an edge killed ten times under load resends
 //! some events at the Kafka level, and the bridge writes each result once, with a DUPLICATE audit record per
 //! resend; a resend after a bridge restart is still recognised; `audit verify` passes on the audit topic and
-//! catches a record removed from the middle of a chain; exactly-once mode on a broker that refuses
-//! transactions stops with a clear error.
+//! catches a record removed from the middle of a chain.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, create_topic, produce, produce_many, Record};
-use linegate_e2e::stack::{
-    audit_verify, start_bridge, start_bridge_with, start_edge, station_topic,
-};
+use linegate_e2e::stack::{audit_verify, start_bridge, start_edge, station_topic};
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, AuditEvent, AuditOutcome, EdgeEvent};
@@ -156,33 +153,6 @@ async fn edge_resends_are_written_once_and_audited_as_duplicates_and_the_chain_v
         "the break names the link of the removed record's successor:\n{text}"
     );
     eprintln!("{text}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exactly_once_on_a_broker_without_transactions_stops_with_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let kafka = Kafka::start().unwrap();
-    let env = [
-        ("LINEGATE_DELIVERY_MODE", "exactly_once".to_owned()),
-        ("LINEGATE_BRIDGE_INSTANCE", "eos-1".to_owned()),
-    ];
-    let mut bridge = start_bridge_with(&kafka, "eos", dir.path(), "-1", &env).unwrap();
-    let status = bridge
-        .wait_exit(Duration::from_secs(120))
-        .unwrap_or_else(|| {
-            panic!(
-                "still running in exactly_once mode\n{}",
-                bridge.log_tail(20)
-            )
-        });
-    let log = bridge.log_tail(20);
-    assert!(!status.success(), "exit status {status}\n{log}");
-    assert!(
-        log.contains("delivery.mode = \"exactly_once\" needs Kafka transactions")
-            && log.contains("at_least_once"),
-        "{log}"
-    );
-    eprintln!("{log}");
 }
 
 fn distinct_keys(records: &[Record]) -> usize {

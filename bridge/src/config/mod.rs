@@ -115,7 +115,7 @@ pub struct BridgeSection {
     pub service_name: String,
     /// Topic plan; relative to the config file's directory, so a config and its plan can move together.
     pub topics_file: PathBuf,
-    /// Create missing topics of the plan at start (tansu and many clusters do not create on first use).
+    /// Create missing topics of the plan at start (many clusters do not create topics on first use).
     #[serde(default = "default_true")]
     pub create_topics: bool,
     /// Log line format: human for a terminal, json for a log shipper.
@@ -416,8 +416,8 @@ impl BridgeConfig {
         Ok(())
     }
 
-    /// With `create_topics`, every topic the bridge uses must be in the plan: tansu, and Kafka clusters
-    /// with `auto.create.topics.enable=false`, would otherwise refuse every send to it and the bridge would
+    /// With `create_topics`, every topic the bridge uses must be in the plan: Kafka clusters with
+    /// `auto.create.topics.enable=false` would otherwise refuse every send to it and the bridge would
     /// stall retrying.
     fn validate_against_plan(
         &self,

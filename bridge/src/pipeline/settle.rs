@@ -17,11 +17,8 @@ use crate::produce::{self, DeliveryError};
 use crate::round::Counts;
 use crate::route::Output;
 
-/// Rounds kept with Kafka while the next is read and routed. One is what measured best (bridge-bench against
-/// tansu, 100,000 events: up to 43,800 events/s with one; 17,600 with two and 19,600 with three, when both
-/// the bridge and tansu spent two to three times the CPU per record). Single runs on a machine whose speed
-/// varies two-fold: a weak signal, to be measured again on real hardware against Apache Kafka. With rounds
-/// queued whole, two were no better than one (30,096 / 30,646 against 27,625 / 30,206 events/s, same hour).
+/// Rounds kept with Kafka while the next is read and routed. One lets routing overlap the broker's work;
+/// more measured no faster in bridge-bench and repeat more after a crash.
 pub(super) const ROUNDS_IN_FLIGHT: usize = 1;
 
 impl Pipeline {

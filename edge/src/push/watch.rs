@@ -3,7 +3,7 @@
 //!
 //! It assigns every partition of the topic (no consumer group, nothing committed) and reads from the
 //! beginning. Records whose key is not the station id are skipped. Until it has caught up with the end of the
-//! topic as it was when it connected (and the topic was quiet for [`QUIET`]), it only remembers the last record of the station's key, and hands over
+//! topic as it was when it connected, it only remembers the last record of the station's key, and hands over
 //! that one: what was pushed while the edge was away is the latest record, not the whole history. After that
 //! every new record of the key is handed over as it arrives. When the topic does not exist yet or Kafka is
 //! away it waits and tries again; librdkafka reconnects by itself once connected.
@@ -31,10 +31,6 @@ pub struct Pushed {
 const RETRY_EVERY: Duration = Duration::from_secs(5);
 /// Longest a single poll blocks, so a stop is noticed quickly.
 const POLL: Duration = Duration::from_millis(300);
-/// Catch-up ends only after the topic was quiet this long past its ends: tansu 0.6.0 reports high watermarks
-/// short of records it has acknowledged (see the bridge's `state::read_all`), and handing over an older record
-/// as the latest would have the edge refuse it as "not newer". On Apache Kafka this only delays the start.
-const QUIET: Duration = Duration::from_millis(1500);
 
 /// Starts the watcher thread; it ends when `stopped` turns true or the receiver of `records` is dropped.
 pub fn spawn(
@@ -151,12 +147,10 @@ impl Watcher {
     fn follow(&self, consumer: &BaseConsumer, mut ends: HashMap<i32, i64>) {
         let mut latest: Option<Pushed> = None;
         let mut caught_up = false;
-        let mut last_record = std::time::Instant::now();
         while !self.stopping() {
             if let Some(received) = consumer.poll(POLL) {
                 match received {
                     Ok(message) => {
-                        last_record = std::time::Instant::now();
                         if message.key() == Some(self.station.as_bytes()) {
                             let pushed = Pushed {
                                 value: message.payload().map(<[u8]>::to_vec),
@@ -186,7 +180,7 @@ impl Watcher {
                     }
                 }
             }
-            if ends.is_empty() && last_record.elapsed() >= QUIET {
+            if ends.is_empty() {
                 caught_up = true;
                 match latest.take() {
                     Some(pushed) => {

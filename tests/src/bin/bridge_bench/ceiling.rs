@@ -5,7 +5,9 @@
 //! and writes, per event, what the full fan-out writes: three records of the input's size with five headers
 //! (lifecycle, quality, audit), plus one state record per station and round. No decoding, routing, hashing
 //! or encoding. Whatever rate this reaches on a machine bounds what the bridge can reach there, because
-//! the broker and the Kafka clients cost at least this much CPU per event.
+//! the broker and the Kafka clients cost at least this much CPU per event. In exactly-once mode each round is
+//! a transaction as the bridge's is (begin, produce, acknowledgements, offsets, commit; no round in flight),
+//! and the time spent committing is measured per transaction.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -19,6 +21,7 @@ use linegate_e2e::kafka::create_topic;
 use linegate_e2e::process::usage;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
+use rdkafka::producer::Producer;
 use rdkafka::{ClientConfig, Message};
 
 /// The pre-loaded input of this phase.
@@ -47,8 +50,11 @@ pub struct Ceiling {
     pub elapsed: Duration,
     /// CPU of this process (consumer and producer) over that time, seconds.
     pub client_cpu: f64,
-    /// CPU of kafka, seconds.
+    /// CPU of the broker, seconds.
     pub broker_cpu: f64,
+    /// Transactions committed (exactly-once) and the time spent in `send_offsets_to_transaction` plus
+    /// `commit_transaction` over all of them.
+    pub transactions: Option<(usize, Duration)>,
 }
 
 /// Creates the phase's topics (the caller pre-loads [`INPUT`] afterwards).
@@ -68,18 +74,23 @@ pub async fn run(
     batch_max: usize,
     batch_wait: Duration,
     broker_pid: u32,
+    exactly_once: bool,
 ) -> anyhow::Result<Ceiling> {
     let kafka = KafkaConfig {
         bootstrap: bootstrap.to_owned(),
         client: Default::default(),
     };
-    let producer = produce::producer(&kafka)?;
+    let isolation = if exactly_once {
+        "read_committed"
+    } else {
+        "read_uncommitted"
+    };
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "bench-ceiling")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "10")
+        .set("isolation.level", isolation)
         .create()?;
     consumer.subscribe(&[INPUT])?;
     let first = consumer.recv().await?.detach();
@@ -88,6 +99,19 @@ pub async fn run(
         usage(std::process::id()).0,
         usage(broker_pid).0,
     );
+    let measured = |events, transactions| Ceiling {
+        events,
+        elapsed: started.elapsed(),
+        client_cpu: usage(std::process::id()).0 - cpu_at,
+        broker_cpu: usage(broker_pid).0 - broker_at,
+        transactions,
+    };
+    if exactly_once {
+        let (done, transactions) =
+            transactional_rounds(&kafka, &consumer, first, events, batch_max, batch_wait).await?;
+        return Ok(measured(done, Some(transactions)));
+    }
+    let producer = produce::producer(&kafka)?;
     let mut batch = vec![first];
     let mut in_flight: Option<(Vec<OwnedMessage>, Sending)> = None;
     let mut done = 0;
@@ -111,12 +135,49 @@ pub async fn run(
     if let Some(previous) = in_flight.take() {
         done += settle(&consumer, previous, CommitMode::Sync).await?;
     }
-    Ok(Ceiling {
-        events: done,
-        elapsed: started.elapsed(),
-        client_cpu: usage(std::process::id()).0 - cpu_at,
-        broker_cpu: usage(broker_pid).0 - broker_at,
-    })
+    Ok(measured(done, None))
+}
+
+/// The exactly-once loop: one transaction per round, as the bridge's; the transactions and their commit time.
+async fn transactional_rounds(
+    kafka: &KafkaConfig,
+    consumer: &StreamConsumer,
+    first: OwnedMessage,
+    events: usize,
+    batch_max: usize,
+    batch_wait: Duration,
+) -> anyhow::Result<(usize, (usize, Duration))> {
+    let call = Duration::from_secs(20);
+    let producer = produce::configured(kafka, &[("transactional.id", "bench-ceiling")])?;
+    producer.init_transactions(call)?;
+    let (mut done, mut transactions, mut committing) = (0, 0, Duration::ZERO);
+    let mut batch = vec![first];
+    while done < events {
+        let deadline = tokio::time::Instant::now() + batch_wait;
+        while batch.len() < batch_max {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(message) => batch.push(message?.detach()),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        producer.begin_transaction()?;
+        produce::send(&producer, &fan_out(&batch)).settle().await?;
+        let positions = batch.iter().map(|m| (m.topic(), m.partition(), m.offset()));
+        let offsets = commit_list(positions)?;
+        let group = consumer
+            .group_metadata()
+            .ok_or_else(|| anyhow::anyhow!("no group metadata"))?;
+        let at = Instant::now();
+        producer.send_offsets_to_transaction(&offsets, &group, call)?;
+        producer.commit_transaction(call)?;
+        committing += at.elapsed();
+        transactions += 1;
+        done += std::mem::take(&mut batch).len();
+    }
+    Ok((done, (transactions, committing)))
 }
 
 /// The records the full fan-out writes for `batch`: three per event, one state record per station.

@@ -1,6 +1,6 @@
-//! `bridge-bench`: figures for the bridge alone against a Apache Kafka (not a test; it prints numbers).
+//! `bridge-bench`: figures for the bridge alone against Apache Kafka (not a test; it prints numbers).
 //!
-//! 1. Throughput: N events pre-loaded on the ingest topic, then a bridge started in at-least-once mode with
+//! 1. Throughput: N events pre-loaded on the ingest topic, then a bridge started (at-least-once, or `--exactly-once`) with
 //!    the full fan-out; events/s from its start to `records_in` = N on `/metrics` (includes the group join).
 //! 2. Latency: events fed at a fixed rate for some seconds; per event, the time its lifecycle record became
 //!    readable at a plain consumer minus the event's own timestamp (set by the feeder when it sends), so
@@ -58,6 +58,10 @@ struct Args {
     /// Extra librdkafka properties for the bridge, `KEY=VALUE` (its `[kafka.client]` table); repeatable.
     #[arg(long = "client")]
     client: Vec<String>,
+    /// Run the bridge (and the ceiling) in exactly-once mode: one transaction per round, outputs read
+    /// read_committed.
+    #[arg(long)]
+    exactly_once: bool,
     /// Keep the bridge's log (and config) and print where (set RUST_LOG for more detail).
     #[arg(long)]
     keep_logs: bool,
@@ -159,6 +163,17 @@ async fn main() -> anyhow::Result<()> {
             wait_line,
             &format!("batch_wait_ms = {}", args.batch_wait_ms),
         );
+    if args.exactly_once {
+        let mode = "mode = \"${LINEGATE_DELIVERY_MODE:-at_least_once}\"";
+        let instance = "instance_id = \"${LINEGATE_BRIDGE_INSTANCE:-}\"";
+        anyhow::ensure!(
+            text.contains(mode) && text.contains(instance),
+            "the bridge example config no longer has `{mode}` and `{instance}`; update bridge-bench"
+        );
+        text = text
+            .replace(mode, "mode = \"exactly_once\"")
+            .replace(instance, "instance_id = \"bench-1\"");
+    }
     if !args.client.is_empty() {
         text.push_str("\n[kafka.client]\n");
         for property in &args.client {
@@ -225,10 +240,15 @@ async fn main() -> anyhow::Result<()> {
     let (since, at, cpu_at, broker_at) = flowing.expect("records were consumed");
     let steady = since.elapsed().as_secs_f64();
     println!(
-        "throughput: {} events in {:.2} s = {:.0} events/s (bridge start to all consumed, full fan-out, at-least-once)",
+        "throughput: {} events in {:.2} s = {:.0} events/s (bridge start to all consumed, full fan-out, {})",
         args.events,
         elapsed.as_secs_f64(),
-        args.events as f64 / elapsed.as_secs_f64()
+        args.events as f64 / elapsed.as_secs_f64(),
+        if args.exactly_once {
+            "exactly-once"
+        } else {
+            "at-least-once"
+        }
     );
     println!(
         "steady: {:.0} events in {:.2} s = {:.0} events/s once records flowed; bridge CPU {:.2} s = {:.1} us per event, broker CPU {:.2} s",
@@ -335,6 +355,7 @@ async fn main() -> anyhow::Result<()> {
         args.batch_max,
         wait,
         broker,
+        args.exactly_once,
     )
     .await?;
     let seconds = top.elapsed.as_secs_f64();
@@ -346,6 +367,14 @@ async fn main() -> anyhow::Result<()> {
         top.client_cpu * 1e6 / top.events as f64,
         top.broker_cpu * 1e6 / top.events as f64,
     );
+    if let Some((transactions, committing)) = top.transactions {
+        println!(
+            "  {transactions} transactions of up to {} events (one per round, batch_wait_ms {}): {:.1} ms each in send_offsets + commit",
+            args.batch_max,
+            args.batch_wait_ms,
+            committing.as_secs_f64() * 1e3 / transactions.max(1) as f64
+        );
+    }
     if args.keep_logs {
         println!("bridge log and config kept in {}", dir.keep().display());
     }

@@ -78,7 +78,7 @@ pub async fn latencies(
 }
 
 /// Assigns every partition of `topic` at its high watermark (no group, no rebalance delay), says so on
-/// `ready`, then polls with the bridge's fetch wait.
+/// `ready`, then polls.
 fn observe(
     bootstrap: &str,
     topic: &str,
@@ -90,7 +90,6 @@ fn observe(
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "bench-observer")
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
         .create()?;
     let timeout = Duration::from_secs(10);
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;

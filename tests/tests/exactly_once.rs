@@ -1,0 +1,395 @@
+//! Exactly-once mode on Apache Kafka, every output read with `isolation.level=read_committed`: three bridge
+//! instances killed (SIGKILL) ten times under load while edges crash and resend; a second process with the
+//! same instance id fences the first; the broker killed and restarted mid-transaction; and a broker that
+//! refuses the bridge's transactions stopping it at start.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use linegate_e2e::kafka::{consume_isolated, consume_until_async, produce_many, Isolation, Record};
+use linegate_e2e::stack::{audit_verify, start_bridge_config, start_edge, station_topic};
+use linegate_e2e::station::inspection_documents;
+use linegate_e2e::{mqtt, repo_root, ChildProcess, Kafka, Mosquitto};
+use linegate_schemas::{decode, encode, AuditEvent, EdgeEvent, QualityEvent};
+
+const INPUT: &str = "edge.station.events";
+const LIFECYCLE: &str = "inspection.lifecycle";
+const QUALITY: &str = "quality.events";
+const AUDIT: &str = "audit.events";
+const WAIT: Duration = Duration::from_secs(300);
+const GRACE: Duration = Duration::from_secs(5);
+const STARTED: Duration = Duration::from_secs(90);
+
+/// The example config in `dir` with a 3 s group session, so a killed member is replaced within seconds.
+fn eos_config(dir: &Path) -> PathBuf {
+    let example = std::fs::read_to_string(repo_root().join("config/bridge.example.toml")).unwrap();
+    let text = example.replacen(
+        "# [kafka.client]\n",
+        "[kafka.client]\n\"session.timeout.ms\" = \"3000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
+        1,
+    );
+    assert_ne!(
+        text, example,
+        "the example config has a [kafka.client] line"
+    );
+    let config = dir.join("bridge-eos.toml");
+    std::fs::write(&config, text).unwrap();
+    std::fs::copy(
+        repo_root().join("config/topics.toml"),
+        dir.join("topics.toml"),
+    )
+    .unwrap();
+    config
+}
+
+/// Starts instance `instance` of `group` in exactly-once mode, with `extra` environment.
+fn start_eos(
+    kafka: &Kafka,
+    dir: &Path,
+    group: &str,
+    instance: &str,
+    extra: &[(&'static str, String)],
+) -> ChildProcess {
+    let env = [
+        vec![
+            ("LINEGATE_DELIVERY_MODE", "exactly_once".to_owned()),
+            ("LINEGATE_BRIDGE_INSTANCE", instance.to_owned()),
+        ],
+        extra.to_vec(),
+    ]
+    .concat();
+    let config = eos_config(dir);
+    start_bridge_config(kafka, group, dir, &format!("-{instance}"), &config, &env).unwrap()
+}
+
+fn idempotency_keys(records: &[Record]) -> Vec<&str> {
+    records
+        .iter()
+        .map(|r| r.header("idempotency-key").expect("idempotency-key header"))
+        .collect()
+}
+
+fn assert_each_once(records: &[Record], what: &str) -> HashSet<String> {
+    let keys = idempotency_keys(records);
+    let distinct: HashSet<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+    assert_eq!(
+        distinct.len(),
+        keys.len(),
+        "{what}: {} records, {} distinct",
+        keys.len(),
+        distinct.len()
+    );
+    distinct
+}
+
+fn outcomes(audit: &[Record]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for record in audit {
+        let event: AuditEvent = decode(&record.value).unwrap();
+        *counts.entry(format!("{:?}", event.outcome)).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn logs(bridges: &[ChildProcess]) -> String {
+    bridges
+        .iter()
+        .map(|b| b.log_tail(15))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const STATIONS: [&str; 3] = ["ST-E1", "ST-E2", "ST-E3"];
+const INSPECTIONS: usize = 540;
+/// Documents per second per station: the stream lasts about 25 s, long enough for ten kills.
+const RATE: u32 = 70;
+const BRIDGE_KILLS: usize = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_bridge_kills_and_edge_crashes_leave_every_output_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mosquitto = Mosquitto::start().unwrap();
+    let kafka = Kafka::start().unwrap();
+    let bootstrap = kafka.bootstrap();
+    let windows = [
+        ("LINEGATE_WINDOW_SECS", "60".to_owned()),
+        ("LINEGATE_WINDOW_LATENESS_SECS", "0".to_owned()),
+    ];
+    let mut bridges: Vec<ChildProcess> = (1..=3)
+        .map(|i| start_eos(&kafka, dir.path(), "eos", &format!("eos-{i}"), &windows))
+        .collect();
+    for bridge in &mut bridges {
+        bridge
+            .wait_for_log("exactly-once delivery: transactions work", STARTED)
+            .unwrap();
+    }
+    let mut edges: Vec<ChildProcess> = STATIONS
+        .iter()
+        .map(|s| start_edge(s, &mosquitto, &kafka, dir.path()).unwrap())
+        .collect();
+
+    let mut documents = Vec::new();
+    let mut publishers = Vec::new();
+    for (i, station) in STATIONS.iter().enumerate() {
+        let docs = inspection_documents(station, INSPECTIONS, 40 + i as u64);
+        let payloads: Vec<Vec<u8>> = docs.iter().map(|d| d.to_string().into_bytes()).collect();
+        documents.extend(docs);
+        let (port, topic) = (mosquitto.port(), station_topic(station));
+        let client = format!("sim-eos-{i}");
+        publishers.push(tokio::spawn(async move {
+            mqtt::publish_all(port, &client, &topic, &payloads, RATE).await
+        }));
+    }
+    // Ten kill -9 of a bridge, one instance after another, each restarted a moment later as its supervisor
+    // would; every other kill also crashes an edge, which resends what Kafka took but its outbox had not
+    // marked yet.
+    for kill in 0..BRIDGE_KILLS {
+        tokio::time::sleep(Duration::from_millis(1800 + 97 * kill as u64)).await;
+        let i = kill % 3;
+        bridges[i].kill();
+        if kill % 2 == 0 {
+            let e = kill / 2 % STATIONS.len();
+            edges[e].kill();
+            edges[e] = start_edge(STATIONS[e], &mosquitto, &kafka, dir.path()).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        bridges[i] = start_eos(
+            &kafka,
+            dir.path(),
+            "eos",
+            &format!("eos-{}", i + 1),
+            &windows,
+        );
+    }
+    for publisher in publishers {
+        publisher.await.unwrap().unwrap();
+    }
+    let n = documents.len();
+    assert!(n >= 5_000, "{n} results");
+
+    let input = consume_until_async(&bootstrap, INPUT, n, WAIT, GRACE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&edges)));
+    let mut by_result: HashMap<(String, i64), usize> = HashMap::new();
+    for record in &input {
+        let event: EdgeEvent = decode(&record.value).unwrap();
+        *by_result.entry((event.station_id, event.seq)).or_default() += 1;
+    }
+    assert_eq!(by_result.len(), n, "every result reached the input topic");
+    let resends = input.len() - n;
+
+    let lifecycle = consume_until_async(&bootstrap, LIFECYCLE, n, WAIT, GRACE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&bridges)));
+    assert_eq!(lifecycle.len(), n, "each result exactly once on lifecycle");
+    assert_each_once(&lifecycle, LIFECYCLE);
+    let audit = consume_until_async(&bootstrap, AUDIT, input.len(), WAIT, GRACE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(&bridges)));
+    assert_eq!(
+        audit.len(),
+        input.len(),
+        "one audit record per input record"
+    );
+    assert_each_once(&audit, AUDIT);
+    let counts = outcomes(&audit);
+    assert_eq!(
+        (
+            counts.get("Accepted"),
+            counts.get("Duplicate").unwrap_or(&0)
+        ),
+        (Some(&n), &resends),
+        "audit outcomes {counts:?}"
+    );
+
+    // Verdicts once per completed inspection; no verdict, alert or closed window twice.
+    let completed = documents
+        .iter()
+        .filter(|d| d["event_type"] == "INSPECTION_COMPLETED")
+        .count();
+    let quality = consume_until_async(&bootstrap, QUALITY, completed, WAIT, GRACE)
+        .await
+        .unwrap();
+    let events: Vec<QualityEvent> = quality.iter().map(|r| decode(&r.value).unwrap()).collect();
+    let ids: HashSet<&str> = events.iter().map(|q| q.event_id.as_str()).collect();
+    assert_eq!(ids.len(), events.len(), "no quality record twice");
+    let of_type = |t: &str| events.iter().filter(|q| q.event_type == t).count();
+    let windows = of_type("QUALITY_WINDOW");
+    assert_eq!(
+        of_type("QUALITY_VERDICT"),
+        completed,
+        "one verdict per completed inspection"
+    );
+    assert!(windows > 0, "windows closed during the stream");
+
+    let (ok, report) = audit_verify(&kafka, AUDIT);
+    assert!(ok, "audit chains verify:\n{report}");
+    eprintln!(
+        "{n} results, {resends} resent by crashed edges, {BRIDGE_KILLS} bridge kills: lifecycle {}, audit {}, \
+         quality {} ({windows} windows)",
+        lifecycle.len(),
+        audit.len(),
+        quality.len()
+    );
+}
+
+/// `count` INSPECTION_STARTED events of `station` from `first_seq` on, as input records.
+fn inputs(station: &str, first_seq: i64, count: i64) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+    (first_seq..first_seq + count)
+        .map(|seq| {
+            let event = linegate_e2e::events::inspection_started(station, seq, "LOT-EOS");
+            (Some(station.as_bytes().to_vec()), encode(&event).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_with_the_same_instance_id_fences_the_first_which_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = Kafka::start().unwrap();
+    let bootstrap = kafka.bootstrap();
+    let mut first = start_eos(&kafka, dir.path(), "fence", "same", &[]);
+    first
+        .wait_for_log("input partitions assigned", STARTED)
+        .unwrap();
+    produce_many(&bootstrap, INPUT, &inputs("ST-F", 1, 300))
+        .await
+        .unwrap();
+    consume_until_async(&bootstrap, LIFECYCLE, 300, WAIT, Duration::ZERO)
+        .await
+        .unwrap();
+
+    // The same delivery.instance_id again (a second process started by mistake, or an old one that was
+    // thought dead): its init_transactions fences the first, whose next transaction fails.
+    let mut second = start_eos(&kafka, dir.path(), "fence", "same", &[]);
+    second
+        .wait_for_log("exactly-once delivery: transactions work", STARTED)
+        .unwrap();
+    for slice in 0..10 {
+        produce_many(&bootstrap, INPUT, &inputs("ST-F", 301 + slice * 30, 30))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let status = first
+        .wait_exit(Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("the fenced process still runs\n{}", first.log_tail(20)));
+    let log = first.log_tail(30);
+    assert!(!status.success(), "exit status {status}\n{log}");
+    assert!(
+        log.contains("was fenced") && log.contains("same delivery.instance_id"),
+        "{log}"
+    );
+
+    let lifecycle = consume_until_async(&bootstrap, LIFECYCLE, 600, WAIT, GRACE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", second.log_tail(20)));
+    assert_eq!(lifecycle.len(), 600, "nothing either wrote is duplicated");
+    assert_each_once(&lifecycle, LIFECYCLE);
+    let audit = consume_until_async(&bootstrap, AUDIT, 600, WAIT, GRACE)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 600);
+    let (ok, report) = audit_verify(&kafka, AUDIT);
+    assert!(ok, "audit chains verify:\n{report}");
+    eprintln!("{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_killed_mid_transaction_hides_aborted_outputs_and_the_bridge_recovers_by_itself()
+{
+    const FIRST: i64 = 1_000;
+    const SECOND: i64 = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut kafka = Kafka::start().unwrap();
+    let bootstrap = kafka.bootstrap();
+    // Small rounds: a transaction is open nearly all the time while the second part streams through.
+    let small = [("LINEGATE_BRIDGE_BATCH_MAX", "50".to_owned())];
+    let mut bridge = start_eos(&kafka, dir.path(), "crash", "c-1", &small);
+    bridge
+        .wait_for_log("input partitions assigned", STARTED)
+        .unwrap();
+    produce_many(&bootstrap, INPUT, &inputs("ST-K", 1, FIRST))
+        .await
+        .unwrap();
+    consume_until_async(&bootstrap, LIFECYCLE, FIRST as usize, WAIT, Duration::ZERO)
+        .await
+        .unwrap();
+    produce_many(&bootstrap, INPUT, &inputs("ST-K", FIRST + 1, SECOND))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kafka.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kafka.start_again().unwrap();
+
+    let n = (FIRST + SECOND) as usize;
+    let lifecycle = consume_until_async(&bootstrap, LIFECYCLE, n, WAIT, GRACE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", bridge.log_tail(30)));
+    assert_eq!(lifecycle.len(), n, "read_committed sees each output once");
+    assert_each_once(&lifecycle, LIFECYCLE);
+    let audit = consume_until_async(&bootstrap, AUDIT, n, WAIT, GRACE)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), n, "one audit record per input");
+    assert!(bridge.is_running(), "the bridge recovered by itself");
+    let (ok, report) = audit_verify(&kafka, AUDIT);
+    assert!(ok, "audit chains verify:\n{report}");
+    let everything = tokio::task::spawn_blocking(move || {
+        consume_isolated(
+            &bootstrap,
+            LIFECYCLE,
+            n,
+            (WAIT, GRACE),
+            Isolation::ReadUncommitted,
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let log = std::fs::read_to_string(dir.path().join("bridge-crash-c-1.log")).unwrap();
+    let recoveries = log.matches("transaction aborted").count()
+        + log
+            .matches("a new transactional producer took over")
+            .count();
+    assert!(
+        recoveries > 0,
+        "the broker's stop failed a transaction\n{log}"
+    );
+    eprintln!(
+        "{n} inputs; lifecycle read_committed {}, read_uncommitted {} ({} aborted outputs hidden); {recoveries} \
+         aborted or replaced transactions",
+        lifecycle.len(),
+        everything.len(),
+        everything.len() - lifecycle.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_refuses_the_transactions_stops_the_bridge_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // The bridge asks for transaction.timeout.ms = 60000; this broker grants at most 30 s, so its
+    // InitProducerId fails (INVALID_TRANSACTION_TIMEOUT) like any broker that will not give this client
+    // transactions.
+    let kafka = Kafka::start_with_properties("transaction.max.timeout.ms=30000\n").unwrap();
+    let mut bridge = start_eos(&kafka, dir.path(), "refused", "r-1", &[]);
+    let status = bridge
+        .wait_exit(Duration::from_secs(120))
+        .unwrap_or_else(|| {
+            panic!(
+                "still running in exactly_once mode\n{}",
+                bridge.log_tail(20)
+            )
+        });
+    let log = bridge.log_tail(20);
+    assert!(!status.success(), "exit status {status}\n{log}");
+    assert!(
+        log.contains("delivery.mode = \"exactly_once\" needs Kafka transactions")
+            && log.contains("init_transactions")
+            && log.contains("at_least_once"),
+        "{log}"
+    );
+    eprintln!("{log}");
+}
