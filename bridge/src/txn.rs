@@ -11,8 +11,10 @@
 //! Three ways a round's transaction can fail ([`TxnError`]): it was aborted (the round is read again with
 //! the same producer); the producer is unusable but nobody else owns its id (a fatal error, e.g. after the
 //! broker restarted mid-transaction, or an abort that itself failed: the pipeline creates a new producer,
-//! whose `init_transactions` aborts whatever the old one left open); or it was fenced by a newer
-//! instance with the same id (this process stops, it is the zombie).
+//! whose `init_transactions` aborts whatever the old one left open); or it was fenced. librdkafka says
+//! "fenced" both when a newer process took over the id and when the broker aborted a transaction that stayed
+//! open longer than `transaction.timeout.ms` (the process was paused, or Kafka stalled): the pipeline tells
+//! them apart by the transaction's age, replacing the producer after a timeout and stopping otherwise.
 
 use std::time::Duration;
 
@@ -187,6 +189,17 @@ pub fn reopen(kafka: &KafkaConfig, transactional_id: &str) -> Result<OutputProdu
     blocking(|| producer.init_transactions(CALL_TIMEOUT))
         .map_err(|e| classify(&producer, transactional_id, "init_transactions", e))?;
     Ok(producer)
+}
+
+/// The transaction timeout in force: `[kafka.client]`'s `transaction.timeout.ms` if set, else linegate's.
+/// The broker aborts a transaction open longer than this and bumps the producer's epoch, which librdkafka
+/// then reports exactly as it reports a fencing by another process.
+pub fn transaction_timeout(kafka: &KafkaConfig) -> Duration {
+    let ms = kafka
+        .client
+        .get("transaction.timeout.ms")
+        .map_or(TRANSACTION_TIMEOUT_MS, String::as_str);
+    Duration::from_millis(ms.parse().unwrap_or(60_000))
 }
 
 fn transactional_settings(transactional_id: &str) -> [(&str, &str); 2] {

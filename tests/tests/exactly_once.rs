@@ -21,12 +21,13 @@ const WAIT: Duration = Duration::from_secs(300);
 const GRACE: Duration = Duration::from_secs(5);
 const STARTED: Duration = Duration::from_secs(90);
 
-/// The example config in `dir` with a 3 s group session, so a killed member is replaced within seconds.
-fn eos_config(dir: &Path) -> PathBuf {
+/// The example config in `dir` with a 3 s group session, so a killed member is replaced within seconds, and
+/// `client` lines added to its `[kafka.client]` table.
+fn eos_config(dir: &Path, client: &str) -> PathBuf {
     let example = std::fs::read_to_string(repo_root().join("config/bridge.example.toml")).unwrap();
     let text = example.replacen(
         "# [kafka.client]\n",
-        "[kafka.client]\n\"session.timeout.ms\" = \"3000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
+        &format!("[kafka.client]\n\"session.timeout.ms\" = \"3000\"\n\"heartbeat.interval.ms\" = \"500\"\n{client}"),
         1,
     );
     assert_ne!(
@@ -51,6 +52,17 @@ fn start_eos(
     instance: &str,
     extra: &[(&'static str, String)],
 ) -> ChildProcess {
+    start_eos_with(kafka, dir, (group, instance), extra, "")
+}
+
+/// [`start_eos`] with `client` lines in the config's `[kafka.client]` table.
+fn start_eos_with(
+    kafka: &Kafka,
+    dir: &Path,
+    (group, instance): (&str, &str),
+    extra: &[(&'static str, String)],
+    client: &str,
+) -> ChildProcess {
     let env = [
         vec![
             ("LINEGATE_DELIVERY_MODE", "exactly_once".to_owned()),
@@ -59,7 +71,7 @@ fn start_eos(
         extra.to_vec(),
     ]
     .concat();
-    let config = eos_config(dir);
+    let config = eos_config(dir, client);
     start_bridge_config(kafka, group, dir, &format!("-{instance}"), &config, &env).unwrap()
 }
 
@@ -81,6 +93,24 @@ fn assert_each_once(records: &[Record], what: &str) -> HashSet<String> {
         distinct.len()
     );
     distinct
+}
+
+/// How many records `topic` holds, those of aborted transactions included (at least `committed`).
+async fn read_uncommitted(bootstrap: &str, topic: &str, committed: usize) -> usize {
+    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        consume_isolated(
+            &bootstrap,
+            &topic,
+            committed,
+            (WAIT, GRACE),
+            Isolation::ReadUncommitted,
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .len()
 }
 
 fn outcomes(audit: &[Record]) -> HashMap<String, usize> {
@@ -225,10 +255,12 @@ async fn ten_bridge_kills_and_edge_crashes_leave_every_output_exactly_once() {
 
     let (ok, report) = audit_verify(&kafka, AUDIT);
     assert!(ok, "audit chains verify:\n{report}");
+    let everything = read_uncommitted(&bootstrap, LIFECYCLE, n).await;
     eprintln!(
-        "{n} results, {resends} resent by crashed edges, {BRIDGE_KILLS} bridge kills: lifecycle {}, audit {}, \
-         quality {} ({windows} windows)",
+        "{n} results, {resends} resent by crashed edges, {BRIDGE_KILLS} bridge kills: lifecycle {} ({} more \
+         in aborted transactions), audit {}, quality {} ({windows} windows)",
         lifecycle.len(),
+        everything - lifecycle.len(),
         audit.len(),
         quality.len()
     );
@@ -300,31 +332,59 @@ async fn a_second_process_with_the_same_instance_id_fences_the_first_which_stops
 async fn the_broker_killed_mid_transaction_hides_aborted_outputs_and_the_bridge_recovers_by_itself()
 {
     const FIRST: i64 = 1_000;
-    const SECOND: i64 = 3_000;
+    const SLICE: i64 = 600;
+    const ATTEMPTS: usize = 6;
     let dir = tempfile::tempdir().unwrap();
     let mut kafka = Kafka::start().unwrap();
     let bootstrap = kafka.bootstrap();
-    // Small rounds: a transaction is open nearly all the time while the second part streams through.
+    // Small rounds: a transaction is open nearly all the time while a slice streams through.
     let small = [("LINEGATE_BRIDGE_BATCH_MAX", "50".to_owned())];
     let mut bridge = start_eos(&kafka, dir.path(), "crash", "c-1", &small);
     bridge
         .wait_for_log("input partitions assigned", STARTED)
         .unwrap();
+    let log_path = dir.path().join("bridge-crash-c-1.log");
+    let recoveries = || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        log.matches("transaction aborted").count()
+            + log
+                .matches("a new transactional producer took over")
+                .count()
+    };
     produce_many(&bootstrap, INPUT, &inputs("ST-K", 1, FIRST))
         .await
         .unwrap();
     consume_until_async(&bootstrap, LIFECYCLE, FIRST as usize, WAIT, Duration::ZERO)
         .await
         .unwrap();
-    produce_many(&bootstrap, INPUT, &inputs("ST-K", FIRST + 1, SECOND))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    kafka.stop();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    kafka.start_again().unwrap();
+    // SIGKILL of the broker a moment after a slice was sent, while the bridge works through it; again (at
+    // most ATTEMPTS times) until a kill met an open transaction, which the bridge then had to give up.
+    let mut sent = FIRST;
+    for attempt in 0..ATTEMPTS {
+        produce_many(&bootstrap, INPUT, &inputs("ST-K", sent + 1, SLICE))
+            .await
+            .unwrap();
+        sent += SLICE;
+        tokio::time::sleep(Duration::from_millis(60 + 40 * attempt as u64)).await;
+        kafka.stop();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        kafka.start_again().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while recoveries() == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if recoveries() > 0 {
+            break;
+        }
+    }
+    let recoveries = recoveries();
+    assert!(
+        recoveries > 0,
+        "no broker kill met an open transaction\n{}",
+        bridge.log_tail(30)
+    );
 
-    let n = (FIRST + SECOND) as usize;
+    let n = sent as usize;
     let lifecycle = consume_until_async(&bootstrap, LIFECYCLE, n, WAIT, GRACE)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", bridge.log_tail(30)));
@@ -337,33 +397,13 @@ async fn the_broker_killed_mid_transaction_hides_aborted_outputs_and_the_bridge_
     assert!(bridge.is_running(), "the bridge recovered by itself");
     let (ok, report) = audit_verify(&kafka, AUDIT);
     assert!(ok, "audit chains verify:\n{report}");
-    let everything = tokio::task::spawn_blocking(move || {
-        consume_isolated(
-            &bootstrap,
-            LIFECYCLE,
-            n,
-            (WAIT, GRACE),
-            Isolation::ReadUncommitted,
-        )
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let log = std::fs::read_to_string(dir.path().join("bridge-crash-c-1.log")).unwrap();
-    let recoveries = log.matches("transaction aborted").count()
-        + log
-            .matches("a new transactional producer took over")
-            .count();
-    assert!(
-        recoveries > 0,
-        "the broker's stop failed a transaction\n{log}"
-    );
+    let everything = read_uncommitted(&bootstrap, LIFECYCLE, n).await;
     eprintln!(
         "{n} inputs; lifecycle read_committed {}, read_uncommitted {} ({} aborted outputs hidden); {recoveries} \
          aborted or replaced transactions",
         lifecycle.len(),
-        everything.len(),
-        everything.len() - lifecycle.len()
+        everything,
+        everything - lifecycle.len()
     );
 }
 
@@ -392,4 +432,80 @@ async fn a_broker_that_refuses_the_transactions_stops_the_bridge_with_a_clear_er
         "{log}"
     );
     eprintln!("{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_paused_past_the_transaction_timeout_is_no_zombie_and_goes_on_once_each() {
+    const SLICE: i64 = 1_000;
+    const ATTEMPTS: usize = 5;
+    let dir = tempfile::tempdir().unwrap();
+    // The coordinator looks for timed-out transactions every 0.5 s instead of every 10 s.
+    let kafka = Kafka::start_with_properties(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=500\n",
+    )
+    .unwrap();
+    let bootstrap = kafka.bootstrap();
+    let client = "\"transaction.timeout.ms\" = \"3000\"\n\"message.timeout.ms\" = \"3000\"\n";
+    let small = [("LINEGATE_BRIDGE_BATCH_MAX", "50".to_owned())];
+    let mut bridge = start_eos_with(&kafka, dir.path(), ("pause", "p-1"), &small, client);
+    bridge
+        .wait_for_log("input partitions assigned", STARTED)
+        .unwrap();
+    let log_path = dir.path().join("bridge-pause-p-1.log");
+    let timed_out = || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .contains("open longer than transaction.timeout.ms")
+    };
+    // SIGSTOP for twice the transaction timeout while a slice streams through (a VM frozen, a debugger):
+    // the broker aborts the open transaction and bumps the epoch, and librdkafka reports "fenced". Again
+    // (at most ATTEMPTS times) until a pause met an open transaction.
+    let mut sent = 0;
+    for attempt in 0..ATTEMPTS {
+        produce_many(&bootstrap, INPUT, &inputs("ST-P", sent + 1, SLICE))
+            .await
+            .unwrap();
+        sent += SLICE;
+        tokio::time::sleep(Duration::from_millis(250 + 50 * attempt as u64)).await;
+        let pid = bridge.pid().expect("the bridge runs").to_string();
+        let signal = |name: &str| {
+            std::process::Command::new("kill")
+                .args([name, &pid])
+                .status()
+                .unwrap()
+        };
+        signal("-STOP");
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        signal("-CONT");
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        while !timed_out() && bridge.is_running() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if timed_out() || !bridge.is_running() {
+            break;
+        }
+    }
+    assert!(
+        bridge.is_running(),
+        "the bridge goes on\n{}",
+        bridge.log_tail(20)
+    );
+    assert!(
+        timed_out(),
+        "no pause met an open transaction\n{}",
+        bridge.log_tail(20)
+    );
+
+    let n = sent as usize;
+    let lifecycle = consume_until_async(&bootstrap, LIFECYCLE, n, WAIT, GRACE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", bridge.log_tail(30)));
+    assert_eq!(lifecycle.len(), n, "read_committed sees each output once");
+    assert_each_once(&lifecycle, LIFECYCLE);
+    let audit = consume_until_async(&bootstrap, AUDIT, n, WAIT, GRACE)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), n, "one audit record per input");
+    let (ok, report) = audit_verify(&kafka, AUDIT);
+    assert!(ok, "audit chains verify:\n{report}");
 }

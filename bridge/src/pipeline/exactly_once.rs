@@ -2,7 +2,7 @@
 //! an aborted round is rewound and read again; a producer that failed fatally is replaced first.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
@@ -29,6 +29,7 @@ impl Pipeline {
         shutdown: &watch::Receiver<bool>,
     ) -> Result<bool, PipelineError> {
         let producer = self.producer();
+        let began = Instant::now();
         let outcome = match txn::begin(&producer, id) {
             Err(error) => Err(error),
             Ok(()) => match produce::deliver_all(&producer, outputs).await {
@@ -46,6 +47,17 @@ impl Pipeline {
             Err(error @ TxnError::Fatal { .. }) => {
                 self.metrics.transaction_aborts.inc();
                 tracing::warn!(%error, "the round is read again once a new producer is ready");
+                if !self.renew_producer(id, shutdown).await {
+                    return Ok(false);
+                }
+            }
+            Err(error @ TxnError::Fenced { .. }) => {
+                let timeout = txn::transaction_timeout(&self.config.kafka);
+                if began.elapsed() < timeout {
+                    return Err(error.into());
+                }
+                self.metrics.transaction_aborts.inc();
+                tracing::warn!(%error, open_for = ?began.elapsed(), ?timeout, "the broker aborted a transaction open longer than transaction.timeout.ms (this process was paused or Kafka stalled), not a newer process; the round is read again once a new producer is ready");
                 if !self.renew_producer(id, shutdown).await {
                     return Ok(false);
                 }
