@@ -4,6 +4,7 @@
 pub mod brokers;
 pub mod config_push;
 pub mod cross;
+pub mod delivery;
 pub mod events;
 pub mod kafka;
 pub mod mqtt;

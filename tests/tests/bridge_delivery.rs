@@ -3,9 +3,10 @@
 //! resend; a resend after a bridge restart is still recognised; `audit verify` passes on the audit topic and
 //! catches a record removed from the middle of a chain.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
+use linegate_e2e::delivery::outcomes;
 use linegate_e2e::kafka::{consume_until_async, create_topic, produce, produce_many, Record};
 use linegate_e2e::stack::{audit_verify, start_bridge, start_edge, station_topic};
 use linegate_e2e::station::inspection_documents;
@@ -161,13 +162,4 @@ fn distinct_keys(records: &[Record]) -> usize {
         .filter_map(|r| r.header("idempotency-key"))
         .collect::<HashSet<_>>()
         .len()
-}
-
-fn outcomes(audit: &[Record]) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for record in audit {
-        let event: AuditEvent = decode(&record.value).unwrap();
-        *counts.entry(format!("{:?}", event.outcome)).or_insert(0) += 1;
-    }
-    counts
 }

@@ -4,123 +4,19 @@
 //! refuses the bridge's transactions stopping it at start.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use linegate_e2e::kafka::{consume_isolated, consume_until_async, produce_many, Isolation, Record};
-use linegate_e2e::stack::{audit_verify, start_bridge_config, start_edge, station_topic};
+use linegate_e2e::delivery::{
+    assert_each_once, each_input_once, inputs, outcomes, read_uncommitted, start_eos,
+    start_eos_with, AUDIT, GRACE, INPUT, LIFECYCLE, QUALITY, STARTED, WAIT,
+};
+use linegate_e2e::kafka::{consume_until_async, produce_many};
+use linegate_e2e::stack::{audit_verify, start_edge, station_topic};
 use linegate_e2e::station::inspection_documents;
-use linegate_e2e::{mqtt, repo_root, ChildProcess, Kafka, Mosquitto};
-use linegate_schemas::{decode, encode, AuditEvent, EdgeEvent, QualityEvent};
-
-const INPUT: &str = "edge.station.events";
-const LIFECYCLE: &str = "inspection.lifecycle";
-const QUALITY: &str = "quality.events";
-const AUDIT: &str = "audit.events";
-const WAIT: Duration = Duration::from_secs(300);
-const GRACE: Duration = Duration::from_secs(5);
-const STARTED: Duration = Duration::from_secs(90);
-
-/// The example config in `dir` with a 3 s group session, so a killed member is replaced within seconds, and
-/// `client` lines added to its `[kafka.client]` table.
-fn eos_config(dir: &Path, client: &str) -> PathBuf {
-    let example = std::fs::read_to_string(repo_root().join("config/bridge.example.toml")).unwrap();
-    let text = example.replacen(
-        "# [kafka.client]\n",
-        &format!("[kafka.client]\n\"session.timeout.ms\" = \"3000\"\n\"heartbeat.interval.ms\" = \"500\"\n{client}"),
-        1,
-    );
-    assert_ne!(
-        text, example,
-        "the example config has a [kafka.client] line"
-    );
-    let config = dir.join("bridge-eos.toml");
-    std::fs::write(&config, text).unwrap();
-    std::fs::copy(
-        repo_root().join("config/topics.toml"),
-        dir.join("topics.toml"),
-    )
-    .unwrap();
-    config
-}
-
-/// Starts instance `instance` of `group` in exactly-once mode, with `extra` environment.
-fn start_eos(
-    kafka: &Kafka,
-    dir: &Path,
-    group: &str,
-    instance: &str,
-    extra: &[(&'static str, String)],
-) -> ChildProcess {
-    start_eos_with(kafka, dir, (group, instance), extra, "")
-}
-
-/// [`start_eos`] with `client` lines in the config's `[kafka.client]` table.
-fn start_eos_with(
-    kafka: &Kafka,
-    dir: &Path,
-    (group, instance): (&str, &str),
-    extra: &[(&'static str, String)],
-    client: &str,
-) -> ChildProcess {
-    let env = [
-        vec![
-            ("LINEGATE_DELIVERY_MODE", "exactly_once".to_owned()),
-            ("LINEGATE_BRIDGE_INSTANCE", instance.to_owned()),
-        ],
-        extra.to_vec(),
-    ]
-    .concat();
-    let config = eos_config(dir, client);
-    start_bridge_config(kafka, group, dir, &format!("-{instance}"), &config, &env).unwrap()
-}
-
-fn idempotency_keys(records: &[Record]) -> Vec<&str> {
-    records
-        .iter()
-        .map(|r| r.header("idempotency-key").expect("idempotency-key header"))
-        .collect()
-}
-
-fn assert_each_once(records: &[Record], what: &str) -> HashSet<String> {
-    let keys = idempotency_keys(records);
-    let distinct: HashSet<String> = keys.iter().map(|k| (*k).to_owned()).collect();
-    assert_eq!(
-        distinct.len(),
-        keys.len(),
-        "{what}: {} records, {} distinct",
-        keys.len(),
-        distinct.len()
-    );
-    distinct
-}
-
-/// How many records `topic` holds, those of aborted transactions included (at least `committed`).
-async fn read_uncommitted(bootstrap: &str, topic: &str, committed: usize) -> usize {
-    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
-    tokio::task::spawn_blocking(move || {
-        consume_isolated(
-            &bootstrap,
-            &topic,
-            committed,
-            (WAIT, GRACE),
-            Isolation::ReadUncommitted,
-        )
-    })
-    .await
-    .unwrap()
-    .unwrap()
-    .len()
-}
-
-fn outcomes(audit: &[Record]) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for record in audit {
-        let event: AuditEvent = decode(&record.value).unwrap();
-        *counts.entry(format!("{:?}", event.outcome)).or_insert(0) += 1;
-    }
-    counts
-}
+use linegate_e2e::{mqtt, ChildProcess, Kafka, Mosquitto};
+use linegate_schemas::{decode, EdgeEvent, QualityEvent};
+use serde_json::Value;
+use tokio::task::JoinHandle;
 
 fn logs(bridges: &[ChildProcess]) -> String {
     bridges
@@ -135,6 +31,47 @@ const INSPECTIONS: usize = 540;
 /// Documents per second per station: the stream lasts about 25 s, long enough for ten kills.
 const RATE: u32 = 70;
 const BRIDGE_KILLS: usize = 10;
+
+/// Starts one publisher per station at [`RATE`]; the documents they send, in order, and their tasks.
+fn publish(port: u16) -> (Vec<Value>, Vec<JoinHandle<anyhow::Result<()>>>) {
+    let mut documents = Vec::new();
+    let mut publishers = Vec::new();
+    for (i, station) in STATIONS.iter().enumerate() {
+        let docs = inspection_documents(station, INSPECTIONS, 40 + i as u64);
+        let payloads: Vec<Vec<u8>> = docs.iter().map(|d| d.to_string().into_bytes()).collect();
+        documents.extend(docs);
+        let (topic, client) = (station_topic(station), format!("sim-eos-{i}"));
+        publishers.push(tokio::spawn(async move {
+            mqtt::publish_all(port, &client, &topic, &payloads, RATE).await
+        }));
+    }
+    (documents, publishers)
+}
+
+/// Verdicts once per completed inspection; no verdict, alert or closed window twice. The count of quality
+/// records and of windows among them.
+async fn quality_once(bootstrap: &str, documents: &[Value]) -> (usize, usize) {
+    let completed = documents
+        .iter()
+        .filter(|d| d["event_type"] == "INSPECTION_COMPLETED")
+        .count();
+    let quality = consume_until_async(bootstrap, QUALITY, completed, WAIT, GRACE)
+        .await
+        .unwrap();
+    let events: Vec<QualityEvent> = quality.iter().map(|r| decode(&r.value).unwrap()).collect();
+    let ids: HashSet<&str> = events.iter().map(|q| q.event_id.as_str()).collect();
+    assert_eq!(ids.len(), events.len(), "no quality record twice");
+    let of_type = |t: &str| events.iter().filter(|q| q.event_type == t).count();
+    let windows = of_type("QUALITY_WINDOW");
+    assert_eq!(
+        of_type("QUALITY_VERDICT"),
+        completed,
+        "one verdict per completed inspection"
+    );
+    assert!(windows > 0, "windows closed during the stream");
+
+    (quality.len(), windows)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_bridge_kills_and_edge_crashes_leave_every_output_exactly_once() {
@@ -159,18 +96,7 @@ async fn ten_bridge_kills_and_edge_crashes_leave_every_output_exactly_once() {
         .map(|s| start_edge(s, &mosquitto, &kafka, dir.path()).unwrap())
         .collect();
 
-    let mut documents = Vec::new();
-    let mut publishers = Vec::new();
-    for (i, station) in STATIONS.iter().enumerate() {
-        let docs = inspection_documents(station, INSPECTIONS, 40 + i as u64);
-        let payloads: Vec<Vec<u8>> = docs.iter().map(|d| d.to_string().into_bytes()).collect();
-        documents.extend(docs);
-        let (port, topic) = (mosquitto.port(), station_topic(station));
-        let client = format!("sim-eos-{i}");
-        publishers.push(tokio::spawn(async move {
-            mqtt::publish_all(port, &client, &topic, &payloads, RATE).await
-        }));
-    }
+    let (documents, publishers) = publish(mosquitto.port());
     // Ten kill -9 of a bridge, one instance after another, each restarted a moment later as its supervisor
     // would; every other kill also crashes an edge, which resends what Kafka took but its outbox had not
     // marked yet.
@@ -233,26 +159,7 @@ async fn ten_bridge_kills_and_edge_crashes_leave_every_output_exactly_once() {
         "audit outcomes {counts:?}"
     );
 
-    // Verdicts once per completed inspection; no verdict, alert or closed window twice.
-    let completed = documents
-        .iter()
-        .filter(|d| d["event_type"] == "INSPECTION_COMPLETED")
-        .count();
-    let quality = consume_until_async(&bootstrap, QUALITY, completed, WAIT, GRACE)
-        .await
-        .unwrap();
-    let events: Vec<QualityEvent> = quality.iter().map(|r| decode(&r.value).unwrap()).collect();
-    let ids: HashSet<&str> = events.iter().map(|q| q.event_id.as_str()).collect();
-    assert_eq!(ids.len(), events.len(), "no quality record twice");
-    let of_type = |t: &str| events.iter().filter(|q| q.event_type == t).count();
-    let windows = of_type("QUALITY_WINDOW");
-    assert_eq!(
-        of_type("QUALITY_VERDICT"),
-        completed,
-        "one verdict per completed inspection"
-    );
-    assert!(windows > 0, "windows closed during the stream");
-
+    let (quality, windows) = quality_once(&bootstrap, &documents).await;
     let (ok, report) = audit_verify(&kafka, AUDIT);
     assert!(ok, "audit chains verify:\n{report}");
     let everything = read_uncommitted(&bootstrap, LIFECYCLE, n).await;
@@ -262,18 +169,8 @@ async fn ten_bridge_kills_and_edge_crashes_leave_every_output_exactly_once() {
         lifecycle.len(),
         everything - lifecycle.len(),
         audit.len(),
-        quality.len()
+        quality
     );
-}
-
-/// `count` INSPECTION_STARTED events of `station` from `first_seq` on, as input records.
-fn inputs(station: &str, first_seq: i64, count: i64) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
-    (first_seq..first_seq + count)
-        .map(|seq| {
-            let event = linegate_e2e::events::inspection_started(station, seq, "LOT-EOS");
-            (Some(station.as_bytes().to_vec()), encode(&event).unwrap())
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,17 +211,7 @@ async fn a_second_process_with_the_same_instance_id_fences_the_first_which_stops
         "{log}"
     );
 
-    let lifecycle = consume_until_async(&bootstrap, LIFECYCLE, 600, WAIT, GRACE)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", second.log_tail(20)));
-    assert_eq!(lifecycle.len(), 600, "nothing either wrote is duplicated");
-    assert_each_once(&lifecycle, LIFECYCLE);
-    let audit = consume_until_async(&bootstrap, AUDIT, 600, WAIT, GRACE)
-        .await
-        .unwrap();
-    assert_eq!(audit.len(), 600);
-    let (ok, report) = audit_verify(&kafka, AUDIT);
-    assert!(ok, "audit chains verify:\n{report}");
+    each_input_once(&kafka, 600, &second).await;
     eprintln!("{log}");
 }
 
@@ -385,18 +272,8 @@ async fn the_broker_killed_mid_transaction_hides_aborted_outputs_and_the_bridge_
     );
 
     let n = sent as usize;
-    let lifecycle = consume_until_async(&bootstrap, LIFECYCLE, n, WAIT, GRACE)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", bridge.log_tail(30)));
-    assert_eq!(lifecycle.len(), n, "read_committed sees each output once");
-    assert_each_once(&lifecycle, LIFECYCLE);
-    let audit = consume_until_async(&bootstrap, AUDIT, n, WAIT, GRACE)
-        .await
-        .unwrap();
-    assert_eq!(audit.len(), n, "one audit record per input");
+    let lifecycle = each_input_once(&kafka, n, &bridge).await;
     assert!(bridge.is_running(), "the bridge recovered by itself");
-    let (ok, report) = audit_verify(&kafka, AUDIT);
-    assert!(ok, "audit chains verify:\n{report}");
     let everything = read_uncommitted(&bootstrap, LIFECYCLE, n).await;
     eprintln!(
         "{n} inputs; lifecycle read_committed {}, read_uncommitted {} ({} aborted outputs hidden); {recoveries} \
@@ -496,16 +373,5 @@ async fn a_bridge_paused_past_the_transaction_timeout_is_no_zombie_and_goes_on_o
         bridge.log_tail(20)
     );
 
-    let n = sent as usize;
-    let lifecycle = consume_until_async(&bootstrap, LIFECYCLE, n, WAIT, GRACE)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", bridge.log_tail(30)));
-    assert_eq!(lifecycle.len(), n, "read_committed sees each output once");
-    assert_each_once(&lifecycle, LIFECYCLE);
-    let audit = consume_until_async(&bootstrap, AUDIT, n, WAIT, GRACE)
-        .await
-        .unwrap();
-    assert_eq!(audit.len(), n, "one audit record per input");
-    let (ok, report) = audit_verify(&kafka, AUDIT);
-    assert!(ok, "audit chains verify:\n{report}");
+    each_input_once(&kafka, sent as usize, &bridge).await;
 }

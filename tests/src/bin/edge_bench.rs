@@ -228,7 +228,7 @@ async fn main() -> anyhow::Result<()> {
     let (rate, broker_cpu) = broker_ceiling(&kafka, args.backlog.min(300_000)).await?;
     println!(
         "4. broker ceiling: a bare idempotent producer (acks=all, lz4, linger 5 ms) delivers {rate:.0} \
-         pre-encoded events/s to kafka; broker CPU {broker_cpu:.1} s"
+         pre-encoded events/s to Kafka; broker CPU {broker_cpu:.1} s"
     );
     // 5. The MQTT rig's ceiling: the same publishing into a subscriber that does nothing but acknowledge.
     let (rate, mosquitto_cpu, own_cpu) = mqtt_ceiling(&mosquitto, args.publishers, per).await?;
