@@ -17,6 +17,8 @@ command -v cc >/dev/null || missing+=(build-essential)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
+# The interop tests read linegate's records with fastavro from a venv (interop/fetch-python.sh).
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v socat >/dev/null || missing+=(socat)
 # cross/package.sh builds .debs with dpkg-deb; tests/tests/packaging.rs checks the unit with systemd-analyze.
@@ -58,3 +60,5 @@ echo "setup: $(cargo --version)"
 
 kafka=$("$here/fetch-kafka.sh")
 echo "setup: Apache Kafka $(basename "$kafka" | sed 's/^kafka-//') in $kafka"
+# Independent Avro readers for the interop tests: Java Avro from Maven Central, fastavro from PyPI.
+echo "setup: Avro Java in $("$here/../interop/fetch-java.sh"), fastavro in $("$here/../interop/fetch-python.sh")"

@@ -136,9 +136,9 @@ impl InFlight {
 
 /// Commits the offsets after `batch`; false (logged) if Kafka refused at once. Rounds in the steady loop
 /// commit `Async`: the round then does not wait for the group coordinator, whose round trip would be added
-/// to every record's latency. Commits reach the coordinator in order, a later one covers an earlier that failed, and a
-/// failure reported later is logged by the consumer context; offsets that never made it only mean records
-/// read again, which the ledger skips as replays. Before a revocation and at a stop the commit is `Sync`:
+/// to every record's latency. Commits reach the coordinator in order, a later one covers an earlier that
+/// failed, and a failure reported later is logged by the consumer context; offsets that never made it only
+/// mean records read again, which the ledger skips as replays. Before a revocation and at a stop the commit is `Sync`:
 /// the partitions' next owner must start after it.
 pub fn commit<C: Consumer<X>, X: ConsumerContext>(
     consumer: &C,

@@ -177,7 +177,8 @@ pub fn abort(
 }
 
 /// Creates a producer for `transactional_id` and initialises it: the broker aborts what an earlier producer
-/// of the id left open and fences it. Used to replace a producer that failed fatally.
+/// of the id left open and fences it. Used to replace a producer that failed fatally, or whose transaction
+/// the broker aborted for its age.
 pub fn reopen(kafka: &KafkaConfig, transactional_id: &str) -> Result<OutputProducer, TxnError> {
     let fatal = |step, source| TxnError::Fatal {
         transactional_id: transactional_id.to_owned(),

@@ -158,8 +158,12 @@ pub const RELEASED: &[ReleasedSchema] = &[
 pub struct Compiled {
     /// The parsed schema.
     pub schema: Schema,
-    /// Fingerprint of the Parsing Canonical Form.
+    /// Fingerprint of the Parsing Canonical Form as the Avro specification defines it ([`crate::canonical`]):
+    /// what this build writes, and what Java, fastavro and other readers compute.
     pub fingerprint: [u8; 8],
+    /// The fingerprint builds before 2026-12 wrote: apache-avro's canonical form, which keeps primitives with
+    /// a logical type as objects (AVRO-4004). Still read, never written.
+    pub legacy_fingerprint: [u8; 8],
     /// The self-contained JSON, e.g. for registering with a schema registry.
     pub json: String,
 }
@@ -202,6 +206,10 @@ impl Contract {
         for released in RELEASED {
             let label = format!("{} v{}", released.kind.name(), released.version);
             let compiled = compile(&label, released.json.to_owned())?;
+            writers.insert(
+                compiled.legacy_fingerprint,
+                (released.kind, compiled.schema.clone()),
+            );
             writers.insert(compiled.fingerprint, (released.kind, compiled.schema));
         }
         Ok(Contract { current, writers })
@@ -218,18 +226,15 @@ impl Contract {
     /// Parsing Canonical Form, so docs and formatting may differ from the bundled text.
     pub fn identify(&self, json: &str) -> Result<(MessageKind, [u8; 8]), SchemaError> {
         let unknown = |reason: String| SchemaError::UnknownSchema { reason };
-        let schema = Schema::parse_str(json).map_err(|e| unknown(e.to_string()))?;
-        let bytes = schema.fingerprint::<Rabin>().bytes;
-        let fingerprint: [u8; 8] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| unknown("fingerprint is not 8 bytes".to_owned()))?;
+        let compiled =
+            compile("a registry's schema", json.to_owned()).map_err(|e| unknown(e.to_string()))?;
+        let fingerprint = compiled.fingerprint;
         if let Some((kind, _)) = self.writers.get(&fingerprint) {
             return Ok((*kind, fingerprint));
         }
         self.current
             .iter()
-            .find(|(_, compiled)| compiled.fingerprint == fingerprint)
+            .find(|(_, current)| current.fingerprint == fingerprint)
             .map(|(kind, _)| (*kind, fingerprint))
             .ok_or_else(|| {
                 unknown(format!(
@@ -242,11 +247,11 @@ impl Contract {
             })
     }
 
-    /// The kind whose current schema has this fingerprint: what this build writes with it.
+    /// The kind whose current schema has this fingerprint (either form): what this build writes with it.
     pub fn current_kind(&self, fingerprint: &[u8; 8]) -> Option<MessageKind> {
         self.current
             .iter()
-            .find(|(_, compiled)| compiled.fingerprint == *fingerprint)
+            .find(|(_, compiled)| compiled.is(fingerprint))
             .map(|(kind, _)| *kind)
     }
 
@@ -259,16 +264,26 @@ impl Contract {
     }
 }
 
+impl Compiled {
+    /// Whether `fingerprint` names this schema, in the conformant or the legacy form.
+    pub fn is(&self, fingerprint: &[u8; 8]) -> bool {
+        self.fingerprint == *fingerprint || self.legacy_fingerprint == *fingerprint
+    }
+}
+
 fn compile(label: &str, json: String) -> Result<Compiled, SchemaError> {
     let schema = Schema::parse_str(&json).map_err(|e| bad(label, e))?;
+    let value: Value = serde_json::from_str(&json).map_err(|e| bad(label, e))?;
+    let fingerprint = crate::canonical::fingerprint(&value).map_err(|e| bad(label, e))?;
     let bytes = schema.fingerprint::<Rabin>().bytes;
-    let fingerprint: [u8; 8] = bytes
+    let legacy_fingerprint: [u8; 8] = bytes
         .as_slice()
         .try_into()
         .map_err(|_| bad(label, "fingerprint is not 8 bytes"))?;
     Ok(Compiled {
         schema,
         fingerprint,
+        legacy_fingerprint,
         json,
     })
 }

@@ -8,6 +8,7 @@
 //! can still encode, and a reader finds the writer schema of any released version by its fingerprint.
 
 mod cached;
+pub mod canonical;
 mod compose;
 mod contract;
 mod error;

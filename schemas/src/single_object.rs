@@ -101,7 +101,7 @@ pub fn decode<M: AvroMessage>(bytes: &[u8]) -> Result<M, SchemaError> {
     }
     let fingerprint: [u8; 8] = bytes[2..HEADER_LEN].try_into().expect("slice of 8 bytes");
     let contract = Contract::global();
-    if fingerprint == contract.current(M::KIND).fingerprint {
+    if contract.current(M::KIND).is(&fingerprint) {
         if let Some(value) = crate::cached::decode(M::KIND, bytes) {
             return M::from_avro(value);
         }

@@ -39,13 +39,18 @@ pub fn eos_config(dir: &Path, client: &str) -> PathBuf {
         text, example,
         "the example config has a [kafka.client] line"
     );
+    // Written aside and renamed: a bridge started a moment before may be reading the file right now.
     let config = dir.join("bridge-eos.toml");
-    std::fs::write(&config, text).unwrap();
-    std::fs::copy(
-        repo_root().join("config/topics.toml"),
-        dir.join("topics.toml"),
-    )
-    .unwrap();
+    let scratch = dir.join(format!("bridge-eos.toml.{}", uuid::Uuid::new_v4()));
+    std::fs::write(&scratch, text).unwrap();
+    std::fs::rename(&scratch, &config).unwrap();
+    if !dir.join("topics.toml").exists() {
+        std::fs::copy(
+            repo_root().join("config/topics.toml"),
+            dir.join("topics.toml"),
+        )
+        .unwrap();
+    }
     config
 }
 

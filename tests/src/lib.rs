@@ -6,6 +6,7 @@ pub mod config_push;
 pub mod cross;
 pub mod delivery;
 pub mod events;
+pub mod interop;
 pub mod kafka;
 pub mod mqtt;
 pub mod packaging;

@@ -2,15 +2,13 @@
 //! an aborted round is rewound and read again; a producer that failed fatally is replaced first.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset};
-
-use std::sync::Arc;
-
 use tokio::sync::watch;
 
 use super::{Pipeline, PipelineError, RETRY_BACKOFF_MAX, RETRY_BACKOFF_MIN};
@@ -38,32 +36,28 @@ impl Pipeline {
             },
         };
         drop(producer);
-        match outcome {
+        let error = match outcome {
             Ok(()) => return Ok(true),
-            Err(TxnError::Aborted { step, source }) => {
-                self.metrics.transaction_aborts.inc();
+            Err(error) => error,
+        };
+        let open_for = began.elapsed();
+        match &error {
+            TxnError::Aborted { step, source } => {
                 tracing::warn!(step, error = %source, "transaction aborted; the round is read again");
             }
-            Err(error @ TxnError::Fatal { .. }) => {
-                self.metrics.transaction_aborts.inc();
-                tracing::warn!(%error, "the round is read again once a new producer is ready");
+            // A fencing of a transaction younger than the timeout: a newer process owns the id.
+            TxnError::Fenced { .. } if open_for < txn::transaction_timeout(&self.config.kafka) => {
+                return Err(error.into())
+            }
+            TxnError::Fatal { .. } | TxnError::Fenced { .. } => {
+                tracing::warn!(%error, ?open_for, "the transactional producer cannot go on (a fatal error, or a transaction the broker aborted after transaction.timeout.ms because this process was paused or Kafka stalled); the round is read again once a new producer is ready");
                 if !self.renew_producer(id, shutdown).await {
                     return Ok(false);
                 }
             }
-            Err(error @ TxnError::Fenced { .. }) => {
-                let timeout = txn::transaction_timeout(&self.config.kafka);
-                if began.elapsed() < timeout {
-                    return Err(error.into());
-                }
-                self.metrics.transaction_aborts.inc();
-                tracing::warn!(%error, open_for = ?began.elapsed(), ?timeout, "the broker aborted a transaction open longer than transaction.timeout.ms (this process was paused or Kafka stalled), not a newer process; the round is read again once a new producer is ready");
-                if !self.renew_producer(id, shutdown).await {
-                    return Ok(false);
-                }
-            }
-            Err(error) => return Err(error.into()),
+            TxnError::Unsupported { .. } => return Err(error.into()),
         }
+        self.metrics.transaction_aborts.inc();
         self.rewind(batch);
         self.reload.store(true, Ordering::SeqCst);
         tokio::time::sleep(RETRY_BACKOFF_MIN).await;
