@@ -160,6 +160,28 @@ pub async fn deliver_all(
     send(producer, outputs).settle().await
 }
 
+/// Sends `outputs` like [`send_held`] and waits until all were acknowledged.
+pub async fn deliver_held(
+    producer: &Arc<OutputProducer>,
+    outputs: &[Output],
+    held: usize,
+) -> Result<(), DeliveryError> {
+    send_held(producer, outputs, held).settle().await
+}
+
+/// Queues `outputs` but their last `held` ones; [`Sending::settle`] queues those only once every earlier
+/// one was acknowledged. The held ones are a round's dedup state (its input positions and high-water seqs):
+/// written before the outputs they stand for were durable, a crash in between would have the next owner
+/// skip those inputs as handled although their outputs were lost.
+pub fn send_held(producer: &Arc<OutputProducer>, outputs: &[Output], held: usize) -> Sending {
+    let split = outputs.len().saturating_sub(held);
+    let mut sending = send(producer, &outputs[..split]);
+    if split < outputs.len() {
+        sending.then = Some((producer.clone(), outputs[split..].to_vec()));
+    }
+    sending
+}
+
 /// Queues `outputs`, in order, without waiting; [`Sending::settle`] then waits for their reports. After a
 /// refused one nothing more is queued: the round is then repeated whole.
 pub fn send(producer: &OutputProducer, outputs: &[Output]) -> Sending {
@@ -180,12 +202,17 @@ pub fn send(producer: &OutputProducer, outputs: &[Output]) -> Sending {
                 topic: output.topic.clone(),
                 source,
             });
-            return Sending { reports, refused };
+            return Sending {
+                reports,
+                refused,
+                then: None,
+            };
         }
     }
     Sending {
         reports,
         refused: None,
+        then: None,
     }
 }
 
@@ -195,14 +222,27 @@ pub struct Sending {
     reports: Arc<Reports>,
     /// Why queueing stopped, if it did.
     refused: Option<DeliveryError>,
+    /// Outputs queued only after every earlier one was acknowledged ([`send_held`]).
+    then: Option<(Arc<OutputProducer>, Vec<Output>)>,
 }
 
 impl Sending {
     /// Waits for every delivery report, also after a failure (so the next attempt starts from a quiet
     /// producer); the first error is returned (a refused send before a failed report).
-    pub async fn settle(self) -> Result<(), DeliveryError> {
+    pub async fn settle(mut self) -> Result<(), DeliveryError> {
+        self.wait().await?;
+        match self.then.take() {
+            Some((producer, held)) => send(&producer, &held).wait().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn wait(&mut self) -> Result<(), DeliveryError> {
         self.reports.all_arrived().await;
-        let failure = self.refused.or_else(|| self.reports.lock_failure().take());
+        let failure = self
+            .refused
+            .take()
+            .or_else(|| self.reports.lock_failure().take());
         failure.map_or(Ok(()), Err)
     }
 }
@@ -237,6 +277,7 @@ mod tests {
         let sending = Sending {
             reports: reports.clone(),
             refused: None,
+            then: None,
         };
         (sending, reports)
     }

@@ -9,7 +9,7 @@
 // little-endian CRC-64-AVRO fingerprint, body) is decoded with a BinaryMessageDecoder whose reader
 // schema is the writer schema of that fingerprint, so values come out as written. With --confluent, a
 // record in Confluent's wire format (00, 4-byte big-endian schema id, body) is decoded with the writer
-// schema of that id (a file that names types of sibling .avsc files is parsed after them).
+// schema of that id (a self-contained schema, as a registry returns it).
 //
 // Prints `<label>\t<JSON>` per record, the JSON rendered thus (decode.py renders the same way):
 //   record -> object, map -> object, keys sorted by code point; array -> array; union -> the plain value
@@ -22,8 +22,6 @@
 // A record that cannot be decoded prints `<label>\tERROR <reason>` and the exit status is then 1:
 //   ERROR bad hex | ERROR unknown format | ERROR unknown fingerprint <16 hex digits, bytes as on the wire>
 //   | ERROR unknown schema id <id> | ERROR <n> trailing bytes | ERROR decode failed: <library's message>
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.ByteArrayInputStream;
 import java.io.File;
 import java.math.BigDecimal;
@@ -60,7 +58,7 @@ public class Decode {
     if (args.length == 4) {
       for (String pair : args[3].split(",")) {
         String[] kv = pair.split("=", 2);
-        byId.put(Integer.parseInt(kv[0].trim()), parseWithDependencies(new File(kv[1].trim())));
+        byId.put(Integer.parseInt(kv[0].trim()), new Schema.Parser().parse(new File(kv[1].trim())));
       }
     }
     Map<Long, BinaryMessageDecoder<GenericRecord>> decoders = new HashMap<>();
@@ -233,63 +231,5 @@ public class Decode {
       s = digits.substring(0, decpt) + "." + digits.substring(decpt);
     }
     return d < 0 ? "-" + s : s;
-  }
-
-  // ---- schema files that use types of sibling files (as in Fingerprints.java) ----
-
-  static final ObjectMapper MAPPER = new ObjectMapper();
-  static final Set<String> PRIMITIVES =
-      Set.of("null", "boolean", "int", "long", "float", "double", "bytes", "string");
-
-  static Schema parseWithDependencies(File file) throws Exception {
-    Map<String, File> byName = new HashMap<>();
-    File[] siblings = file.getAbsoluteFile().getParentFile().listFiles((d, n) -> n.endsWith(".avsc"));
-    for (File f : siblings) byName.putIfAbsent(fullName(MAPPER.readTree(f), ""), f.getAbsoluteFile());
-    List<File> order = new ArrayList<>();
-    visit(file.getAbsoluteFile(), byName, new HashSet<>(), order);
-    Schema.Parser parser = new Schema.Parser();
-    Schema last = null;
-    for (File f : order) last = parser.parse(f);
-    return last;
-  }
-
-  static void visit(File file, Map<String, File> byName, Set<File> seen, List<File> order) throws Exception {
-    if (!seen.add(file)) return;
-    Set<String> defined = new HashSet<>(), used = new LinkedHashSet<>();
-    names(MAPPER.readTree(file), "", defined, used);
-    for (String n : used) {
-      if (!defined.contains(n) && byName.containsKey(n)) visit(byName.get(n), byName, seen, order);
-    }
-    order.add(file);
-  }
-
-  static String fullName(JsonNode t, String ns) {
-    String name = t.path("name").asText("");
-    if (name.contains(".")) return name;
-    String space = t.has("namespace") ? t.get("namespace").asText() : ns;
-    return space.isEmpty() ? name : space + "." + name;
-  }
-
-  static void names(JsonNode t, String ns, Set<String> defined, Set<String> used) {
-    if (t.isTextual()) {
-      String n = t.asText();
-      if (!PRIMITIVES.contains(n)) used.add(n.contains(".") || ns.isEmpty() ? n : ns + "." + n);
-    } else if (t.isArray()) {
-      for (JsonNode b : t) names(b, ns, defined, used);
-    } else if (t.isObject()) {
-      String type = t.path("type").asText("");
-      if (Set.of("record", "error", "enum", "fixed").contains(type)) {
-        String full = fullName(t, ns);
-        defined.add(full);
-        String inner = full.contains(".") ? full.substring(0, full.lastIndexOf('.')) : "";
-        for (JsonNode f : t.path("fields")) names(f.get("type"), inner, defined, used);
-      } else if (type.equals("array")) {
-        names(t.get("items"), ns, defined, used);
-      } else if (type.equals("map")) {
-        names(t.get("values"), ns, defined, used);
-      } else {
-        names(t.get("type"), ns, defined, used);
-      }
-    }
   }
 }

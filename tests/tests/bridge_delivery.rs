@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use linegate_e2e::delivery::outcomes;
-use linegate_e2e::kafka::{consume_until_async, create_topic, produce, produce_many, Record};
+use linegate_e2e::kafka::{
+    consume_until_async, create_topic, create_topic_with, produce, produce_many, Record,
+};
 use linegate_e2e::stack::{audit_verify, start_bridge, start_edge, station_topic};
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{mqtt, Kafka, Mosquitto};
@@ -162,4 +164,54 @@ fn distinct_keys(records: &[Record]) -> usize {
         .filter_map(|r| r.header("idempotency-key"))
         .collect::<HashSet<_>>()
         .len()
+}
+
+/// A round's state records (its input positions) go out only after its other outputs were acknowledged:
+/// otherwise a crash in between would have the partitions' next owner skip inputs whose outputs were lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rounds_state_records_wait_for_its_outputs() {
+    use linegate_bridge::produce;
+    use linegate_bridge::route::Output;
+    let kafka = Kafka::start().unwrap();
+    let bootstrap = kafka.bootstrap();
+    create_topic_with(&bootstrap, "held.out", 1, &[("max.message.bytes", "1000")])
+        .await
+        .unwrap();
+    create_topic(&bootstrap, "held.state", 1).await.unwrap();
+    let config = linegate_common::kafka::KafkaConfig {
+        bootstrap: bootstrap.clone(),
+        client: Default::default(),
+    };
+    let producer = std::sync::Arc::new(produce::producer(&config).unwrap());
+    // Random bytes: the producer compresses with lz4, and the broker judges the compressed batch.
+    let output = |topic: &str, size: usize| Output {
+        topic: topic.to_owned(),
+        key: None,
+        value: (0..size.div_ceil(16))
+            .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
+            .take(size)
+            .collect(),
+        headers: Vec::new(),
+    };
+    // An output larger than its topic takes: the broker refuses it, so the round's state record must not
+    // have been sent.
+    let failed = produce::deliver_held(
+        &producer,
+        &[output("held.out", 5_000), output("held.state", 10)],
+        1,
+    )
+    .await;
+    assert!(failed.is_err(), "the broker refuses the oversized output");
+    produce::deliver_held(
+        &producer,
+        &[output("held.out", 10), output("held.state", 20)],
+        1,
+    )
+    .await
+    .unwrap();
+    let state = consume_until_async(&bootstrap, "held.state", 1, WAIT, GRACE)
+        .await
+        .unwrap();
+    let sizes: Vec<usize> = state.iter().map(|r| r.value.len()).collect();
+    assert_eq!(sizes, [20], "only the state record of the delivered round");
 }

@@ -1,18 +1,23 @@
 //! What linegate writes, read by Avro implementations no one here wrote (Java Avro's `BinaryMessageDecoder`
 //! with a `SchemaStore` of the released schemas, and fastavro; `linegate_e2e::interop`): every record of the
-//! ingest topic (written by the edge), lifecycle, quality, audit and the dead letters, in single-object
-//! encoding and, with a registry (the labelled stand-in), in the Confluent wire format. Each reader must find
+//! ingest topic (written by the edge, plus inference and manufacturing events encoded by linegate's
+//! contract as another station's edge would), lifecycle, quality, audit, inference, manufacturing and the
+//! dead letters, in single-object encoding and, with a registry (the labelled stand-in), in the Confluent
+//! wire format. Each reader must find
 //! every writer schema, both must print the same values, and those must be the values linegate decodes.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use linegate_e2e::interop::{label, schema_file, Readers};
-use linegate_e2e::kafka::{consume_until_async, Record};
+use linegate_e2e::kafka::{consume_until_async, produce_many, Record};
 use linegate_e2e::stack::{start_bridge_with, start_edge, station_topic};
 use linegate_e2e::station::{inspection_documents, out_of_range_document};
 use linegate_e2e::{mqtt, Kafka, Mosquitto, SchemaRegistryStandIn};
-use linegate_schemas::{decode, AuditEvent, EdgeEvent, InspectionEvent, QualityEvent};
+use linegate_schemas::{
+    decode, encode, AuditEvent, EdgeEvent, EdgePayload, InferenceEvent, InferenceEventType,
+    InspectionEvent, ManufacturingEvent, ManufacturingEventType, QualityEvent,
+};
 use serde_json::{json, Value};
 
 const STATION: &str = "ST-I1";
@@ -40,6 +45,14 @@ fn expected(topic: &str, value: &[u8], registry: Option<&SchemaRegistryStandIn>)
             let e: QualityEvent = get(value, registry);
             json!({"event_id": e.event_id, "event_type": e.event_type, "station_id": e.station_id})
         }
+        "inference.workflow" => {
+            let e: InferenceEvent = get(value, registry);
+            json!({"event_id": e.event_id, "model_name": e.model_name, "confidence": e.confidence})
+        }
+        "manufacturing.lifecycle" => {
+            let e: ManufacturingEvent = get(value, registry);
+            json!({"event_id": e.event_id, "batch_id": e.batch_id, "quantity": e.quantity})
+        }
         "audit.events" => {
             let e: AuditEvent = get(value, registry);
             json!({"event_id": e.event_id, "subject_event_id": e.subject_event_id, "source_offset": e.source_offset})
@@ -50,6 +63,43 @@ fn expected(topic: &str, value: &[u8], registry: Option<&SchemaRegistryStandIn>)
             json!({"event_id": e.event_id, "station_id": e.station_id, "seq": e.seq})
         }
     }
+}
+
+/// Inference and manufacturing events of station `ST-I2`, as input records.
+fn other_families() -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+    let station = "ST-I2";
+    let inference = EdgePayload::Inference(InferenceEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_type: InferenceEventType::InferenceCompleted,
+        timestamp: 1_768_905_000_000,
+        inspection_id: "ST-I2-insp-1".into(),
+        model_name: "defect-net".into(),
+        model_version: "3".into(),
+        prediction: Some("ok".into()),
+        confidence: Some(0.97),
+        latency_ms: Some(9),
+        metadata: [("gpu".to_owned(), "0".to_owned())].into(),
+    });
+    let manufacturing = EdgePayload::Manufacturing(ManufacturingEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_type: ManufacturingEventType::LotStarted,
+        timestamp: 1_768_905_000_100,
+        batch_id: "LOT-7".into(),
+        lot_id: Some("L-7".into()),
+        product_id: None,
+        quantity: Some(500),
+        status: "STARTED".into(),
+        metadata: Default::default(),
+    });
+    [inference, manufacturing]
+        .into_iter()
+        .enumerate()
+        .map(|(i, payload)| {
+            let event =
+                linegate_e2e::events::edge_event(station, i as i64 + 1, 1_768_905_000_000, payload);
+            (Some(station.as_bytes().to_vec()), encode(&event).unwrap())
+        })
+        .collect()
 }
 
 /// Publishes one station's results (and one the bridge rejects) through a real edge and bridge, then reads
@@ -79,6 +129,9 @@ async fn run_pipeline(registry: Option<&SchemaRegistryStandIn>) -> (Kafka, Vec<R
     )
     .await
     .unwrap();
+    produce_many(&kafka.bootstrap(), "edge.station.events", &other_families())
+        .await
+        .unwrap();
     let completed = documents
         .iter()
         .filter(|d| d["event_type"] == "INSPECTION_COMPLETED")
@@ -86,10 +139,12 @@ async fn run_pipeline(registry: Option<&SchemaRegistryStandIn>) -> (Kafka, Vec<R
     let bootstrap = kafka.bootstrap();
     let mut records = Vec::new();
     for (topic, count) in [
-        ("edge.station.events", payloads.len()),
+        ("edge.station.events", payloads.len() + 2),
         ("inspection.lifecycle", documents.len()),
         ("quality.events", completed),
-        ("audit.events", payloads.len()),
+        ("audit.events", payloads.len() + 2),
+        ("inference.workflow", 1),
+        ("manufacturing.lifecycle", 1),
         ("edge.station.events.dlq", 1),
     ] {
         records.extend(
@@ -161,8 +216,8 @@ async fn java_avro_and_fastavro_read_the_confluent_framed_outputs_by_the_registr
         }
     }
     assert!(
-        confluent.len() >= 3,
-        "lifecycle, quality and audit are framed: {confluent:?}"
+        confluent.len() >= 5,
+        "lifecycle, quality, audit, inference and manufacturing are framed: {confluent:?}"
     );
     check(&readers, &records, &confluent, Some(&registry));
 }

@@ -175,6 +175,16 @@ impl Pipeline {
         })
     }
 
+    /// How many outputs at the end of `outputs` are state records: a round's last ones
+    /// ([`crate::round::route_batch`]), sent only once the others were acknowledged.
+    fn state_outputs(&self, outputs: &[Output]) -> usize {
+        outputs
+            .iter()
+            .rev()
+            .take_while(|o| o.topic == self.config.topics.state)
+            .count()
+    }
+
     /// The current output producer.
     fn producer(&self) -> Arc<produce::OutputProducer> {
         self.producer
@@ -336,7 +346,7 @@ impl Pipeline {
         // for it. Queued while it was routed, the same outputs left in many more, smaller
         // requests, and a broker pays per request. It stays in flight, acknowledged in the background, while
         // the next round is read and routed.
-        let sending = produce::send(&self.producer(), &outputs);
+        let sending = produce::send_held(&self.producer(), &outputs, self.state_outputs(&outputs));
         self.in_flight
             .push(Pending::new(batch, outputs, counts, started, sending));
         self.settle_until(

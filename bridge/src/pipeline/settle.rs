@@ -89,7 +89,10 @@ impl Pipeline {
         for round in rounds {
             let sent = match error.take() {
                 Some(error) => Err(error),
-                None => produce::deliver_all(&self.producer(), &round.outputs).await,
+                None => {
+                    let held = self.state_outputs(&round.outputs);
+                    produce::deliver_held(&self.producer(), &round.outputs, held).await
+                }
             };
             let attempts = match sent {
                 Ok(()) => 1,
@@ -138,7 +141,10 @@ impl Pipeline {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
             attempt += 1;
-            failed = produce::deliver_all(&self.producer(), outputs).await.err();
+            let held = self.state_outputs(outputs);
+            failed = produce::deliver_held(&self.producer(), outputs, held)
+                .await
+                .err();
         }
         Some(attempt)
     }
