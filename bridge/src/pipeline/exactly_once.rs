@@ -50,7 +50,12 @@ impl Pipeline {
                 return Err(error.into())
             }
             TxnError::Fatal { .. } | TxnError::Fenced { .. } => {
-                tracing::warn!(%error, ?open_for, "the transactional producer cannot go on (a fatal error, or a transaction the broker aborted after transaction.timeout.ms because this process was paused or Kafka stalled); the round is read again once a new producer is ready");
+                let why = if matches!(error, TxnError::Fenced { .. }) {
+                    "the broker aborted a transaction open longer than transaction.timeout.ms (this process was paused, or Kafka stalled)"
+                } else {
+                    "the transactional producer failed fatally"
+                };
+                tracing::warn!(%error, ?open_for, "{why}; the round is read again once a new producer is ready");
                 if !self.renew_producer(id, shutdown).await {
                     return Ok(false);
                 }
