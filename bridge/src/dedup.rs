@@ -1,11 +1,14 @@
 //! Dedup of what edges send twice, gap reports, and the chain heads: the per-chain ledger, with no I/O.
 //!
-//! An edge numbers each station's events 1, 2, 3... without gaps and sends them in order; one that crashed
-//! between Kafka's acknowledgement and its own bookkeeping sends the last ones again with the same seq. A
-//! station's high-water seq is therefore enough: a seq at or under it is a resend (DUPLICATE, nothing but an
-//! audit record is written); a seq more than one above it means events never arrived (GAP, reported, the event
-//! itself still handled). The window bounds how long a station's high-water mark is trusted: a station silent
-//! for longer (e.g. re-installed with a fresh outbox that counts from 1 again) starts afresh.
+//! An edge numbers each station's events 1, 2, 3... without gaps within one outbox file (its epoch) and sends
+//! them in order; one that crashed between Kafka's acknowledgement and its own bookkeeping sends the last ones
+//! again with the same seq. Per station the ledger keeps the epoch, the high-water seq and the seqs reported
+//! missing: a seq at or under the high-water mark is a resend (DUPLICATE, nothing but an audit record is
+//! written) unless it fills a reported gap (then it is handled, late); a seq more than one above it means
+//! events never arrived (GAP, reported, the event itself still handled). A new epoch (a re-imaged station PC,
+//! a deleted outbox) starts a new sequence; an event of an epoch the station replaced is stale and goes to the
+//! dead letters. The window bounds how long a high-water mark is trusted without an epoch (edges of earlier
+//! builds): a station silent for longer starts afresh.
 //!
 //! The ledger also remembers, per chain, the input position last handled and the chain hash of the last audit
 //! record. It is written to the compacted state topic with the round's outputs, before the offsets are
@@ -42,6 +45,95 @@ pub struct ChainState {
     /// rebalance closes with every event in it. Absent in state written before windows were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub windows: Option<StationSnapshot>,
+    /// The outbox epoch `seq` counts in; empty for edges of builds before epochs.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
+    /// Epochs the station replaced, oldest first (at most [`RETIRED_MAX`]): their events are stale.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
+    /// Seq ranges of the current epoch reported missing (GAP) and not yet filled, oldest first (at most
+    /// [`MISSING_MAX`]): an event in one is handled when it arrives late.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<(i64, i64)>,
+}
+
+/// Replaced epochs remembered per station.
+pub const RETIRED_MAX: usize = 8;
+/// Missing seq ranges remembered per station; beyond it the oldest is forgotten (logged).
+pub const MISSING_MAX: usize = 64;
+
+/// The numbers of a decoded input: its seq and the outbox epoch it counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Numbered<'a> {
+    /// Outbox sequence number.
+    pub seq: i64,
+    /// Outbox epoch ("" from edges of earlier builds).
+    pub epoch: &'a str,
+}
+
+impl ChainState {
+    /// Moves the sequence on by one handled input: a new epoch (or, without epochs, an expired window)
+    /// starts it again; a higher seq raises the high-water mark and records what it skipped; a lower one
+    /// fills a reported gap.
+    fn step(&mut self, Numbered { seq, epoch }: Numbered<'_>, now_ms: i64, window_ms: i64) {
+        let expired = epoch.is_empty() && now_ms.saturating_sub(self.seen_ms) > window_ms;
+        match self.seq {
+            Some(_) if epoch != self.epoch => {
+                let replaced = std::mem::replace(&mut self.epoch, epoch.to_owned());
+                self.retired
+                    .retain(|retired| *retired != replaced && retired != epoch);
+                self.retired.push(replaced);
+                if self.retired.len() > RETIRED_MAX {
+                    self.retired.remove(0);
+                }
+                self.missing.clear();
+                if seq > 1 {
+                    self.missing.push((1, seq - 1));
+                }
+                self.seq = Some(seq);
+            }
+            None => self.seq = Some(seq),
+            Some(_) if expired => {
+                self.missing.clear();
+                self.seq = Some(seq);
+            }
+            Some(last) if seq > last => {
+                if seq > last + 1 {
+                    self.missing.push((last + 1, seq - 1));
+                    if self.missing.len() > MISSING_MAX {
+                        let (first, last) = self.missing.remove(0);
+                        tracing::warn!(first, last, "forgot the oldest reported gap of a station: a late fill of it will be taken as a resend");
+                    }
+                }
+                self.seq = Some(seq);
+            }
+            Some(_) => self.fill(seq),
+        }
+    }
+
+    /// Takes `seq` out of the missing ranges.
+    fn fill(&mut self, seq: i64) {
+        let Some(at) = self
+            .missing
+            .iter()
+            .position(|&(a, b)| (a..=b).contains(&seq))
+        else {
+            return;
+        };
+        let (first, last) = self.missing.remove(at);
+        if seq < last {
+            self.missing.insert(at, (seq + 1, last));
+        }
+        if first < seq {
+            self.missing.insert(at, (first, seq - 1));
+        }
+    }
+}
+
+fn in_missing(missing: &[(i64, i64)], seq: i64) -> bool {
+    missing
+        .iter()
+        .any(|&(first, last)| (first..=last).contains(&seq))
 }
 
 /// What to do with one input, by its (chain, seq) and position.
@@ -63,6 +155,8 @@ pub enum Verdict {
         /// Last missing seq.
         last: i64,
     },
+    /// From an outbox epoch the station has replaced: not handled as a result, set aside as a dead letter.
+    Stale,
 }
 
 /// Counters of the dedup decisions.
@@ -76,6 +170,10 @@ pub struct DedupMetrics {
     pub missing_seqs: Counter,
     /// Inputs skipped as repeats of an already written round.
     pub replays: Counter,
+    /// Inputs from an outbox epoch the station replaced.
+    pub stale: Counter,
+    /// Late inputs that filled a reported gap.
+    pub filled: Counter,
 }
 
 impl DedupMetrics {
@@ -97,6 +195,16 @@ impl DedupMetrics {
             "missing_seqs",
             "Sequence numbers missing in reported gaps",
             metrics.missing_seqs.clone(),
+        );
+        sub.register(
+            "stale",
+            "Inputs from an outbox epoch their station replaced (to the dead letters)",
+            metrics.stale.clone(),
+        );
+        sub.register(
+            "filled",
+            "Late inputs that filled a reported gap (handled)",
+            metrics.filled.clone(),
         );
         sub.register(
             "replays",
@@ -159,18 +267,25 @@ impl Ledger {
         self.chains.get(chain)?.head.as_deref()
     }
 
-    /// Judges the input at `topic/partition/offset` of `chain` with `seq` (None when undecodable), and
-    /// counts the decision.
+    /// Judges the input at `topic/partition/offset` of `chain` with its numbers (None when undecodable),
+    /// and counts the decision.
     pub fn judge(
         &self,
         chain: &str,
         position: (&str, i32, i64),
-        seq: Option<i64>,
+        numbered: Option<Numbered<'_>>,
         now_ms: i64,
     ) -> Verdict {
-        let verdict = self.decide(chain, position, seq, now_ms);
+        let verdict = self.decide(chain, position, numbered, now_ms);
         match verdict {
-            Verdict::Fresh => {}
+            Verdict::Fresh => {
+                if self.fills_gap(chain, numbered) {
+                    self.metrics.filled.inc();
+                }
+            }
+            Verdict::Stale => {
+                self.metrics.stale.inc();
+            }
             Verdict::Replay => {
                 self.metrics.replays.inc();
             }
@@ -191,7 +306,7 @@ impl Ledger {
         &self,
         chain: &str,
         (topic, partition, offset): (&str, i32, i64),
-        seq: Option<i64>,
+        numbered: Option<Numbered<'_>>,
         now_ms: i64,
     ) -> Verdict {
         let Some(state) = self.chains.get(chain) else {
@@ -200,14 +315,32 @@ impl Ledger {
         if state.topic == topic && state.partition == partition && offset <= state.offset {
             return Verdict::Replay;
         }
-        let (Some(seq), Some(last)) = (seq, state.seq) else {
+        let (Some(Numbered { seq, epoch }), Some(last)) = (numbered, state.seq) else {
             return Verdict::Fresh;
         };
-        if now_ms.saturating_sub(state.seen_ms) > self.window_ms {
+        if epoch != state.epoch {
+            if state.retired.iter().any(|retired| retired == epoch) {
+                return Verdict::Stale;
+            }
+            // A new outbox: its sequence starts at 1.
+            return if seq > 1 {
+                Verdict::Gap {
+                    first: 1,
+                    last: seq - 1,
+                }
+            } else {
+                Verdict::Fresh
+            };
+        }
+        if epoch.is_empty() && now_ms.saturating_sub(state.seen_ms) > self.window_ms {
             return Verdict::Fresh;
         }
         if seq <= last {
-            Verdict::Duplicate { last }
+            if in_missing(&state.missing, seq) {
+                Verdict::Fresh
+            } else {
+                Verdict::Duplicate { last }
+            }
         } else if seq > last + 1 {
             Verdict::Gap {
                 first: last + 1,
@@ -218,16 +351,28 @@ impl Ledger {
         }
     }
 
-    /// Records that the input at `position` of `chain` was handled: its seq raises the high-water mark
-    /// (a duplicate passes None and leaves it), `head` is the chain hash of its last audit record.
+    /// Whether `numbered` is a late seq of `chain` that fills a reported gap.
+    fn fills_gap(&self, chain: &str, numbered: Option<Numbered<'_>>) -> bool {
+        let (Some(state), Some(n)) = (self.chains.get(chain), numbered) else {
+            return false;
+        };
+        n.epoch == state.epoch
+            && state.seq.is_some_and(|last| n.seq <= last)
+            && in_missing(&state.missing, n.seq)
+    }
+
+    /// Records that the input at `position` of `chain` was handled: its numbers move the sequence on (a
+    /// duplicate or a stale input passes None and leaves it), `head` is the chain hash of its last audit
+    /// record.
     pub fn advance(
         &mut self,
         chain: &str,
         (topic, partition, offset): (&str, i32, i64),
-        seq: Option<i64>,
+        numbered: Option<Numbered<'_>>,
         head: Option<String>,
         now_ms: i64,
     ) {
+        let window_ms = self.window_ms;
         let entry = self
             .chains
             .entry(chain.to_owned())
@@ -239,11 +384,13 @@ impl Ledger {
                 offset,
                 seen_ms: now_ms,
                 windows: None,
+                epoch: numbered.map(|n| n.epoch.to_owned()).unwrap_or_default(),
+                retired: Vec::new(),
+                missing: Vec::new(),
             });
-        entry.seq = match (entry.seq, seq) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        if let Some(numbered) = numbered {
+            entry.step(numbered, now_ms, window_ms);
+        }
         if head.is_some() {
             entry.head = head;
         }

@@ -17,6 +17,10 @@ use serde::Serialize;
 use crate::deadletters::{self, DeadLetter, Range, ReadError};
 use crate::route::Output;
 
+/// The header a redriven record carries: `<dlq topic>/<partition>/<offset>` of its dead letter. The pipeline
+/// judges such a record again even when its (station, seq) was handled, since handling it failed.
+pub const REDRIVE_OF: &str = "redrive.of";
+
 /// Headers of a dead letter that describe the rejection, not the record; not sent back.
 const DLQ_ONLY: [&str; 7] = [
     "error.class",
@@ -159,7 +163,7 @@ async fn send(
         });
     }
     headers = headers.insert(Header {
-        key: "redrive.of",
+        key: REDRIVE_OF,
         value: Some(&origin),
     });
     let mut record = FutureRecord::to(input_topic)

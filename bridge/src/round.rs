@@ -11,7 +11,7 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
 
 use crate::chain;
-use crate::dedup::{Ledger, Verdict};
+use crate::dedup::{Ledger, Numbered, Verdict};
 use crate::route::{self, InputRecord, Link, Output, RouteContext};
 use crate::window::{self, Windows};
 
@@ -100,13 +100,23 @@ impl Round<'_, '_> {
             &mut *self.counts,
         );
         let decoded = linegate_schemas::decode::<EdgeEvent>(record.value);
-        let (station, seq) = match &decoded {
-            Ok(event) => (Some(event.station_id.as_str()), Some(event.seq)),
+        let (station, numbers) = match &decoded {
+            Ok(event) => (
+                Some(event.station_id.as_str()),
+                Some((event.seq, event.outbox_epoch.clone())),
+            ),
             Err(_) => (None, None),
         };
+        let numbered = numbers
+            .as_ref()
+            .map(|(seq, epoch)| Numbered { seq: *seq, epoch });
         let key = chain::chain_key(station, record.topic, record.partition);
         let position = (record.topic, record.partition, record.offset);
-        let verdict = ledger.judge(&key, position, seq, ctx.now_ms);
+        let mut verdict = ledger.judge(&key, position, numbered, ctx.now_ms);
+        if matches!(verdict, Verdict::Duplicate { .. }) && redriven(message) {
+            // An operator redrove this dead letter after a fix: judge it again, do not take it for a resend.
+            verdict = Verdict::Fresh;
+        }
         let mut head = ledger.head(&key).map(str::to_owned);
         match (verdict, &decoded) {
             (Verdict::Replay, _) => {
@@ -138,6 +148,25 @@ impl Round<'_, '_> {
                     }
                     Err(error) => tracing::error!(%error, "cannot encode a DUPLICATE audit record"),
                 }
+                return;
+            }
+            (Verdict::Stale, Ok(event)) => {
+                counts.rejected += 1;
+                tracing::warn!(
+                    station = event.station_id,
+                    seq = event.seq,
+                    epoch = event.outbox_epoch,
+                    offset = record.offset,
+                    "an event of an outbox its station replaced: to {}",
+                    ctx.topics.dlq
+                );
+                let link = Link {
+                    prev: head.as_deref(),
+                    gap: None,
+                };
+                let routed = route::stale(record, ctx, event, link);
+                outputs.extend(routed.outputs);
+                ledger.advance(&key, position, None, routed.audit_hash.or(head), ctx.now_ms);
                 return;
             }
             (Verdict::Gap { first, last }, Ok(event)) => {
@@ -183,7 +212,13 @@ impl Round<'_, '_> {
             None => counts.accepted += 1,
         }
         outputs.extend(routed.outputs);
-        ledger.advance(&key, position, seq, routed.audit_hash.or(head), ctx.now_ms);
+        ledger.advance(
+            &key,
+            position,
+            numbered,
+            routed.audit_hash.or(head),
+            ctx.now_ms,
+        );
         if let Some(observation) = routed.window_input {
             for closed in self.windows.observe(observation, ctx.now_ms) {
                 match window::output(&closed, &ctx.topics.quality, ctx.service_name) {
@@ -195,4 +230,14 @@ impl Round<'_, '_> {
             }
         }
     }
+}
+
+/// Whether `message` is a dead letter an operator redrove (`linegate-bridge dlq redrive` sets `redrive.of`).
+fn redriven(message: &OwnedMessage) -> bool {
+    use rdkafka::message::Headers;
+    message.headers().is_some_and(|headers| {
+        headers
+            .iter()
+            .any(|header| header.key == crate::redrive::REDRIVE_OF)
+    })
 }

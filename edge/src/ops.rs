@@ -42,7 +42,17 @@ pub fn stats(config: &EdgeConfig, out: &mut impl Write) -> anyhow::Result<()> {
         _ => writeln!(out, "oldest       -")?,
     }
     writeln!(out, "next seq     {}", stats.next_seq)?;
-    writeln!(out, "quarantined  {}", stats.quarantined)?;
+    let epoch = if stats.epoch.is_empty() {
+        "- (a file of a build before outbox epochs)"
+    } else {
+        &stats.epoch
+    };
+    writeln!(out, "epoch        {epoch}")?;
+    writeln!(
+        out,
+        "quarantined  {} ({} dropped by the quarantine bounds, all time)",
+        stats.quarantined, stats.quarantine_dropped
+    )?;
     writeln!(out, "file bytes   {}", stats.file_bytes)?;
     Ok(())
 }

@@ -22,6 +22,7 @@ fn sample(seq: i64) -> EdgeEvent {
         schema_version: linegate_schemas::SCHEMA_VERSION.into(),
         station_id: "ST-01".into(),
         seq,
+        outbox_epoch: String::new(),
         payload: EdgePayload::Inspection(InspectionEvent {
             event_id,
             event_type: InspectionEventType::InspectionCompleted,

@@ -118,6 +118,11 @@ pub const RELEASED: &[ReleasedSchema] = &[
         json: include_str!("../released/edge_event/v2.avsc"),
     },
     ReleasedSchema {
+        kind: MessageKind::EdgeEvent,
+        version: 3,
+        json: include_str!("../released/edge_event/v3.avsc"),
+    },
+    ReleasedSchema {
         kind: MessageKind::ManufacturingEvent,
         version: 1,
         json: include_str!("../released/manufacturing_event/v1.avsc"),

@@ -13,6 +13,7 @@ mod compose;
 mod contract;
 mod error;
 mod families;
+pub mod lengths;
 mod single_object;
 mod storage;
 mod types;

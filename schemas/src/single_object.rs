@@ -101,7 +101,13 @@ pub fn decode<M: AvroMessage>(bytes: &[u8]) -> Result<M, SchemaError> {
     }
     let fingerprint: [u8; 8] = bytes[2..HEADER_LEN].try_into().expect("slice of 8 bytes");
     let contract = Contract::global();
+    let too_long = |e: crate::lengths::LengthError| SchemaError::Avro {
+        kind: M::KIND.name(),
+        reason: e.to_string(),
+    };
     if contract.current(M::KIND).is(&fingerprint) {
+        crate::lengths::check(&contract.current(M::KIND).schema, &bytes[HEADER_LEN..])
+            .map_err(too_long)?;
         if let Some(value) = crate::cached::decode(M::KIND, bytes) {
             return M::from_avro(value);
         }
@@ -114,6 +120,7 @@ pub fn decode<M: AvroMessage>(bytes: &[u8]) -> Result<M, SchemaError> {
                 fingerprint: fingerprint.iter().map(|b| format!("{b:02x}")).collect(),
             })?;
     let mut body = &bytes[HEADER_LEN..];
+    crate::lengths::check(writer, body).map_err(too_long)?;
     let reader = &contract.current(M::KIND).schema;
     let value = apache_avro::from_avro_datum(writer, &mut body, Some(reader)).map_err(|e| {
         SchemaError::Avro {
@@ -235,6 +242,8 @@ struct Envelope {
     schema_version: String,
     station_id: String,
     seq: i64,
+    #[serde(default)]
+    outbox_epoch: String,
 }
 
 impl AvroMessage for EdgeEvent {
@@ -274,6 +283,10 @@ impl AvroMessage for EdgeEvent {
             ),
             ("station_id".into(), Value::String(self.station_id.clone())),
             ("seq".into(), Value::Long(self.seq)),
+            (
+                "outbox_epoch".into(),
+                Value::String(self.outbox_epoch.clone()),
+            ),
             ("payload".into(), payload),
         ]);
         crate::cached::typed_uuids(Self::KIND, value).map_err(|e| mapping(Self::KIND, e))
@@ -323,6 +336,7 @@ impl AvroMessage for EdgeEvent {
             schema_version: e.schema_version,
             station_id: e.station_id,
             seq: e.seq,
+            outbox_epoch: e.outbox_epoch,
             payload,
         })
     }

@@ -153,8 +153,12 @@ pub struct EdgeEvent {
     pub schema_version: String,
     /// Station that produced the event.
     pub station_id: String,
-    /// Gapless, increasing outbox sequence number per station (from 1).
+    /// Gapless, increasing outbox sequence number per station and outbox epoch (from 1).
     pub seq: i64,
+    /// Identity of the outbox the seq counts in (made with the file); empty from edges of earlier builds.
+    /// Dedup keys on (station, epoch, seq), so a new outbox is a new sequence.
+    #[serde(default)]
+    pub outbox_epoch: String,
     /// The event itself.
     pub payload: EdgePayload,
 }

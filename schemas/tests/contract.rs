@@ -39,6 +39,7 @@ fn edge_event() -> EdgeEvent {
         schema_version: SCHEMA_VERSION.into(),
         station_id: "st-01".into(),
         seq: 7,
+        outbox_epoch: "0b3e1d5c-8f6a-4c1e-9d2b-5a7f3e9c1b24".into(),
         payload: EdgePayload::Inspection(payload),
     }
 }

@@ -61,6 +61,7 @@ fn envelope(payload: EdgePayload) -> EdgeEvent {
         schema_version: SCHEMA_VERSION.into(),
         station_id: "st-01".into(),
         seq: 9,
+        outbox_epoch: String::new(),
         payload,
     }
 }

@@ -16,6 +16,7 @@ pub fn edge_event(station: &str, seq: i64, timestamp: i64, payload: EdgePayload)
         schema_version: linegate_schemas::SCHEMA_VERSION.to_owned(),
         station_id: station.to_owned(),
         seq,
+        outbox_epoch: String::new(),
         payload,
     }
 }

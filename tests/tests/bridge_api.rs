@@ -39,6 +39,7 @@ fn event(station: &str, seq: i64) -> EdgeEvent {
         schema_version: linegate_schemas::SCHEMA_VERSION.to_owned(),
         station_id: station.to_owned(),
         seq,
+        outbox_epoch: String::new(),
         payload: EdgePayload::Inspection(InspectionEvent {
             event_id,
             event_type: InspectionEventType::InspectionStarted,

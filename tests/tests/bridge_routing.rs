@@ -69,6 +69,7 @@ fn edge_event(seq: i64) -> EdgeEvent {
         schema_version: linegate_schemas::SCHEMA_VERSION.to_owned(),
         station_id: STATION.to_owned(),
         seq,
+        outbox_epoch: String::new(),
         payload,
     }
 }

@@ -38,6 +38,7 @@ fn event(seq: i64, score: f64) -> EdgeEvent {
         schema_version: "1.0.0".into(),
         station_id: "ST-01".into(),
         seq,
+        outbox_epoch: String::new(),
         payload: EdgePayload::Inspection(InspectionEvent {
             event_id: id,
             event_type: InspectionEventType::InspectionCompleted,

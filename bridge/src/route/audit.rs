@@ -4,8 +4,11 @@
 use linegate_schemas::{AuditEvent, AuditOutcome, EdgeEvent, SchemaError, SCHEMA_VERSION};
 use sha2::{Digest, Sha256};
 
-use super::{derived_id, event_headers, InputRecord, Output, RouteContext};
+use super::{bound, derived_id, event_headers, InputRecord, Output, RouteContext};
 use crate::chain;
+
+/// Most `system.*` detail headers copied onto an audit record (a system event's details come from the edge).
+const SYSTEM_DETAILS_MAX: usize = 32;
 
 /// Where an audit record sits in its chain, and the gap it reports if it is a GAP record.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,9 +47,9 @@ pub(super) fn output(
         source_service: ctx.service_name.to_owned(),
         schema_version: SCHEMA_VERSION.to_owned(),
         outcome,
-        subject_event_id: event.map(|e| e.event_id.clone()),
-        event_type: event.map(|e| e.event_type.clone()),
-        station_id: event.map(|e| e.station_id.clone()),
+        subject_event_id: event.map(|e| bound::text(&e.event_id, bound::FIELD_MAX)),
+        event_type: event.map(|e| bound::text(&e.event_type, bound::FIELD_MAX)),
+        station_id: event.map(|e| bound::text(&e.station_id, bound::FIELD_MAX)),
         seq: event.map(|e| e.seq),
         reason,
         source_topic: record.topic.to_owned(),
@@ -64,9 +67,11 @@ pub(super) fn output(
     if let Some(linegate_schemas::EdgePayload::System(report)) = event.map(|e| &e.payload) {
         // A system event's own words (e.g. why a pushed config was refused) have no AuditEvent field; they
         // ride along as headers so the audit trail reads on its own. Headers are not part of the chain hash.
-        headers.push(("system.message".into(), report.message.clone().into_bytes()));
-        for (key, value) in &report.details {
-            headers.push((format!("system.{key}").into(), value.clone().into_bytes()));
+        let cut = |text: &str| bound::text(text, bound::REASON_MAX).into_bytes();
+        headers.push(("system.message".into(), cut(&report.message)));
+        for (key, value) in report.details.iter().take(SYSTEM_DETAILS_MAX) {
+            let key = bound::text(key, bound::FIELD_MAX);
+            headers.push((format!("system.{key}").into(), cut(value)));
         }
     }
     let output = Output {

@@ -3,9 +3,10 @@
 
 use linegate_schemas::EdgeEvent;
 
-use super::{derived_id, event_headers, InputRecord, Output, Rejection, RouteContext};
+use super::{bound, derived_id, event_headers, InputRecord, Output, Rejection, RouteContext};
 
-/// The dead letter of `record`: same key, same value, error and origin headers first, then the common
+/// The dead letter of `record`: same key, same value (both bounded, [`bound::dead_letter`]), `reason` (cut
+/// to its bound) and origin headers first, then the common
 /// headers (provenance when the input decoded, and an `idempotency-key` of UUID v5 of
 /// `dlq:<topic>:<partition>:<offset>` so a repeated dead letter is recognisable). `attempt` is 1: the bridge
 /// does not retry rejected inputs itself.
@@ -14,11 +15,12 @@ pub(super) fn output(
     ctx: &RouteContext<'_>,
     event: Option<&EdgeEvent>,
     rejection: &Rejection,
+    reason: &str,
 ) -> Output {
     let text = |s: &str| s.as_bytes().to_vec();
     let mut headers = vec![
         ("error.class".into(), text(rejection.class())),
-        ("error.message".into(), text(&rejection.to_string())),
+        ("error.message".into(), text(reason)),
         ("source.topic".into(), text(record.topic)),
         (
             "source.partition".into(),
@@ -33,10 +35,12 @@ pub(super) fn output(
         record.topic, record.partition, record.offset
     ));
     headers.extend(event_headers(event, &id));
-    Output {
+    let mut letter = Output {
         topic: ctx.topics.dlq.clone(),
         key: record.key.map(<[u8]>::to_vec),
         value: record.value.to_vec(),
         headers,
-    }
+    };
+    bound::dead_letter(&mut letter);
+    letter
 }

@@ -10,6 +10,7 @@
 //! caller passes the handling time in [`RouteContext`].
 
 mod audit;
+pub mod bound;
 mod dlq;
 mod quality;
 mod validate;
@@ -109,6 +110,13 @@ pub fn route_decoded(
     decoded: Result<EdgeEvent, SchemaError>,
     link: Link<'_>,
 ) -> Routed {
+    if record.value.len() > bound::INPUT_MAX {
+        let rejection = Rejection::TooLarge {
+            bytes: record.value.len(),
+            max: bound::INPUT_MAX,
+        };
+        return reject(record, ctx, decoded.ok().as_ref(), rejection, link);
+    }
     let event = match decoded {
         Ok(event) => event,
         Err(error) => return reject(record, ctx, None, Rejection::Decode(error), link),
@@ -174,6 +182,22 @@ pub fn gap(
     )
 }
 
+/// A record from an outbox epoch its station replaced: a dead letter (it may be a real result the old
+/// outbox sent late, or a second PC with the same station id) and a REJECTED audit record, linked by `link`.
+pub fn stale(
+    record: &InputRecord<'_>,
+    ctx: &RouteContext<'_>,
+    event: &EdgeEvent,
+    link: Link<'_>,
+) -> Routed {
+    let rejection = Rejection::StaleEpoch {
+        epoch: bound::text(&event.outbox_epoch, bound::FIELD_MAX),
+        station_id: bound::text(&event.station_id, bound::FIELD_MAX),
+        seq: event.seq,
+    };
+    reject(record, ctx, Some(event), rejection, link)
+}
+
 fn accept(
     record: &InputRecord<'_>,
     ctx: &RouteContext<'_>,
@@ -212,13 +236,14 @@ fn reject(
     rejection: Rejection,
     link: Link<'_>,
 ) -> Routed {
-    let mut outputs = vec![dlq::output(record, ctx, event, &rejection)];
+    let reason = bound::text(&rejection.to_string(), bound::REASON_MAX);
+    let mut outputs = vec![dlq::output(record, ctx, event, &rejection, &reason)];
     let audit = audit::output(
         record,
         ctx,
         event,
         AuditOutcome::Rejected,
-        Some(rejection.to_string()),
+        Some(reason),
         vec![ctx.topics.dlq.clone()],
         link,
     );
@@ -292,17 +317,16 @@ fn derived_id(name: &str) -> String {
 /// `idempotency-key`, which is the output's own id, so a consumer can drop a repeat without decoding.
 fn event_headers(event: Option<&EdgeEvent>, output_id: &str) -> Vec<(Cow<'static, str>, Vec<u8>)> {
     let mut headers = Vec::with_capacity(5);
+    // Cut to FIELD_MAX: a rejected input's fields are as sent (an accepted one's are validated, shorter).
+    let field = |value: &str| bound::text(value, bound::FIELD_MAX).into_bytes();
     if let Some(event) = event {
-        headers.push(("station_id".into(), event.station_id.clone().into_bytes()));
+        headers.push(("station_id".into(), field(&event.station_id)));
         headers.push(("seq".into(), event.seq.to_string().into_bytes()));
-        headers.push((
-            "source.event_id".into(),
-            event.event_id.clone().into_bytes(),
-        ));
+        headers.push(("source.event_id".into(), field(&event.event_id)));
     }
     headers.push(("idempotency-key".into(), output_id.as_bytes().to_vec()));
     if let Some(event) = event {
-        headers.push(("trace_id".into(), event.trace_id.clone().into_bytes()));
+        headers.push(("trace_id".into(), field(&event.trace_id)));
     }
     headers
 }

@@ -26,6 +26,24 @@ pub enum Rejection {
         /// Outbox sequence number, as sent.
         seq: i64,
     },
+    /// The record is larger than the bridge takes: its outputs could exceed what Kafka accepts.
+    #[error("the record is {bytes} bytes, more than the {max} the bridge takes")]
+    TooLarge {
+        /// Size of the record value.
+        bytes: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// The event counts in an outbox epoch its station has replaced (a newer outbox sends now).
+    #[error("station {station_id} seq {seq} is from outbox epoch `{epoch}`, which the station replaced; a second PC with this station id, or an old outbox sending late")]
+    StaleEpoch {
+        /// The event's epoch.
+        epoch: String,
+        /// Its station.
+        station_id: String,
+        /// Its seq.
+        seq: i64,
+    },
     /// An output of an accepted event could not be encoded: a defect of this build, not of the input. The
     /// input still goes to the DLQ so that it is not lost and can be replayed after a fix.
     #[error("cannot encode the {output} output: {source}")]
@@ -39,11 +57,13 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// The `error.class` header: `decode`, `validation` or `encode`.
+    /// The `error.class` header: `decode`, `validation`, `size`, `stale` or `encode`.
     pub fn class(&self) -> &'static str {
         match self {
             Rejection::Decode(_) => "decode",
             Rejection::Invalid { .. } => "validation",
+            Rejection::TooLarge { .. } => "size",
+            Rejection::StaleEpoch { .. } => "stale",
             Rejection::Encode { .. } => "encode",
         }
     }

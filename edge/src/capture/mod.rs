@@ -50,6 +50,7 @@ pub fn wrap(
         schema_version: SCHEMA_VERSION.to_owned(),
         station_id: station_id.to_owned(),
         seq: 0,
+        outbox_epoch: String::new(),
         payload,
     }
 }

@@ -4,15 +4,16 @@
 //! an idempotent producer (acks=all); up to `ROUNDS_IN_FLIGHT` rounds are with Kafka at once, settled in order.
 //! Rows are read and encoded ahead on a blocking thread ([`prefetch`]), beside the task that queues and settles.
 //! The confirmed prefix is deleted; on any failure the forwarder waits until every queued round settled, then
-//! restarts from the first unconfirmed event with a fresh producer, so Kafka being away only makes rows wait. This is the only code on the edge that talks to Kafka.
+//! restarts from the first unconfirmed event with a fresh producer, so Kafka being away only makes rows wait.
+//! An event Kafka refuses for good (too large, unreadable) is set aside into quarantine ([`set_aside`]), so
+//! one bad row never holds up the rows behind it. This is the only code on the edge that talks to Kafka.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::{watch, Notify};
 
 use crate::config::ForwardConfig;
@@ -20,8 +21,11 @@ use crate::observe::{EdgeMetrics, Heartbeat};
 use crate::outbox::{OutboxReader, OutboxWriter};
 use linegate_common::kafka::KafkaConfig;
 use prefetch::{Prefetch, Prepared};
+use round::{queue_round, settle, Failure, FailureKind, Round, RoundOutcome};
 
 mod prefetch;
+mod round;
+mod set_aside;
 
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// Rounds handed to Kafka and not yet confirmed, at most. Reading and encoding the next round overlaps with
@@ -83,96 +87,212 @@ pub async fn run(
     kafka: KafkaConfig,
     forward: ForwardConfig,
     parts: ForwardParts,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), ForwardError> {
-    let ForwardParts {
-        reader,
-        writer,
-        committed,
-        metrics,
-        heartbeat,
-    } = parts;
-    let mut producer = producer(&kafka, &forward)?;
+    let producer = producer(&kafka, &forward)?;
     // Every row of an outbox is of the station the file was created for: the record key and header.
-    let station_id = reader.station_id()?;
+    let station_id = parts.reader.station_id()?;
     let source = prefetch::Source {
-        reader: Arc::new(std::sync::Mutex::new(reader)),
-        committed,
+        reader: Arc::new(std::sync::Mutex::new(parts.reader)),
+        committed: parts.committed,
         batch_max: forward.batch_max,
         retry_backoff: Duration::from_millis(forward.retry_backoff_ms),
     };
-    // Highest seq that Kafka confirmed together with every seq before it; reading ahead starts after it.
-    let mut confirmed_seq = 0_i64;
-    let mut ahead = Prefetch::start(source.clone(), confirmed_seq);
-    let mut in_flight: VecDeque<Round> = VecDeque::with_capacity(ROUNDS_IN_FLIGHT);
-    let mut last_probe = std::time::Instant::now() - IDLE_PROBE_EVERY;
-    loop {
-        heartbeat.beat();
-        let stopping = *shutdown.borrow();
-        if stopping && in_flight.is_empty() {
-            return Ok(());
+    let ahead = Prefetch::start(source.clone(), 0);
+    let mut forwarder = Forwarder {
+        kafka,
+        forward,
+        station_id,
+        writer: parts.writer,
+        metrics: parts.metrics,
+        heartbeat: parts.heartbeat,
+        source,
+        producer,
+        confirmed_seq: 0,
+        ahead,
+        in_flight: VecDeque::with_capacity(ROUNDS_IN_FLIGHT),
+        alone_next: false,
+        last_probe: std::time::Instant::now() - IDLE_PROBE_EVERY,
+    };
+    forwarder.run(shutdown).await
+}
+
+/// The forwarder's state between turns of its loop.
+struct Forwarder {
+    kafka: KafkaConfig,
+    forward: ForwardConfig,
+    station_id: String,
+    writer: OutboxWriter,
+    metrics: EdgeMetrics,
+    heartbeat: Heartbeat,
+    source: prefetch::Source,
+    producer: EdgeProducer,
+    /// Highest seq that Kafka confirmed together with every seq before it; reading ahead starts after it.
+    confirmed_seq: i64,
+    ahead: Prefetch,
+    in_flight: VecDeque<Round>,
+    /// The broker refused a batch for good: send the first unconfirmed event alone, to learn whether it is
+    /// the one to set aside.
+    alone_next: bool,
+    last_probe: std::time::Instant,
+}
+
+impl Forwarder {
+    async fn run(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ForwardError> {
+        loop {
+            self.heartbeat.beat();
+            let stopping = *shutdown.borrow();
+            if stopping && self.in_flight.is_empty() {
+                return Ok(());
+            }
+            if !stopping {
+                self.fill();
+            }
+            let Some(round) = self.in_flight.pop_front() else {
+                self.idle(stopping, &mut shutdown).await;
+                continue;
+            };
+            let alone = round.alone;
+            let outcome = self.await_round(round).await;
+            if let Some(confirmed) = outcome.confirmed {
+                self.confirmed(confirmed).await;
+            }
+            if let Some(failure) = outcome.failure {
+                self.recover(failure).await?;
+            } else if alone {
+                // The event sent alone was taken: go on in batches from after it.
+                self.ahead = Prefetch::start(self.source.clone(), self.confirmed_seq);
+            }
         }
-        // Keep up to ROUNDS_IN_FLIGHT rounds with Kafka: batches read and encoded ahead are handed over while
-        // the broker confirms the rounds before them. A round that could not queue everything ends the filling.
-        let may_queue = |in_flight: &VecDeque<Round>| {
-            !stopping
-                && in_flight.len() < ROUNDS_IN_FLIGHT
-                && in_flight.back().is_none_or(|round| round.failure.is_none())
-        };
-        while may_queue(&in_flight) {
-            let Ok(batch) = ahead.batches.try_recv() else {
+    }
+
+    /// Keeps up to ROUNDS_IN_FLIGHT rounds with Kafka: batches read and encoded ahead are handed over while
+    /// the broker confirms the rounds before them. A round that could not queue everything ends the filling;
+    /// an event to send alone goes out with nothing else in flight.
+    fn fill(&mut self) {
+        while self.in_flight.len() < ROUNDS_IN_FLIGHT
+            && self
+                .in_flight
+                .back()
+                .is_none_or(|round| round.failure.is_none() && !round.alone)
+        {
+            let Ok(batch) = self.ahead.batches.try_recv() else {
                 break;
             };
-            in_flight.push_back(queue_round(&producer, &forward.topic, &station_id, &batch));
+            self.queue(&batch);
         }
-        let Some(round) = in_flight.pop_front() else {
-            if last_probe.elapsed() >= IDLE_PROBE_EVERY {
-                last_probe = std::time::Instant::now();
-                probe(&producer, &forward.topic, &metrics).await;
+    }
+
+    fn queue(&mut self, batch: &[Prepared]) {
+        let alone = std::mem::take(&mut self.alone_next);
+        let batch = if alone { &batch[..1] } else { batch };
+        let round = queue_round(
+            &self.producer,
+            &self.forward.topic,
+            &self.station_id,
+            batch,
+            alone,
+        );
+        self.in_flight.push_back(round);
+    }
+
+    /// Nothing in flight: probe Kafka now and then, and wait for a batch, a tick or the stop.
+    async fn idle(&mut self, stopping: bool, shutdown: &mut watch::Receiver<bool>) {
+        if self.last_probe.elapsed() >= IDLE_PROBE_EVERY {
+            self.last_probe = std::time::Instant::now();
+            probe(&self.producer, &self.forward.topic, &self.metrics).await;
+        }
+        let mut read_ahead_ended = false;
+        tokio::select! {
+            batch = self.ahead.batches.recv(), if !stopping => match batch {
+                Some(batch) => self.queue(&batch),
+                None => read_ahead_ended = true,
+            },
+            _ = tokio::time::sleep(IDLE_RECHECK) => {}
+            _ = shutdown.changed() => {}
+        }
+        if read_ahead_ended {
+            // Only a panic ends it early; nothing is in flight, so start again after the confirmed prefix.
+            tracing::error!("the outbox read-ahead stopped; starting it again");
+            tokio::time::sleep(self.source.retry_backoff).await;
+            self.ahead = Prefetch::start(self.source.clone(), self.confirmed_seq);
+        }
+    }
+
+    /// Kafka confirmed every event up to `confirmed`: delete them.
+    async fn confirmed(&mut self, confirmed: i64) {
+        self.metrics
+            .forwarded
+            .inc_by(u64::try_from(confirmed - self.confirmed_seq).unwrap_or(0));
+        self.metrics.kafka_up.set(1);
+        if let Err(error) = self.writer.delete_up_to(confirmed).await {
+            tracing::error!(%error, "cannot delete delivered events from the outbox; they will be sent again");
+        }
+        self.confirmed_seq = confirmed;
+    }
+
+    /// A round stopped at `failure`, the first unconfirmed event: settle what was queued behind it, set the
+    /// event aside if Kafka refuses it for good, and start again after the confirmed prefix.
+    async fn recover(&mut self, failure: Failure) -> Result<(), ForwardError> {
+        // The later rounds were queued behind the failure: wait until the old producer has settled every one
+        // of them (confirmed or failed), so that nothing it still holds can land after the resend. Their
+        // confirmations do not count: the prefix ends at the failure. The wait beats and probes as any.
+        for later in std::mem::take(&mut self.in_flight) {
+            self.await_round(later).await;
+        }
+        match failure.kind {
+            FailureKind::Poison => self.set_aside(&failure).await,
+            FailureKind::BatchRefused => {
+                tracing::warn!(%failure, "Kafka refused a batch for good; sending its first event alone to find the one to set aside");
+                self.alone_next = true;
             }
-            let mut read_ahead_ended = false;
-            tokio::select! {
-                batch = ahead.batches.recv(), if !stopping => match batch {
-                    Some(batch) => in_flight.push_back(queue_round(&producer, &forward.topic, &station_id, &batch)),
-                    None => read_ahead_ended = true,
-                },
-                _ = tokio::time::sleep(IDLE_RECHECK) => {}
-                _ = shutdown.changed() => {}
+            FailureKind::Transient => {
+                self.metrics.delivery_errors.inc();
+                self.metrics.kafka_up.set(0);
+                tracing::warn!(%failure, resume_after_seq = self.confirmed_seq, "Kafka delivery failed; retrying with a fresh producer");
+                tokio::time::sleep(Duration::from_millis(self.forward.retry_backoff_ms)).await;
             }
-            if read_ahead_ended {
-                // Only a panic ends it early; nothing is in flight, so start again after the confirmed prefix.
-                tracing::error!("the outbox read-ahead stopped; starting it again");
-                tokio::time::sleep(source.retry_backoff).await;
-                ahead = Prefetch::start(source.clone(), confirmed_seq);
+        }
+        self.producer = producer(&self.kafka, &self.forward)?;
+        // What was read ahead lies after the failure: read again from the first unconfirmed event.
+        self.ahead = Prefetch::start(self.source.clone(), self.confirmed_seq);
+        Ok(())
+    }
+
+    /// Moves the refused event into quarantine; on failure it stays and is tried again.
+    async fn set_aside(&self, failure: &Failure) {
+        let event_id = match prefetch::read_one(&self.source.reader, failure.seq).await {
+            Ok(Some(event)) => event.event_id,
+            Ok(None) => return, // gone already
+            Err(error) => {
+                tracing::error!(%error, seq = failure.seq, "cannot read the refused event; trying again");
+                tokio::time::sleep(self.source.retry_backoff).await;
+                return;
             }
-            continue;
         };
-        let outcome = await_round(round, &producer, &forward.topic, &metrics, &heartbeat).await;
-        if let Some(confirmed) = outcome.confirmed {
-            metrics
-                .forwarded
-                .inc_by(u64::try_from(confirmed - confirmed_seq).unwrap_or(0));
-            metrics.kafka_up.set(1);
-            if let Err(error) = writer.delete_up_to(confirmed).await {
-                tracing::error!(%error, "cannot delete delivered events from the outbox; they will be sent again");
-            }
-            confirmed_seq = confirmed;
+        let moved = set_aside::set_aside(
+            &self.writer,
+            &self.metrics,
+            &self.station_id,
+            &event_id,
+            failure,
+        )
+        .await;
+        if let Err(error) = moved {
+            tracing::error!(%error, seq = failure.seq, "cannot set the refused event aside; trying again");
+            tokio::time::sleep(self.source.retry_backoff).await;
         }
-        if let Some(error) = outcome.failure {
-            metrics.delivery_errors.inc();
-            metrics.kafka_up.set(0);
-            // The later rounds were queued behind the failure: wait until the old producer has settled every
-            // one of them (confirmed or failed), so that nothing it still holds can land after the resend. Their
-            // confirmations do not count: the prefix ends at the failure. The wait beats and probes as any.
-            for later in in_flight.drain(..) {
-                await_round(later, &producer, &forward.topic, &metrics, &heartbeat).await;
-            }
-            tracing::warn!(%error, resume_after_seq = confirmed_seq, "Kafka delivery failed; retrying with a fresh producer");
-            tokio::time::sleep(Duration::from_millis(forward.retry_backoff_ms)).await;
-            producer = self::producer(&kafka, &forward)?;
-            // What was read ahead lies after the failure: read again from the first unconfirmed event.
-            ahead = Prefetch::start(source.clone(), confirmed_seq);
-        }
+    }
+
+    async fn await_round(&mut self, round: Round) -> RoundOutcome {
+        await_round(
+            round,
+            &self.producer,
+            &self.forward.topic,
+            &self.metrics,
+            &self.heartbeat,
+        )
+        .await
     }
 }
 
@@ -220,99 +340,4 @@ async fn probe(producer: &EdgeProducer, topic: &str, metrics: &EdgeMetrics) {
         }
     }
     metrics.kafka_up.set(i64::from(reachable));
-}
-
-/// One batch handed to the producer: the delivery report of each queued event, in seq order, and why the
-/// batch stopped short, if it did.
-struct Round {
-    deliveries: Vec<(i64, DeliveryFuture)>,
-    failure: Option<String>,
-}
-
-struct RoundOutcome {
-    /// Highest seq of the contiguous confirmed prefix of the round.
-    confirmed: Option<i64>,
-    failure: Option<String>,
-}
-
-/// Queues `batch` in order; stops at the first event that cannot be encoded or queued, so nothing behind it
-/// is sent ahead of it.
-fn queue_round(
-    producer: &EdgeProducer,
-    topic: &str,
-    station_id: &str,
-    batch: &[Prepared],
-) -> Round {
-    let mut deliveries = Vec::with_capacity(batch.len());
-    let mut failure = None;
-    for event in batch {
-        let value = match &event.value {
-            Ok(value) => value,
-            Err(error) => {
-                // A stored event this build cannot read is a defect (or a damaged file); stop here
-                // rather than skip it, so nothing is reordered or lost.
-                failure = Some(format!(
-                    "event seq {} cannot be read from the outbox: {error}",
-                    event.seq
-                ));
-                break;
-            }
-        };
-        let seq = event.seq.to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "station_id",
-                value: Some(station_id),
-            })
-            .insert(Header {
-                key: "seq",
-                value: Some(seq.as_str()),
-            })
-            .insert(Header {
-                key: "idempotency-key",
-                value: Some(event.event_id.as_str()),
-            });
-        let record = FutureRecord::to(topic)
-            .key(station_id)
-            .payload(value)
-            .headers(headers);
-        match producer.send_result(record) {
-            Ok(delivery) => deliveries.push((event.seq, delivery)),
-            Err((error, _)) => {
-                failure = Some(format!("event seq {} was not queued: {error}", event.seq));
-                break;
-            }
-        }
-    }
-    Round {
-        deliveries,
-        failure,
-    }
-}
-
-/// Waits for every delivery report of `round`; the confirmed prefix ends at the first failure.
-async fn settle(round: Round) -> RoundOutcome {
-    let Round {
-        deliveries,
-        mut failure,
-    } = round;
-    let mut confirmed = None;
-    let mut broken = false;
-    for (seq, delivery) in deliveries {
-        match delivery.await {
-            Ok(Ok(_)) if !broken => confirmed = Some(seq),
-            Ok(Ok(_)) => {}
-            Ok(Err((error, _))) => {
-                broken = true;
-                failure.get_or_insert_with(|| format!("event seq {seq}: {error}"));
-            }
-            Err(_) => {
-                broken = true;
-                failure.get_or_insert_with(|| {
-                    format!("event seq {seq}: the producer dropped the delivery")
-                });
-            }
-        }
-    }
-    RoundOutcome { confirmed, failure }
 }

@@ -98,3 +98,12 @@ async fn read_prepared(
     .await
     .map_err(|e| e.to_string())?
 }
+
+/// The waiting event `seq`, if it still waits.
+pub(super) async fn read_one(
+    reader: &Arc<Mutex<OutboxReader>>,
+    seq: i64,
+) -> Result<Option<Prepared>, String> {
+    let batch = read_prepared(reader, seq - 1, 1).await?;
+    Ok(batch.into_iter().find(|event| event.seq == seq))
+}

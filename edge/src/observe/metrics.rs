@@ -52,6 +52,8 @@ pub struct EdgeMetrics {
     pub outbox_quarantined: Gauge,
     /// Events dropped by policy `drop_oldest` since the outbox was created (kept in the outbox file).
     pub outbox_dropped: Gauge,
+    /// Quarantine entries dropped by the quarantine's bounds since the outbox was created.
+    pub outbox_quarantine_dropped: Gauge,
     /// MQTT results received whose PUBACK is not written yet (MQTT 5: not queued yet); at `mqtt.max_unacked`
     /// the source stops reading.
     pub mqtt_unacked: Gauge,
@@ -133,6 +135,11 @@ impl EdgeMetrics {
             metrics.outbox_dropped.clone(),
         );
         r.register(
+            "outbox_quarantine_dropped",
+            "Quarantine entries dropped by outbox.quarantine_max_entries / quarantine_max_bytes since the outbox was created",
+            metrics.outbox_quarantine_dropped.clone(),
+        );
+        r.register(
             "mqtt_unacked",
             "MQTT results received whose PUBACK is not written (MQTT 5: queued) yet; reading pauses at mqtt.max_unacked",
             metrics.mqtt_unacked.clone(),
@@ -170,6 +177,7 @@ impl EdgeMetrics {
         self.outbox_bytes.set(stats.file_bytes);
         self.outbox_quarantined.set(stats.quarantined);
         self.outbox_dropped.set(stats.dropped_events);
+        self.outbox_quarantine_dropped.set(stats.quarantine_dropped);
         let age_ms = stats
             .oldest_captured_at_ms
             .map_or(0, |at| now_ms.saturating_sub(at).max(0));

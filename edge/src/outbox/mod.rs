@@ -4,12 +4,15 @@
 //! commit); it assigns the gapless per-station `seq` at commit time. Readers ([`reader`]) use their own
 //! connection, which WAL lets run beside the writer. The outbox knows nothing about Kafka or MQTT.
 
+mod commit;
+mod quarantine;
 mod reader;
 mod retry;
 mod schema;
 mod seen;
 mod writer;
 
+pub use quarantine::{QuarantineBound, SET_ASIDE_SOURCE};
 pub use reader::{EncodedEvent, OutboxReader, OutboxStats, QuarantinedPayload, StoredEvent};
 pub use retry::{retry_quarantined, Retried, RetryRefusal};
 pub use writer::{Intake, OutboxWriter, QuarantineEntry, Stored};
@@ -84,6 +87,8 @@ pub struct OutboxOptions {
     pub max_age_ms: Option<i64>,
     /// What happens at `max_events`.
     pub full_policy: FullPolicy,
+    /// Most entries and bytes the quarantine table keeps (the oldest are dropped, counted).
+    pub quarantine: QuarantineBound,
 }
 
 /// What a full outbox does.

@@ -187,6 +187,10 @@ pub struct OutboxStats {
     pub event_bytes: i64,
     /// Events dropped by policy `drop_oldest` since the outbox was created.
     pub dropped_events: i64,
+    /// Quarantine entries dropped by the quarantine's bounds since the outbox was created.
+    pub quarantine_dropped: i64,
+    /// The outbox's epoch (made with the file; empty for a file of an earlier build).
+    pub epoch: String,
 }
 
 /// One quarantined payload.
@@ -196,7 +200,7 @@ pub struct QuarantinedPayload {
     pub id: i64,
     /// Receive time, epoch milliseconds.
     pub received_at_ms: i64,
-    /// Source (`mqtt`).
+    /// Source: `mqtt`, a Modbus device, or `forward` (an event Kafka refused).
     pub source: String,
     /// Where within the source (MQTT topic).
     pub origin: String,
@@ -247,20 +251,11 @@ impl OutboxReader {
                 |row| row.get(0),
             )
             .map_err(&err)?;
-        let dropped_events = self
-            .conn
-            .query_row(
-                "SELECT COALESCE(CAST(value AS INTEGER), 0) FROM meta WHERE key = 'dropped_events'",
-                [],
-                |row| row.get::<_, Option<i64>>(0),
-            )
-            .optional()
-            .map_err(&err)?
-            .flatten()
-            .unwrap_or(0);
         Ok(OutboxStats {
             event_bytes,
-            dropped_events,
+            dropped_events: self.meta_count("dropped_events")?,
+            quarantine_dropped: self.meta_count("quarantine_dropped")?,
+            epoch: super::schema::read_epoch(&self.conn, &self.path)?,
             depth,
             oldest_seq,
             oldest_captured_at_ms,
@@ -268,6 +263,21 @@ impl OutboxReader {
             quarantined: self.quarantined()?,
             file_bytes,
         })
+    }
+
+    /// A counter kept in `meta` (0 when never set).
+    fn meta_count(&self, key: &str) -> Result<i64, OutboxError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT COALESCE(CAST(value AS INTEGER), 0) FROM meta WHERE key = ?1",
+                [key],
+                |row| row.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map_err(sqlite_err(&self.path))?
+            .flatten()
+            .unwrap_or(0))
     }
 
     /// Up to `limit` quarantined payloads, oldest first.

@@ -8,10 +8,10 @@ use std::path::Path;
 use linegate_schemas::EdgeEvent;
 use rusqlite::{params, TransactionBehavior};
 
+use super::commit::{append_items, read_next_seq, Bound, Level, Numbering};
 use super::reader::QuarantinedPayload;
-use super::schema::{open_for_writing, sqlite_err};
+use super::schema::{open_for_writing, read_epoch, sqlite_err};
 use super::seen::SeenIds;
-use super::writer::{append_items, read_next_seq, Bound, Level};
 use super::{Intake, OutboxError, OutboxOptions, Stored};
 
 /// What a retry did with one quarantined payload.
@@ -68,7 +68,11 @@ pub fn retry_quarantined(
             .filter(|row| ids.is_none_or(|ids| ids.contains(&row.id)))
             .collect()
     };
-    let mut next_seq = read_next_seq(&tx, path)?;
+    let epoch = read_epoch(&tx, path)?;
+    let mut numbering = Numbering {
+        next_seq: read_next_seq(&tx, path)?,
+        epoch: &epoch,
+    };
     let mut level = Level::of(&tx, path)?;
     // Loaded under the write lock: the running writer cannot log an id between this look and the commit.
     let mut seen = SeenIds::load(&tx, path, options.dedup_window_ms, options.dedup_max_ids)?;
@@ -97,7 +101,7 @@ pub fn retry_quarantined(
                     &tx,
                     path,
                     &mut items,
-                    &mut next_seq,
+                    &mut numbering,
                     &mut level,
                     &bound,
                     &mut seen,
@@ -118,7 +122,7 @@ pub fn retry_quarantined(
     }
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
-        params![next_seq.to_string()],
+        params![numbering.next_seq.to_string()],
     )
     .map_err(&err)?;
     tx.commit().map_err(&err)?;

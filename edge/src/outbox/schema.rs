@@ -86,9 +86,29 @@ pub(super) fn open_for_writing(
                 [],
             )
             .map_err(&err)?;
+            // A new file is a new sequence: the epoch tells the centre so (dedup keys on it). A file made by
+            // an earlier build has none and keeps the empty epoch, so its sequence goes on as it was.
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('outbox_epoch', ?1)",
+                params![uuid::Uuid::new_v4().hyphenated().to_string()],
+            )
+            .map_err(&err)?;
         }
     }
     Ok(conn)
+}
+
+/// The outbox's epoch, made with the file; empty for a file made before outboxes had one.
+pub(super) fn read_epoch(conn: &Connection, path: &Path) -> Result<String, OutboxError> {
+    Ok(conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'outbox_epoch'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sqlite_err(path))?
+        .unwrap_or_default())
 }
 
 /// Moves the ids of an outbox written before the dedup log (table `seen`, keyed by id) into `seen_log`, oldest

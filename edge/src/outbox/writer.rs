@@ -9,12 +9,13 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use linegate_schemas::EdgeEvent;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::Connection;
 use tokio::sync::{oneshot, Notify};
 
-use super::schema::{open_for_writing, sqlite_err};
-use super::seen::{Seen, SeenIds};
-use super::{FullPolicy, OutboxError, OutboxOptions};
+use super::commit::{commit_group, Bound, Committed, Done, Level};
+use super::schema::{open_for_writing, read_epoch};
+use super::seen::SeenIds;
+use super::{OutboxError, OutboxOptions};
 
 /// How often event ids older than the dedup window are forgotten.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -57,9 +58,10 @@ pub enum Intake {
 }
 
 /// What an append comes back with: the outcome, and the items themselves.
-type Offered = (Result<Vec<Stored>, WriteFailure>, Vec<Intake>);
+pub(super) type Offered = (Result<Vec<Stored>, WriteFailure>, Vec<Intake>);
 
-enum Command {
+/// What the writer thread is asked to do.
+pub(super) enum Command {
     Append {
         items: Vec<Intake>,
         /// Answered with the items too, so that a caller that must offer them again needs no copy.
@@ -68,6 +70,14 @@ enum Command {
     DeleteUpTo {
         seq: i64,
         reply: oneshot::Sender<Result<(), WriteFailure>>,
+    },
+    /// Moves a waiting event Kafka refused for good into quarantine and stores `report` (which says so) in
+    /// the same transaction.
+    SetAside {
+        seq: i64,
+        reason: String,
+        report: Box<EdgeEvent>,
+        reply: oneshot::Sender<Result<bool, WriteFailure>>,
     },
     /// Answered at once, to prove the thread is alive (the systemd watchdog).
     Ping { reply: oneshot::Sender<()> },
@@ -107,6 +117,7 @@ impl OutboxWriter {
         committed: Arc<Notify>,
     ) -> Result<Self, OutboxError> {
         let conn = open_for_writing(path, station_id, options.synchronous)?;
+        let epoch = read_epoch(&conn, path)?;
         let level = Level::of(&conn, path)?;
         let seen = SeenIds::load(&conn, path, options.dedup_window_ms, options.dedup_max_ids)?;
         let bound = Bound {
@@ -124,15 +135,19 @@ impl OutboxWriter {
         std::thread::Builder::new()
             .name("outbox-writer".into())
             .spawn(move || {
-                write_loop(
+                let thread = WriterThread {
                     conn,
-                    &thread_path,
-                    inbox,
+                    path: &thread_path,
                     options,
-                    Window { bound, seen },
-                    &committed,
-                    &thread_live,
-                )
+                    bound,
+                    seen,
+                    epoch,
+                    committed: &committed,
+                    live: &thread_live,
+                    last_prune: std::time::Instant::now(),
+                    disk_full: false,
+                };
+                thread.run(&inbox);
             })
             .map_err(OutboxError::Thread)?;
         Ok(Self {
@@ -198,6 +213,29 @@ impl OutboxWriter {
             .map_err(|reason| self.failed(reason))
     }
 
+    /// Moves the waiting event `seq` into quarantine with `reason` and stores `report` in the same commit:
+    /// Kafka refused the event for good, and the rows behind it must flow. `false` when no such event waited.
+    pub async fn set_aside(
+        &self,
+        seq: i64,
+        reason: String,
+        report: EdgeEvent,
+    ) -> Result<bool, OutboxError> {
+        let (reply, receipt) = oneshot::channel();
+        self.commands
+            .send(Command::SetAside {
+                seq,
+                reason,
+                report: Box::new(report),
+                reply,
+            })
+            .map_err(|_| OutboxError::WriterGone)?;
+        receipt
+            .await
+            .map_err(|_| OutboxError::WriterGone)?
+            .map_err(|reason| self.failed(reason))
+    }
+
     fn failed(&self, failure: WriteFailure) -> OutboxError {
         match failure {
             WriteFailure::DiskFull => OutboxError::DiskFull {
@@ -211,36 +249,66 @@ impl OutboxWriter {
     }
 }
 
-/// What the writer keeps between commits besides the connection: the size bound and the dedup window.
-struct Window {
+/// The writer thread: its connection and what it keeps between commits.
+struct WriterThread<'a> {
+    conn: Connection,
+    path: &'a Path,
+    options: OutboxOptions,
     bound: Bound,
     seen: SeenIds,
+    /// The outbox's epoch, stamped on every event stored.
+    epoch: String,
+    committed: &'a Notify,
+    live: &'a LiveLevel,
+    last_prune: std::time::Instant,
+    disk_full: bool,
 }
 
-fn write_loop(
-    mut conn: Connection,
-    path: &Path,
-    inbox: mpsc::Receiver<Command>,
-    options: OutboxOptions,
-    window: Window,
-    committed: &Notify,
-    live: &LiveLevel,
-) {
-    let Window {
-        mut bound,
-        mut seen,
-    } = window;
-    let group_commit_max = options.group_commit_max.max(1);
-    let mut last_prune = std::time::Instant::now();
-    let mut disk_full = false;
-    // Ends when every handle is dropped.
-    while let Ok(first) = inbox.recv() {
-        if let Command::Ping { reply } = first {
-            let _ = reply.send(());
-            continue;
+impl WriterThread<'_> {
+    /// Ends when every handle is dropped.
+    fn run(mut self, inbox: &mpsc::Receiver<Command>) {
+        while let Ok(first) = inbox.recv() {
+            if let Command::Ping { reply } = first {
+                let _ = reply.send(());
+                continue;
+            }
+            let mut group = self.gather(first, inbox);
+            let added_events = group.iter().any(|command| match command {
+                Command::Append { items, .. } => {
+                    items.iter().any(|i| matches!(i, Intake::Event(_)))
+                }
+                Command::SetAside { .. } => true,
+                Command::DeleteUpTo { .. } | Command::Ping { .. } => false,
+            });
+            self.prune();
+            let outcome = commit_group(
+                &mut self.conn,
+                self.path,
+                &mut group,
+                (&self.bound, self.options.quarantine, &self.epoch),
+                &mut self.seen,
+            );
+            match outcome {
+                Ok(committed) => {
+                    self.seen.committed();
+                    self.answer(group, committed);
+                    if added_events {
+                        self.committed.notify_one();
+                    }
+                }
+                Err(error) => {
+                    self.seen.rolled_back();
+                    self.fail(group, &error);
+                }
+            }
         }
+    }
+
+    /// `first` and every command already queued behind it, up to `group_commit_max` rows; pings are answered.
+    fn gather(&self, first: Command, inbox: &mpsc::Receiver<Command>) -> Vec<Command> {
+        let group_commit_max = self.options.group_commit_max.max(1);
+        let mut rows = group_rows(&first);
         let mut group = vec![first];
-        let mut rows = group_rows(&group[0]);
         while rows < group_commit_max {
             match inbox.try_recv() {
                 Ok(Command::Ping { reply }) => drop(reply.send(())),
@@ -251,164 +319,95 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let added_events = group.iter().any(|command| {
-            matches!(command, Command::Append { items, .. } if items.iter().any(|i| matches!(i, Intake::Event(_))))
-        });
-        let by_age = last_prune.elapsed() >= PRUNE_EVERY;
-        if by_age || seen.overfull() {
-            if let Err(error) = seen.prune(&conn, path, by_age) {
+        group
+    }
+
+    fn prune(&mut self) {
+        let by_age = self.last_prune.elapsed() >= PRUNE_EVERY;
+        if by_age || self.seen.overfull() {
+            if let Err(error) = self.seen.prune(&self.conn, self.path, by_age) {
                 tracing::warn!(%error, "cannot prune the dedup window; it grows until the next try");
             }
             if by_age {
-                last_prune = std::time::Instant::now();
-            }
-        }
-        let outcome = commit_group(&mut conn, path, &mut group, &bound, &mut seen);
-        if outcome.is_ok() {
-            seen.committed();
-        } else {
-            seen.rolled_back();
-        }
-        match outcome {
-            Ok(Committed {
-                results,
-                level,
-                dropped,
-            }) => {
-                bound.level = level;
-                live.publish(level);
-                if dropped > 0 {
-                    tracing::warn!(
-                        dropped,
-                        max_events = bound.max_events,
-                        max_bytes = bound.max_bytes,
-                        max_age_ms = bound.max_age_ms,
-                        "outbox over its bounds: dropped the oldest events (policy drop_oldest); counted in outbox stats and metrics"
-                    );
-                }
-                for (command, result) in group.into_iter().zip(results) {
-                    match (command, result) {
-                        (Command::Append { reply, items }, Done::Appended(seqs)) => {
-                            let _ = reply.send((Ok(seqs), items));
-                        }
-                        (Command::DeleteUpTo { reply, .. }, Done::Deleted) => {
-                            let _ = reply.send(Ok(()));
-                        }
-                        _ => unreachable!(
-                            "results follow commands one to one; pings are answered before"
-                        ),
-                    }
-                }
-                if added_events {
-                    committed.notify_one();
-                }
-                if std::mem::take(&mut disk_full) {
-                    tracing::info!("the outbox has disk space again: taking results");
-                }
-            }
-            Err(error) => {
-                let reason = if is_disk_full(&error) {
-                    if !disk_full {
-                        tracing::error!(path = %path.display(), "the disk holding the outbox is full: intake stopped, results stay unacknowledged upstream until space is freed; the outbox file is intact");
-                        disk_full = true;
-                    }
-                    WriteFailure::DiskFull
-                } else {
-                    tracing::error!(%error, "outbox commit failed; nothing of this group is acknowledged");
-                    WriteFailure::Other(error.to_string())
-                };
-                for command in group {
-                    match command {
-                        Command::Append { reply, items } => {
-                            drop(reply.send((Err(reason.clone()), items)));
-                        }
-                        Command::DeleteUpTo { reply, .. } => drop(reply.send(Err(reason.clone()))),
-                        Command::Ping { reply } => drop(reply.send(())),
-                    }
-                }
+                self.last_prune = std::time::Instant::now();
             }
         }
     }
-}
 
-/// The seq the next event gets, from `meta` (read inside the writing transaction, never cached).
-pub(super) fn read_next_seq(tx: &Transaction<'_>, path: &Path) -> Result<i64, OutboxError> {
-    tx.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
-        row.get::<_, String>(0)
-    })
-    .map_err(sqlite_err(path))?
-    .parse()
-    .map_err(|_| OutboxError::BadRow {
-        path: path.to_owned(),
-        seq: 0,
-        reason: "meta next_seq is not a number".into(),
-    })
-}
-
-/// Policy `drop_oldest`: deletes the oldest events while the outbox is over `max_events` or `max_bytes`, and
-/// every event older than `max_age_ms`; counts them in `meta.dropped_events` (kept across restarts, read by
-/// stats and metrics). Returns how many it deleted.
-fn drop_oldest(
-    tx: &Transaction<'_>,
-    path: &Path,
-    level: &mut Level,
-    bound: &Bound,
-) -> Result<i64, OutboxError> {
-    let err = sqlite_err(path);
-    let cutoff = bound
-        .max_age_ms
-        .map(|age| crate::capture::now_ms().saturating_sub(age));
-    let over = |level: &Level| level.depth > bound.max_events || level.bytes > bound.max_bytes;
-    let oldest: Option<i64> = tx
-        .query_row(
-            "SELECT captured_at_ms FROM events ORDER BY seq LIMIT 1",
-            [],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(&err)?;
-    let too_old = |at: i64| cutoff.is_some_and(|cutoff| at < cutoff);
-    if !over(level) && !oldest.is_some_and(too_old) {
-        return Ok(0);
-    }
-    let mut last_dropped = None;
-    let mut dropped = 0;
-    {
-        let mut stmt = tx
-            .prepare("SELECT seq, length(body), captured_at_ms FROM events ORDER BY seq")
-            .map_err(&err)?;
-        let mut rows = stmt.query([]).map_err(&err)?;
-        while let Some(row) = rows.next().map_err(&err)? {
-            let (seq, bytes, at): (i64, i64, i64) = (
-                row.get(0).map_err(&err)?,
-                row.get(1).map_err(&err)?,
-                row.get(2).map_err(&err)?,
+    /// The group committed: publish the level, log what the bounds dropped, answer every command.
+    fn answer(&mut self, group: Vec<Command>, committed: Committed) {
+        let Committed {
+            results,
+            level,
+            dropped,
+            quarantine_dropped,
+        } = committed;
+        self.bound.level = level;
+        self.live.publish(level);
+        if quarantine_dropped > 0 {
+            tracing::warn!(
+                dropped = quarantine_dropped,
+                max_entries = self.options.quarantine.max_entries,
+                max_bytes = self.options.quarantine.max_bytes,
+                "quarantine over its bounds: dropped its oldest entries; counted in outbox stats and metrics"
             );
-            if !over(level) && !too_old(at) {
-                break;
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                max_events = self.bound.max_events,
+                max_bytes = self.bound.max_bytes,
+                max_age_ms = self.bound.max_age_ms,
+                "outbox over its bounds: dropped the oldest events (policy drop_oldest); counted in outbox stats and metrics"
+            );
+        }
+        for (command, result) in group.into_iter().zip(results) {
+            match (command, result) {
+                (Command::Append { reply, items }, Done::Appended(seqs)) => {
+                    let _ = reply.send((Ok(seqs), items));
+                }
+                (Command::DeleteUpTo { reply, .. }, Done::Deleted) => {
+                    let _ = reply.send(Ok(()));
+                }
+                (Command::SetAside { reply, .. }, Done::SetAside(found)) => {
+                    let _ = reply.send(Ok(found));
+                }
+                _ => unreachable!("results follow commands one to one; pings are answered before"),
             }
-            level.depth -= 1;
-            level.bytes -= bytes;
-            last_dropped = Some(seq);
-            dropped += 1;
+        }
+        if std::mem::take(&mut self.disk_full) {
+            tracing::info!("the outbox has disk space again: taking results");
         }
     }
-    if let Some(seq) = last_dropped {
-        tx.execute("DELETE FROM events WHERE seq <= ?1", params![seq])
-            .map_err(&err)?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('dropped_events', ?1) \
-             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?1",
-            params![dropped],
-        )
-        .map_err(&err)?;
+
+    /// The group rolled back: every command gets the reason, nothing of it was stored.
+    fn fail(&mut self, group: Vec<Command>, error: &OutboxError) {
+        let reason = if is_disk_full(error) {
+            if !self.disk_full {
+                tracing::error!(path = %self.path.display(), "the disk holding the outbox is full: intake stopped, results stay unacknowledged upstream until space is freed; the outbox file is intact");
+                self.disk_full = true;
+            }
+            WriteFailure::DiskFull
+        } else {
+            tracing::error!(%error, "outbox commit failed; nothing of this group is acknowledged");
+            WriteFailure::Other(error.to_string())
+        };
+        for command in group {
+            match command {
+                Command::Append { reply, items } => {
+                    drop(reply.send((Err(reason.clone()), items)));
+                }
+                Command::DeleteUpTo { reply, .. } => drop(reply.send(Err(reason.clone()))),
+                Command::SetAside { reply, .. } => drop(reply.send(Err(reason.clone()))),
+                Command::Ping { reply } => drop(reply.send(())),
+            }
+        }
     }
-    Ok(dropped)
 }
 
 /// Why the writer thread refused a command, as sent back to the caller.
 #[derive(Debug, Clone)]
-enum WriteFailure {
+pub(super) enum WriteFailure {
     /// SQLITE_FULL: the file system is full.
     DiskFull,
     /// Anything else, as text.
@@ -428,190 +427,6 @@ fn is_disk_full(error: &OutboxError) -> bool {
 fn group_rows(command: &Command) -> usize {
     match command {
         Command::Append { items, .. } => items.len().max(1),
-        Command::DeleteUpTo { .. } | Command::Ping { .. } => 1,
+        Command::DeleteUpTo { .. } | Command::SetAside { .. } | Command::Ping { .. } => 1,
     }
-}
-
-enum Done {
-    Appended(Vec<Stored>),
-    Deleted,
-}
-
-/// The outbox's size limit as the writer tracks it; `depth` is updated only after a commit succeeded.
-pub(super) struct Bound {
-    pub(super) level: Level,
-    pub(super) max_events: i64,
-    pub(super) max_bytes: i64,
-    pub(super) max_age_ms: Option<i64>,
-    pub(super) policy: FullPolicy,
-}
-
-/// How full the outbox is: waiting events and the bytes of their bodies.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Level {
-    pub(super) depth: i64,
-    pub(super) bytes: i64,
-}
-
-impl Level {
-    /// Counts what is in the file now.
-    pub(super) fn of(conn: &Connection, path: &Path) -> Result<Self, OutboxError> {
-        conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM events",
-            [],
-            |row| {
-                Ok(Level {
-                    depth: row.get(0)?,
-                    bytes: row.get(1)?,
-                })
-            },
-        )
-        .map_err(sqlite_err(path))
-    }
-
-    fn full(&self, bound: &Bound) -> bool {
-        self.depth >= bound.max_events || self.bytes >= bound.max_bytes
-    }
-}
-
-/// What a committed group did: per-command results, and how many old events the drop policy removed.
-struct Committed {
-    results: Vec<Done>,
-    level: Level,
-    dropped: i64,
-}
-
-fn commit_group(
-    conn: &mut Connection,
-    path: &Path,
-    group: &mut [Command],
-    bound: &Bound,
-    seen: &mut SeenIds,
-) -> Result<Committed, OutboxError> {
-    let err = sqlite_err(path);
-    let mut dropped_total = 0;
-    // IMMEDIATE: take the write lock before reading next_seq, so an operator's `quarantine retry` in another
-    // process can never hand out the same seq.
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(&err)?;
-    let mut next_seq = read_next_seq(&tx, path)?;
-    seen.follow(&tx, path)?;
-    // Deletes first: room freed by Kafka confirmations in this group is usable by its appends.
-    let mut results: Vec<Option<Done>> = group.iter().map(|_| None).collect();
-    let mut level = bound.level;
-    for (command, result) in group.iter().zip(results.iter_mut()) {
-        if let Command::DeleteUpTo { seq, .. } = command {
-            let (count, bytes): (i64, i64) = tx
-                .query_row(
-                    "SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM events WHERE seq <= ?1",
-                    params![seq],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .map_err(&err)?;
-            tx.execute("DELETE FROM events WHERE seq <= ?1", params![seq])
-                .map_err(&err)?;
-            level.depth -= count;
-            level.bytes -= bytes;
-            if level.depth < 0 || level.bytes < 0 {
-                // Rows this writer did not count were added by another process (`outbox quarantine retry`).
-                level = Level::of(&tx, path)?;
-            }
-            *result = Some(Done::Deleted);
-        }
-    }
-    for (command, result) in group.iter_mut().zip(results.iter_mut()) {
-        if let Command::Append { items, .. } = command {
-            let stored = append_items(&tx, path, items, &mut next_seq, &mut level, bound, seen)?;
-            *result = Some(Done::Appended(stored));
-        }
-    }
-    if bound.policy == FullPolicy::DropOldest {
-        dropped_total = drop_oldest(&tx, path, &mut level, bound)?;
-    }
-    tx.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
-        params![next_seq.to_string()],
-    )
-    .map_err(&err)?;
-    tx.commit().map_err(&err)?;
-    Ok(Committed {
-        results: results
-            .into_iter()
-            .map(|r| r.expect("every command has a result"))
-            .collect(),
-        level,
-        dropped: dropped_total,
-    })
-}
-
-pub(super) fn append_items(
-    tx: &Transaction<'_>,
-    path: &Path,
-    items: &mut [Intake],
-    next_seq: &mut i64,
-    level: &mut Level,
-    bound: &Bound,
-    seen: &mut SeenIds,
-) -> Result<Vec<Stored>, OutboxError> {
-    let err = sqlite_err(path);
-    let committed_at_ms = crate::capture::now_ms();
-    let mut insert_event = tx
-        .prepare_cached(
-            "INSERT INTO events (seq, event_id, captured_at_ms, body) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .map_err(&err)?;
-    let mut insert_quarantine = tx
-        .prepare_cached(
-            "INSERT INTO quarantine (received_at_ms, source, origin, payload, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(&err)?;
-    let total = items.len();
-    let mut seqs = Vec::with_capacity(total);
-    for item in items.iter_mut() {
-        match item {
-            Intake::Event(_) if bound.policy == FullPolicy::Block && level.full(bound) => {
-                // Full: refuse this and everything after it, so what is stored stays a prefix in order.
-                seqs.extend(std::iter::repeat_n(Stored::Refused, total - seqs.len()));
-                break;
-            }
-            Intake::Event(event) => {
-                // A result the station sent again (an MQTT redelivery after a crash between commit and
-                // PUBACK) has an event id already seen: acknowledge it, store it once.
-                if seen.remember(tx, path, &event.event_id, committed_at_ms)? == Seen::Again {
-                    seqs.push(Stored::Duplicate);
-                    continue;
-                }
-                let seq = *next_seq;
-                // Set in place: a failed transaction is retried with new seqs anyway.
-                event.seq = seq;
-                let stored = &**event;
-                let body = linegate_schemas::encode(stored).map_err(|e| OutboxError::BadRow {
-                    path: path.to_owned(),
-                    seq,
-                    reason: e.to_string(),
-                })?;
-                insert_event
-                    .execute(params![seq, stored.event_id, stored.timestamp, body])
-                    .map_err(&err)?;
-                *next_seq += 1;
-                level.depth += 1;
-                level.bytes += i64::try_from(body.len()).unwrap_or(i64::MAX);
-                seqs.push(Stored::Event { seq });
-            }
-            Intake::Quarantine(entry) => {
-                insert_quarantine
-                    .execute(params![
-                        entry.received_at_ms,
-                        entry.source,
-                        entry.origin,
-                        entry.payload,
-                        entry.reason
-                    ])
-                    .map_err(&err)?;
-                seqs.push(Stored::Quarantined);
-            }
-        }
-    }
-    Ok(seqs)
 }

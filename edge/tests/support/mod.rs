@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use linegate_edge::outbox::{FullPolicy, OutboxOptions, OutboxWriter, Synchronous};
+use linegate_edge::outbox::{
+    FullPolicy, OutboxOptions, OutboxWriter, QuarantineBound, Synchronous,
+};
 use tokio::sync::Notify;
 
 /// Durable, small groups, a one-hour dedup window, bounds far away: each test overrides what it is about.
@@ -16,6 +18,10 @@ pub const OPTIONS: OutboxOptions = OutboxOptions {
     max_bytes: i64::MAX,
     max_age_ms: None,
     full_policy: FullPolicy::Block,
+    quarantine: QuarantineBound {
+        max_entries: 10_000,
+        max_bytes: 64 << 20,
+    },
 };
 
 /// A writer of station ST-01's outbox at `path`.

@@ -21,7 +21,9 @@ use linegate_e2e::stack::{outbox_path, start_edge_with, station_topic};
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{free_port, mqtt, ChildProcess, Kafka, Mosquitto};
 use linegate_edge::capture::{envelope, now_ms, parse_document};
-use linegate_edge::outbox::{FullPolicy, Intake, OutboxOptions, OutboxWriter, Synchronous};
+use linegate_edge::outbox::{
+    FullPolicy, Intake, OutboxOptions, OutboxWriter, QuarantineBound, Synchronous,
+};
 
 #[derive(Parser)]
 #[command(about = "Measures linegate-edge throughput, backlog drain, memory and CPU")]
@@ -103,6 +105,10 @@ async fn fill_outbox(path: &Path, station: &str, count: usize) -> Duration {
         max_bytes: i64::MAX,
         max_age_ms: None,
         full_policy: FullPolicy::Block,
+        quarantine: QuarantineBound {
+            max_entries: 10_000,
+            max_bytes: 64 << 20,
+        },
     };
     let writer =
         OutboxWriter::start(path, station, options, Arc::new(tokio::sync::Notify::new())).unwrap();

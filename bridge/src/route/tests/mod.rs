@@ -29,6 +29,7 @@ fn event(event_type: InspectionEventType, score: Option<f64>) -> EdgeEvent {
         schema_version: "1.0.0".to_owned(),
         station_id: "ST-01".to_owned(),
         seq: 42,
+        outbox_epoch: String::new(),
         payload: EdgePayload::Inspection(InspectionEvent {
             event_id: EVENT_ID.to_owned(),
             event_type,

@@ -247,3 +247,57 @@ fn defect_severity_must_be_one_of_four() {
         "defects[0].severity `BAD` is not LOW, MEDIUM, HIGH or CRITICAL"
     );
 }
+
+#[test]
+fn a_rejection_quoting_a_huge_value_makes_a_bounded_dead_letter_and_audit_record() {
+    let mut input = event(InspectionEventType::DefectDetected, None);
+    payload_mut(&mut input).defects[0].severity = "X".repeat(600_000);
+    let bytes = encode(&input).unwrap();
+    let routed = route_bytes(&bytes, Some(b"ST-01"));
+    assert_eq!(topics(&routed), ["edge.station.events.dlq", "audit.events"]);
+    let dlq = &routed.outputs[0];
+    let message = dlq.header("error.message").unwrap();
+    assert!(message.len() <= 1024, "{}", message.len());
+    assert!(message.starts_with("defects[0].severity `XXX"), "{message}");
+    assert!(message.ends_with("bytes, cut)"), "{message}");
+    let size = |o: &Output| {
+        o.value.len()
+            + o.key.as_ref().map_or(0, Vec::len)
+            + o.headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    };
+    assert!(size(dlq) < 1_000_000, "{}", size(dlq));
+    let audit = audit_of(&routed);
+    assert_eq!(audit.reason.as_deref(), Some(message));
+    assert!(
+        size(&routed.outputs[1]) < 10_000,
+        "{}",
+        size(&routed.outputs[1])
+    );
+}
+
+#[test]
+fn an_input_larger_than_the_bridge_takes_is_rejected_and_its_dead_letter_leaves_the_value_out() {
+    let mut input = completed(0.9);
+    payload_mut(&mut input)
+        .metadata
+        .insert("blob".into(), "y".repeat(950_000));
+    let bytes = encode(&input).unwrap();
+    let routed = route_bytes(&bytes, Some(b"ST-01"));
+    assert!(matches!(routed.rejection, Some(Rejection::TooLarge { .. })));
+    assert_eq!(topics(&routed), ["edge.station.events.dlq", "audit.events"]);
+    let dlq = &routed.outputs[0];
+    assert_eq!(dlq.header("error.class"), Some("size"));
+    assert!(
+        dlq.value.is_empty(),
+        "the value stays on its input topic only"
+    );
+    assert_eq!(
+        dlq.header("value.omitted.bytes"),
+        Some(bytes.len().to_string().as_str())
+    );
+    assert_eq!(dlq.header("source.offset"), Some("77"));
+    assert_eq!(dlq.header("station_id"), Some("ST-01"));
+}

@@ -14,6 +14,8 @@ use crate::outbox::{Intake, OutboxWriter, QuarantineEntry, Stored};
 pub(super) struct IntakeSettings {
     pub(super) station_id: String,
     pub(super) batch_max: usize,
+    /// Larger payloads go to quarantine unread (`mqtt.max_payload_bytes`).
+    pub(super) max_payload_bytes: usize,
     pub(super) reader: PayloadReader,
     pub(super) writer: OutboxWriter,
     pub(super) metrics: EdgeMetrics,
@@ -28,6 +30,7 @@ pub(super) async fn run(
     let IntakeSettings {
         station_id,
         batch_max,
+        max_payload_bytes,
         reader,
         writer,
         metrics,
@@ -42,7 +45,7 @@ pub(super) async fn run(
         }
         let mut items: Vec<Intake> = publishes
             .iter()
-            .map(|publish| to_intake(publish, &station_id, &reader))
+            .map(|publish| to_intake(publish, &station_id, &reader, max_payload_bytes))
             .collect();
         // The payloads are parsed: keep only what the PUBACKs need.
         let mut tickets: Vec<Ticket> = publishes.into_iter().map(|p| p.ticket).collect();
@@ -102,9 +105,24 @@ pub(super) async fn run(
     }
 }
 
-fn to_intake(publish: &Received, station_id: &str, reader: &PayloadReader) -> Intake {
+fn to_intake(
+    publish: &Received,
+    station_id: &str,
+    reader: &PayloadReader,
+    max_payload_bytes: usize,
+) -> Intake {
     let received_at_ms = now_ms();
-    match reader.read(&publish.payload) {
+    let read = if publish.payload.len() > max_payload_bytes {
+        Err(format!(
+            "payload of {} bytes is larger than mqtt.max_payload_bytes ({max_payload_bytes})",
+            publish.payload.len()
+        ))
+    } else {
+        reader
+            .read(&publish.payload)
+            .map_err(|error| error.to_string())
+    };
+    match read {
         Ok((event, trace_id)) => Intake::Event(Box::new(envelope(
             station_id,
             event,
@@ -118,7 +136,7 @@ fn to_intake(publish: &Received, station_id: &str, reader: &PayloadReader) -> In
                 source: "mqtt".to_owned(),
                 origin: topic,
                 payload: publish.payload.to_vec(),
-                reason: error.to_string(),
+                reason: error,
                 received_at_ms,
             })
         }

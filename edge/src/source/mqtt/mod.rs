@@ -89,6 +89,7 @@ pub async fn run(
     let intake = IntakeSettings {
         station_id,
         batch_max: config.intake_batch_max,
+        max_payload_bytes: config.max_payload_bytes,
         reader: config.payload_reader(),
         writer,
         metrics: metrics.clone(),

@@ -8,7 +8,7 @@ use rumqttc::{
 
 use super::connection::ConnectionLog;
 use super::{Received, Ticket, ACK_TIMEOUT, CLOSE_TIMEOUT};
-use crate::config::MqttConfig;
+use crate::config::{MqttConfig, MAX_PACKET_BYTES};
 use crate::observe::EdgeMetrics;
 
 /// The event loop and client of one MQTT 3.1.1 session.
@@ -26,7 +26,7 @@ impl Session311 {
         options.set_keep_alive(Duration::from_secs(config.keep_alive_secs.max(5)));
         options.set_clean_session(false);
         options.set_manual_acks(true);
-        options.set_max_packet_size(1 << 20, 1 << 20);
+        options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
         // Only subscriptions and the DISCONNECT go through the request queue; PUBACKs are written directly.
         let (client, eventloop) = AsyncClient::new(options, 64);
         Self {

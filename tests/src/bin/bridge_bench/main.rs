@@ -83,6 +83,7 @@ fn event(station: &str, seq: i64, n: i64) -> Vec<u8> {
         schema_version: linegate_schemas::SCHEMA_VERSION.to_owned(),
         station_id: station.to_owned(),
         seq,
+        outbox_epoch: String::new(),
         payload: EdgePayload::Inspection(InspectionEvent {
             event_id,
             event_type: InspectionEventType::InspectionCompleted,

@@ -7,7 +7,14 @@ use linegate_common::kafka::KafkaConfig;
 use linegate_common::logging::LogFormat;
 use serde::Deserialize;
 
-use crate::outbox::Synchronous;
+pub use mqtt::{MqttConfig, MqttProtocol, MAX_PACKET_BYTES};
+pub use outbox::OutboxConfig;
+
+mod mqtt;
+mod outbox;
+
+/// Most events per forwarding round: the forwarder holds up to seven rounds in memory.
+const FORWARD_BATCH_CEILING: usize = 100_000;
 
 /// Everything `linegate-edge run` needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -109,120 +116,6 @@ impl Default for ForwardConfig {
     }
 }
 
-/// Outbox settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OutboxConfig {
-    /// `full` (survives power loss) or `normal` (survives an agent crash only).
-    pub synchronous: Synchronous,
-    /// Most rows committed in one transaction.
-    pub group_commit_max: usize,
-    /// Hours an event id is remembered, so a result the station (or MQTT) delivers again is stored once.
-    pub dedup_window_hours: u32,
-    /// Most event ids remembered (the newest): the window ends at `dedup_window_hours` or at this many ids,
-    /// whichever comes first. It bounds the memory (about 20 bytes per id) and must cover what MQTT may
-    /// deliver again after a crash (`mqtt.max_unacked`).
-    pub dedup_max_ids: usize,
-    /// Most events waiting for Kafka; at the limit `full_policy` applies.
-    pub max_events: u64,
-    /// Most bytes of waiting events (their stored bodies); at the limit `full_policy` applies.
-    pub max_bytes: u64,
-    /// Under `drop_oldest`, events waiting longer than this are dropped too. Under `block` the age is only
-    /// reported (metrics, /healthz, `outbox stats`): blocking new results would not make old ones leave.
-    pub max_age_hours: Option<u32>,
-    /// `block` (stop acknowledging; upstream holds the results) or `drop_oldest` (counted and logged).
-    pub full_policy: crate::outbox::FullPolicy,
-}
-
-impl Default for OutboxConfig {
-    fn default() -> Self {
-        Self {
-            synchronous: Synchronous::Full,
-            group_commit_max: 1000,
-            dedup_window_hours: 168,
-            dedup_max_ids: 100_000,
-            max_events: 10_000_000,
-            max_bytes: 8 << 30,
-            max_age_hours: None,
-            full_policy: crate::outbox::FullPolicy::Block,
-        }
-    }
-}
-
-/// The MQTT source.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MqttConfig {
-    /// Broker host.
-    pub host: String,
-    /// Broker port.
-    #[serde(default = "default_mqtt_port")]
-    pub port: u16,
-    /// Fixed client id: with a persistent session the broker keeps QoS 1 results while the edge is away.
-    pub client_id: String,
-    /// Topic filters to subscribe to with QoS 1.
-    pub topics: Vec<String>,
-    /// MQTT protocol version: `3.1.1` (default) or `5`.
-    #[serde(default)]
-    pub protocol: MqttProtocol,
-    /// Keep-alive interval.
-    #[serde(default = "default_keep_alive_secs")]
-    pub keep_alive_secs: u64,
-    /// Most results taken into one outbox commit.
-    #[serde(default = "default_intake_batch")]
-    pub intake_batch_max: usize,
-    /// Most results held received and not yet acknowledged. It bounds the edge's memory whatever the broker
-    /// does: MQTT 5 tells the broker (receive maximum); under 3.1.1 the broker's in-flight window should,
-    /// and when a broker overruns it the edge leaves the excess unacknowledged and reconnects to get it again.
-    #[serde(default = "default_max_unacked")]
-    pub max_unacked: usize,
-    /// Payload encoding: `json` (default) or `cbor`.
-    #[serde(default)]
-    pub format: crate::capture::PayloadFormat,
-    /// For station software that sends another shape: document key (or `metadata.<key>`) -> JSON pointer
-    /// into the payload, e.g. `inspection_id = "/result/id"`.
-    pub mapping: Option<std::collections::BTreeMap<String, String>>,
-}
-
-/// The MQTT protocol version the edge speaks to the broker; both keep a persistent session with manual acks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum MqttProtocol {
-    /// MQTT 3.1.1: clean session off.
-    #[default]
-    #[serde(rename = "3.1.1")]
-    V311,
-    /// MQTT 5: clean start off and a session that never expires, so the broker keeps results while the edge
-    /// is away, as 3.1.1 does.
-    #[serde(rename = "5")]
-    V5,
-}
-
-impl MqttConfig {
-    /// How this source reads its payloads.
-    pub fn payload_reader(&self) -> crate::capture::PayloadReader {
-        crate::capture::PayloadReader {
-            format: self.format,
-            mapping: self.mapping.clone(),
-        }
-    }
-}
-
-fn default_mqtt_port() -> u16 {
-    1883
-}
-
-fn default_keep_alive_secs() -> u64 {
-    30
-}
-
-fn default_intake_batch() -> usize {
-    500
-}
-
-fn default_max_unacked() -> usize {
-    2000
-}
-
 /// Why `id` cannot be a station id, if it cannot: the same rule for a local file and `config push --station`.
 pub fn check_station_id(id: &str) -> Result<(), String> {
     if id.is_empty()
@@ -272,27 +165,13 @@ impl EdgeConfig {
         if self.forward.topic.is_empty() {
             return Err(file.invalid("forward.topic", "must name a topic"));
         }
-        if self.forward.batch_max == 0 {
-            return Err(file.invalid("forward.batch_max", "must be at least 1"));
-        }
-        if self.outbox.max_events == 0 {
-            return Err(file.invalid("outbox.max_events", "must be at least 1"));
-        }
-        if self.outbox.max_bytes < 1 << 20 {
-            return Err(file.invalid("outbox.max_bytes", "must be at least 1048576 (1 MiB)"));
-        }
-        if self.outbox.max_age_hours == Some(0) {
+        if !(1..=FORWARD_BATCH_CEILING).contains(&self.forward.batch_max) {
             return Err(file.invalid(
-                "outbox.max_age_hours",
-                "must be at least 1, or absent for no age bound",
+                "forward.batch_max",
+                format!("must be between 1 and {FORWARD_BATCH_CEILING}"),
             ));
         }
-        if self.outbox.group_commit_max == 0 {
-            return Err(file.invalid("outbox.group_commit_max", "must be at least 1"));
-        }
-        if self.outbox.dedup_max_ids < 1000 {
-            return Err(file.invalid("outbox.dedup_max_ids", "must be at least 1000"));
-        }
+        self.outbox.validate(file)?;
         if let Some(modbus) = &self.modbus {
             modbus.validate(file)?;
         }
@@ -305,62 +184,7 @@ impl EdgeConfig {
                 "no source is configured; add an [mqtt] or a [modbus] section",
             ));
         };
-        if mqtt.host.is_empty() {
-            return Err(file.invalid("mqtt.host", "must name the broker"));
-        }
-        if mqtt.port == 0 {
-            return Err(file.invalid("mqtt.port", "must be 1 to 65535"));
-        }
-        if mqtt.client_id.is_empty() {
-            return Err(file.invalid(
-                "mqtt.client_id",
-                "must be set: a fixed id keeps the session across restarts",
-            ));
-        }
-        if mqtt.topics.is_empty() || mqtt.topics.iter().any(String::is_empty) {
-            return Err(file.invalid(
-                "mqtt.topics",
-                "must list at least one non-empty topic filter",
-            ));
-        }
-        if mqtt.intake_batch_max == 0 {
-            return Err(file.invalid("mqtt.intake_batch_max", "must be at least 1"));
-        }
-        if !(1..=usize::from(u16::MAX)).contains(&mqtt.max_unacked) {
-            return Err(file.invalid("mqtt.max_unacked", "must be between 1 and 65535"));
-        }
-        if mqtt.max_unacked > self.outbox.dedup_max_ids {
-            return Err(file.invalid(
-                "outbox.dedup_max_ids",
-                format!(
-                    "must be at least mqtt.max_unacked ({}): every result the broker may deliver again after a crash must be remembered",
-                    mqtt.max_unacked
-                ),
-            ));
-        }
-        for (target, pointer) in mqtt.mapping.iter().flatten() {
-            let key = format!("mqtt.mapping.{target}");
-            let known = crate::capture::MAPPABLE.contains(&target.as_str())
-                || target
-                    .strip_prefix("metadata.")
-                    .is_some_and(|k| !k.is_empty());
-            if !known {
-                return Err(file.invalid(
-                    &key,
-                    format!(
-                        "`{target}` is not a document key; use one of {} or metadata.<key>",
-                        crate::capture::MAPPABLE.join(", ")
-                    ),
-                ));
-            }
-            if !pointer.is_empty() && !pointer.starts_with('/') {
-                return Err(file.invalid(
-                    &key,
-                    format!("`{pointer}` is not a JSON pointer (RFC 6901): it must start with /"),
-                ));
-            }
-        }
-        Ok(())
+        mqtt.validate(file, self.outbox.dedup_max_ids)
     }
 
     /// The writer's options.
@@ -377,6 +201,7 @@ impl EdgeConfig {
                 .max_age_hours
                 .map(|hours| i64::from(hours) * 3_600_000),
             full_policy: self.outbox.full_policy,
+            quarantine: self.outbox.quarantine_bound(),
         }
     }
 
@@ -389,6 +214,7 @@ impl EdgeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::Synchronous;
 
     fn example_env(name: &str) -> Option<String> {
         match name {
@@ -406,7 +232,7 @@ mod tests {
 
     #[test]
     fn example_config_loads_with_only_the_station_id_set() {
-        let config = load_text(include_str!("../../config/edge.example.toml")).unwrap();
+        let config = load_text(include_str!("../../../config/edge.example.toml")).unwrap();
         assert_eq!(config.station.id, "ST-01");
         let mqtt = config.mqtt.unwrap();
         assert_eq!(mqtt.topics, vec!["stations/ST-01/results".to_owned()]);
