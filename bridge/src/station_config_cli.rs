@@ -11,7 +11,7 @@ use linegate_bridge::station_config::{
     self, print, PushRequest, StationConfigError, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE,
 };
 use linegate_common::kafka::KafkaConfig;
-use linegate_common::signed_config;
+use linegate_station_config::signed;
 
 /// Exit code of wrong input.
 const EXIT_INVALID: u8 = 2;
@@ -88,9 +88,7 @@ pub fn run(command: ConfigCommand) -> ExitCode {
             let invalid = error
                 .downcast_ref::<StationConfigError>()
                 .is_some_and(StationConfigError::is_invalid_input)
-                || error
-                    .downcast_ref::<signed_config::SignedConfigError>()
-                    .is_some()
+                || error.downcast_ref::<signed::SignedConfigError>().is_some()
                 || error
                     .downcast_ref::<linegate_common::conf::ConfigError>()
                     .is_some();
@@ -116,12 +114,9 @@ fn execute(command: ConfigCommand) -> anyhow::Result<ExitCode> {
                 out.join(PRIVATE_KEY_FILE).display()
             );
             println!("wrote {}", out.join(PUBLIC_KEY_FILE).display());
-            println!("key {}", signed_config::fingerprint(&public));
+            println!("key {}", signed::fingerprint(&public));
             println!("\nput this into every station's config file:\n\n[config_push]");
-            println!(
-                "public_key = \"{}\"",
-                signed_config::public_key_text(&public)
-            );
+            println!("public_key = \"{}\"", signed::public_key_text(&public));
             Ok(ExitCode::SUCCESS)
         }
         ConfigCommand::Push {
@@ -133,9 +128,9 @@ fn execute(command: ConfigCommand) -> anyhow::Result<ExitCode> {
             file,
         } => {
             // The file first: a broken one is refused before anything else is looked at.
-            linegate_edge::config::check_station_id(&station)
+            linegate_station_config::check_station_id(&station)
                 .map_err(StationConfigError::Station)?;
-            linegate_edge::push::overlay::check_for_push(&file, &station)
+            linegate_station_config::overlay::check_for_push(&file, &station)
                 .map_err(StationConfigError::from)?;
             let kafka = kafka_of(&config)?;
             let request = PushRequest {
@@ -160,7 +155,7 @@ fn execute(command: ConfigCommand) -> anyhow::Result<ExitCode> {
         } => {
             let trusted = public_key
                 .as_deref()
-                .map(signed_config::read_public_key)
+                .map(signed::read_public_key)
                 .transpose()?;
             let records = station_config::history(&kafka_of(&config)?, &topic, &station)?;
             let Some(latest) = records.last() else {
@@ -184,7 +179,7 @@ fn execute(command: ConfigCommand) -> anyhow::Result<ExitCode> {
         } => {
             let trusted = public_key
                 .as_deref()
-                .map(signed_config::read_public_key)
+                .map(signed::read_public_key)
                 .transpose()?;
             let records = station_config::history(&kafka_of(&config)?, &topic, &station)?;
             if records.is_empty() {

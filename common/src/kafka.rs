@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use rdkafka::ClientConfig;
 use serde::Deserialize;
 
 use crate::conf::{ConfigError, ConfigFile};
@@ -38,9 +37,10 @@ impl KafkaConfig {
         Ok(())
     }
 
+    #[cfg(feature = "runtime")]
     /// A client config with the bootstrap servers, then `settings`, then the operator's `client` overrides.
-    pub fn client_config(&self, settings: &[(&str, &str)]) -> ClientConfig {
-        let mut config = ClientConfig::new();
+    pub fn client_config(&self, settings: &[(&str, &str)]) -> rdkafka::ClientConfig {
+        let mut config = rdkafka::ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap);
         for (key, value) in settings {
             config.set(*key, *value);

@@ -4,17 +4,17 @@
 //!   the file, the line and the key.
 //! - [`topics`]: the topic plan (`config/topics.toml`): names, partitions, retention, cleanup policy.
 //! - [`kafka`]: the Kafka client settings block both binaries accept.
-//! - [`logging`]: tracing set-up, human or JSON.
-//! - [`process`]: clock, runtime and stop signal of a daemon.
-//! - [`signed_config`]: the signed envelope of a pushed station config, signing and verifying it.
+//! - [`logging`]: the log format; with `runtime`, the tracing set-up, human or JSON.
+//! - [`process`]: the clock; with `runtime`, the tokio runtime and stop signal of a daemon.
 //!
-//! This crate opens no connections: it turns files into validated values.
+//! This crate opens no connections: it turns files into validated values. The `runtime` feature adds what
+//! needs librdkafka or tokio (the Kafka client config, the log subscriber, the daemon runtime); the config
+//! contract (`linegate-station-config`) builds without it.
 
 pub mod conf;
 pub mod kafka;
 pub mod logging;
 pub mod process;
-pub mod signed_config;
 pub mod topics;
 
 pub use conf::{ConfigError, ConfigFile};

@@ -8,6 +8,7 @@ pub fn now_ms() -> i64 {
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
+#[cfg(feature = "runtime")]
 /// The tokio runtime of a daemon: two workers, enough for I/O-bound work on a line PC.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -16,6 +17,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+#[cfg(feature = "runtime")]
 /// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};

@@ -7,7 +7,6 @@
 //! restarts the sources with it like a SIGHUP reload.
 
 pub mod capture;
-pub mod config;
 pub mod forward;
 pub mod observe;
 pub mod ops;

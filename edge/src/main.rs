@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use linegate_edge::config::EdgeConfig;
+use linegate_station_config::EdgeConfig;
 
 /// linegate edge agent: captures station results, commits them to a local outbox, forwards them to Kafka.
 #[derive(Parser)]
@@ -161,7 +161,7 @@ fn main() -> ExitCode {
                 if let Some(push) = &config.config_push {
                     let key = push
                         .trusted_key()
-                        .map(|k| linegate_common::signed_config::fingerprint(&k))
+                        .map(|k| linegate_station_config::signed::fingerprint(&k))
                         .unwrap_or_default();
                     println!(
                         "  pushed configs from {} signed by {key}; [station], [kafka], [config_push] and [http] stay local",

@@ -6,8 +6,8 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::config::EdgeConfig;
 use crate::outbox::{OutboxReader, Retried, RetryRefusal};
+use linegate_station_config::EdgeConfig;
 
 fn open(config: &EdgeConfig) -> anyhow::Result<OutboxReader> {
     let path = config.outbox_path();
@@ -104,10 +104,14 @@ pub fn quarantine_retry(
     let reader = config
         .mqtt
         .as_ref()
-        .map(|mqtt| mqtt.payload_reader())
+        .map(crate::capture::PayloadReader::for_source)
         .unwrap_or_default();
-    let outcomes =
-        crate::outbox::retry_quarantined(&path, &station, config.outbox_options(), ids, |row| {
+    let outcomes = crate::outbox::retry_quarantined(
+        &path,
+        &station,
+        crate::outbox::OutboxOptions::from_config(&config.outbox),
+        ids,
+        |row| {
             if row.source != "mqtt" {
                 return Err(RetryRefusal::NotRetriable(format!(
                     "payloads from {} cannot be parsed again (only MQTT documents can)",
@@ -123,8 +127,9 @@ pub fn quarantine_retry(
                 trace_id,
                 crate::capture::now_ms(),
             ))
-        })
-        .with_context(|| format!("retrying the quarantine of {}", path.display()))?;
+        },
+    )
+    .with_context(|| format!("retrying the quarantine of {}", path.display()))?;
     let mut still = 0;
     for (id, outcome) in &outcomes {
         let line = match outcome {

@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::config::EdgeConfig;
 use crate::observe::{self, EdgeMetrics, Heartbeat};
 use crate::outbox::{OutboxReader, OutboxWriter};
 use crate::push::apply::{decide, resume_pushed};
 use crate::push::{report, watch::Pushed, PushMetrics};
 use crate::{forward, source};
+use linegate_station_config::EdgeConfig;
 
 /// How long the sources get to commit and acknowledge what they hold after SIGTERM.
 const SOURCE_STOP: Duration = Duration::from_secs(8);
@@ -35,7 +35,7 @@ pub async fn run(mut local: EdgeConfig, config_path: &Path) -> anyhow::Result<()
     let writer = OutboxWriter::start(
         &outbox_path,
         &config.station.id,
-        config.outbox_options(),
+        crate::outbox::OutboxOptions::from_config(&config.outbox),
         Arc::clone(&committed),
     )?;
     let reader = OutboxReader::open(&outbox_path)?;

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use linegate_common::signed_config::SignedConfig;
 use linegate_schemas::{AuditEvent, EdgeEvent, EdgePayload, SystemEvent};
+use linegate_station_config::signed::SignedConfig;
 
 use crate::brokers::{Kafka, Mosquitto};
 use crate::kafka::Record;

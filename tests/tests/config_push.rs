@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use linegate_common::signed_config::{self, SignedConfig};
 use linegate_e2e::config_push::{
     bridge_config, config_reports, keygen, metrics, produce_envelope, publish, push, pushed,
     wait_for_count, write_local,
@@ -15,6 +14,7 @@ use linegate_e2e::kafka::{consume_until_async, station_seqs};
 use linegate_e2e::stack::start_bridge;
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{free_port, Kafka, Mosquitto};
+use linegate_station_config::signed::{self, SignedConfig};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -70,7 +70,7 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
     publish(&mosquitto, "line/b/results", &docs, 10).await;
 
     // A broken config, correctly signed (config push would not make it), an unsigned one, a forged one.
-    let signing = signed_config::read_signing_key(&key).unwrap();
+    let signing = signed::read_signing_key(&key).unwrap();
     let now = linegate_common::process::now_ms();
     let broken = "[mqtt]\nhost = \"127.0.0.1\"\nclient_id = \"c\"\ntopics = []\n";
     produce_envelope(
@@ -90,7 +90,7 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
     wait_for_count(&log, "pushed config refused", 2, WAIT);
     let intruder = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
     let forged = SignedConfig {
-        key_id: signed_config::fingerprint(&signing.verifying_key()),
+        key_id: signed::fingerprint(&signing.verifying_key()),
         ..SignedConfig::sign(STATION, 4, now, &elsewhere, &intruder)
     };
     produce_envelope(&kafka, STATION, &forged).await;

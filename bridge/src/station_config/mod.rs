@@ -3,7 +3,7 @@
 //! `keygen` makes the ed25519 key pair; `push` validates a station config exactly as the edge will (the
 //! edge's own overlay and validation code), numbers it, signs it and publishes it to the compacted topic
 //! `linegate.station.config` keyed by station id; `show` and `history` read the topic back. The edge side is
-//! `linegate_edge::push`; the envelope is `linegate_common::signed_config`.
+//! `linegate_edge::push`; the envelope is `linegate_station_config::signed`.
 
 pub mod print;
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use linegate_common::conf::ConfigError;
 use linegate_common::kafka::KafkaConfig;
-use linegate_common::signed_config::{self, SignedConfig, SignedConfigError};
+use linegate_station_config::signed::{self, SignedConfig, SignedConfigError};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 
@@ -108,11 +108,10 @@ pub fn keygen(dir: &Path) -> Result<ed25519_dalek::VerifyingKey, StationConfigEr
     if public.exists() {
         return Err(StationConfigError::Exists(public));
     }
-    write_new(&private, &signed_config::signing_key_text(&key), 0o600)
-        .map_err(write_err(&private))?;
+    write_new(&private, &signed::signing_key_text(&key), 0o600).map_err(write_err(&private))?;
     write_new(
         &public,
-        &signed_config::public_key_text(&key.verifying_key()),
+        &signed::public_key_text(&key.verifying_key()),
         0o644,
     )
     .map_err(write_err(&public))?;
@@ -194,13 +193,13 @@ pub async fn push(
     request: PushRequest<'_>,
 ) -> Result<Pushed, StationConfigError> {
     let station = request.station;
-    linegate_edge::config::check_station_id(station).map_err(StationConfigError::Station)?;
-    linegate_edge::push::overlay::check_for_push(request.file, station)?;
+    linegate_station_config::check_station_id(station).map_err(StationConfigError::Station)?;
+    linegate_station_config::overlay::check_for_push(request.file, station)?;
     let text = std::fs::read_to_string(request.file).map_err(|source| ConfigError::Read {
         path: request.file.to_owned(),
         source,
     })?;
-    let key = signed_config::read_signing_key(request.key_file)?;
+    let key = signed::read_signing_key(request.key_file)?;
     let (kafka_owned, topic_owned, station_owned) =
         (kafka.clone(), topic.to_owned(), station.to_owned());
     let existing =

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use ed25519_dalek::VerifyingKey;
-use linegate_common::signed_config::{self, SignedConfig};
+use linegate_station_config::signed::{self, SignedConfig};
 use sha2::{Digest, Sha256};
 
 use super::PushedRecord;
@@ -14,7 +14,7 @@ pub fn verdict(envelope: &SignedConfig, trusted: Option<&VerifyingKey>) -> Strin
     match (trusted, envelope.signature.as_deref()) {
         (_, None | Some("")) => "UNSIGNED".to_owned(),
         (Some(key), Some(_)) => match envelope.verify(key) {
-            Ok(()) => format!("verified with {}", signed_config::fingerprint(key)),
+            Ok(()) => format!("verified with {}", signed::fingerprint(key)),
             Err(error) => format!("NOT VERIFIED: {error}"),
         },
         (None, Some(_)) => "signed, not checked (pass --public-key to check)".to_owned(),

@@ -7,7 +7,8 @@ mod document;
 mod payload;
 
 pub use document::{parse_document, parse_value, DocumentError};
-pub use payload::{PayloadFormat, PayloadReader, MAPPABLE};
+pub use linegate_station_config::mqtt::{PayloadFormat, MAPPABLE};
+pub use payload::PayloadReader;
 
 use std::collections::BTreeMap;
 

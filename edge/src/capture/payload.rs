@@ -4,37 +4,11 @@
 use std::collections::BTreeMap;
 
 use linegate_schemas::InspectionEvent;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use linegate_station_config::mqtt::{MqttConfig, PayloadFormat};
+
 use super::document::{parse_value, DocumentError};
-
-/// Encoding of the payload.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PayloadFormat {
-    /// UTF-8 JSON (default).
-    #[default]
-    Json,
-    /// CBOR (RFC 8949), read into the same data model as JSON.
-    Cbor,
-}
-
-/// Document keys a mapping may fill; `metadata.<key>` adds a metadata entry.
-pub const MAPPABLE: [&str; 12] = [
-    "event_type",
-    "event_id",
-    "timestamp",
-    "inspection_id",
-    "batch_id",
-    "chip_id",
-    "inspection_type",
-    "status",
-    "quality_score",
-    "defects",
-    "metadata",
-    "trace_id",
-];
 
 /// Reads payloads of one subscription into events.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +21,14 @@ pub struct PayloadReader {
 }
 
 impl PayloadReader {
+    /// How the MQTT source `config` reads its payloads.
+    pub fn for_source(config: &MqttConfig) -> Self {
+        Self {
+            format: config.format,
+            mapping: config.mapping.clone(),
+        }
+    }
+
     /// The event and trace id of one payload, or why it is not one (naming the pointer or field).
     pub fn read(&self, payload: &[u8]) -> Result<(InspectionEvent, Option<String>), DocumentError> {
         let value: Value = match self.format {

@@ -16,10 +16,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::{watch, Notify};
 
-use crate::config::ForwardConfig;
 use crate::observe::{EdgeMetrics, Heartbeat};
 use crate::outbox::{OutboxReader, OutboxWriter};
 use linegate_common::kafka::KafkaConfig;
+use linegate_station_config::ForwardConfig;
 use prefetch::{Prefetch, Prepared};
 use round::{queue_round, settle, Failure, FailureKind, Round, RoundOutcome};
 

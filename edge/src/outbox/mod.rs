@@ -12,6 +12,8 @@ mod schema;
 mod seen;
 mod writer;
 
+pub use linegate_station_config::outbox::{FullPolicy, Synchronous};
+use linegate_station_config::OutboxConfig;
 pub use quarantine::{QuarantineBound, SET_ASIDE_SOURCE};
 pub use reader::{EncodedEvent, OutboxReader, OutboxStats, QuarantinedPayload, StoredEvent};
 pub use retry::{retry_quarantined, Retried, RetryRefusal};
@@ -57,17 +59,6 @@ pub enum OutboxError {
     WriterGone,
 }
 
-/// How hard each commit is pushed to disk.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Synchronous {
-    /// fsync on every commit: an acknowledged event survives power loss (default).
-    #[default]
-    Full,
-    /// fsync at WAL checkpoints only: survives a crash of the agent, not of the machine.
-    Normal,
-}
-
 /// How the writer commits and deduplicates.
 #[derive(Debug, Clone, Copy)]
 pub struct OutboxOptions {
@@ -91,13 +82,24 @@ pub struct OutboxOptions {
     pub quarantine: QuarantineBound,
 }
 
-/// What a full outbox does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FullPolicy {
-    /// Stop taking results (default): they are not acknowledged, so the MQTT broker keeps them upstream.
-    #[default]
-    Block,
-    /// Take new results and delete the oldest waiting ones, counted and logged.
-    DropOldest,
+impl OutboxOptions {
+    /// The writer's options from the station's `[outbox]` table.
+    pub fn from_config(config: &OutboxConfig) -> Self {
+        Self {
+            synchronous: config.synchronous,
+            group_commit_max: config.group_commit_max,
+            dedup_window_ms: i64::from(config.dedup_window_hours) * 3_600_000,
+            dedup_max_ids: config.dedup_max_ids,
+            max_events: i64::try_from(config.max_events).unwrap_or(i64::MAX),
+            max_bytes: i64::try_from(config.max_bytes).unwrap_or(i64::MAX),
+            max_age_ms: config
+                .max_age_hours
+                .map(|hours| i64::from(hours) * 3_600_000),
+            full_policy: config.full_policy,
+            quarantine: QuarantineBound {
+                max_entries: i64::try_from(config.quarantine_max_entries).unwrap_or(i64::MAX),
+                max_bytes: i64::try_from(config.quarantine_max_bytes).unwrap_or(i64::MAX),
+            },
+        }
+    }
 }

@@ -2,13 +2,13 @@
 //! and, for each record, either the config to switch to (kept on disk first) or a CONFIG_REJECTED report.
 //! Restarting the sources is `run`'s part; nothing here touches them.
 
-use linegate_common::signed_config::SignedConfigError;
+use linegate_station_config::signed::SignedConfigError;
 
 use super::state::{Decision, PushState};
 use super::watch::Pushed;
 use super::{report, PushMetrics};
-use crate::config::EdgeConfig;
 use crate::outbox::OutboxWriter;
+use linegate_station_config::EdgeConfig;
 
 /// The push state (with `[config_push]`) and the config to start with: the last-known-good pushed config
 /// overlaid on `local` if there is one that still verifies and validates, else `local`. Fails only when the

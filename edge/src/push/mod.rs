@@ -3,8 +3,8 @@
 //!
 //! - [`watch`] owns the Kafka consumer of the topic and hands the station's records to the run loop.
 //! - [`state`] decides about one record (signature, station, version, full validation) and keeps the applied
-//!   one on disk as last-known-good.
-//! - [`overlay`] is the rule that combines the local file with a pushed document.
+//!   one on disk as last-known-good; the overlay rule it applies is the contract's
+//!   (`linegate_station_config::overlay`).
 //! - [`apply`] turns a record into the config to switch to (kept on disk first) or a refusal report.
 //! - [`report`] writes the outcome (CONFIG_APPLIED / CONFIG_REJECTED) into the outbox, so it reaches Kafka in
 //!   order with the results and the bridge puts it on `audit.events`.
@@ -12,84 +12,13 @@
 //! Applying itself is `run`'s job (the SIGHUP machinery: the sources restart, outbox and forwarder go on).
 
 pub mod apply;
-pub mod overlay;
 pub mod report;
 pub mod state;
 pub mod watch;
 
-use std::path::PathBuf;
-
-use ed25519_dalek::VerifyingKey;
-use linegate_common::conf::{ConfigError, ConfigFile};
-use linegate_common::signed_config;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use serde::Deserialize;
-
-/// The `[config_push]` section of the local file: whom to trust and where to look.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigPushConfig {
-    /// The centre's public key, base64 (the text of the `.pub` file `linegate-bridge config keygen` writes).
-    pub public_key: Option<String>,
-    /// Or the path of that `.pub` file.
-    pub public_key_file: Option<PathBuf>,
-    /// The compacted topic of pushed configs.
-    #[serde(default = "default_topic")]
-    pub topic: String,
-}
-
-fn default_topic() -> String {
-    linegate_common::topics::STATION_CONFIG.to_owned()
-}
-
-impl ConfigPushConfig {
-    /// Checks that exactly one key is given and that it is an ed25519 public key.
-    pub(crate) fn validate(&self, file: &ConfigFile) -> Result<(), ConfigError> {
-        match (&self.public_key, &self.public_key_file) {
-            (Some(_), Some(_)) => {
-                return Err(file.invalid(
-                    "config_push.public_key_file",
-                    "set public_key or public_key_file, not both",
-                ))
-            }
-            (None, None) => {
-                return Err(file.invalid(
-                    "config_push.public_key",
-                    "set public_key (base64) or public_key_file: the edge refuses pushes it cannot verify",
-                ))
-            }
-            _ => {}
-        }
-        if let Err(error) = self.trusted_key() {
-            let key = if self.public_key.is_some() {
-                "config_push.public_key"
-            } else {
-                "config_push.public_key_file"
-            };
-            return Err(file.invalid(key, error.to_string()));
-        }
-        if self.topic.is_empty() {
-            return Err(file.invalid("config_push.topic", "must name a topic"));
-        }
-        Ok(())
-    }
-
-    /// The public key pushes must be signed with.
-    pub fn trusted_key(&self) -> Result<VerifyingKey, signed_config::SignedConfigError> {
-        match (&self.public_key, &self.public_key_file) {
-            (Some(text), _) => {
-                signed_config::public_key_from_base64(text, "[config_push] public_key")
-            }
-            (None, Some(path)) => signed_config::read_public_key(path),
-            (None, None) => Err(signed_config::SignedConfigError::BadKey {
-                what: "[config_push]".to_owned(),
-                reason: "no key configured".to_owned(),
-            }),
-        }
-    }
-}
 
 /// What the push side counts.
 #[derive(Clone, Default)]
@@ -119,48 +48,5 @@ impl PushMetrics {
             metrics.version.clone(),
         );
         metrics
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use linegate_common::conf::ConfigFile;
-
-    use crate::config::EdgeConfig;
-
-    fn load(push_section: &str) -> Result<(), String> {
-        let text = format!(
-            "[station]\nid = \"ST-01\"\ndata_dir = \"/tmp/x\"\n[kafka]\nbootstrap = \"k:9092\"\n[mqtt]\nhost = \"h\"\nclient_id = \"c\"\ntopics = [\"t\"]\n[config_push]\n{push_section}"
-        );
-        let file = ConfigFile::from_text(Path::new("edge.toml"), &text, |_| None).unwrap();
-        let config: EdgeConfig = file.parse().map_err(|e| e.to_string())?;
-        config.validate(&file).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn a_valid_public_key_loads() {
-        load("public_key = \"7cxbN10w1+RjxXfOB02gAXYgsvHfNv45d4L1CUWIYdE=\"\n").unwrap();
-    }
-
-    #[test]
-    fn a_bad_or_missing_key_is_an_error_at_its_line() {
-        let error = load("public_key = \"AAAA\"\n").unwrap_err();
-        assert!(
-            error.starts_with("edge.toml:11: key `config_push.public_key`: [config_push] public_key: not an ed25519 key"),
-            "{error}"
-        );
-        let error = load("topic = \"x\"\n").unwrap_err();
-        assert!(
-            error.starts_with("edge.toml:10: key `config_push.public_key`: set public_key"),
-            "{error}"
-        );
-        let error = load("public_key_file = \"/nonexistent/key.pub\"\n").unwrap_err();
-        assert!(
-            error.contains("config_push.public_key_file")
-                && error.contains("cannot read the key file"),
-            "{error}"
-        );
     }
 }

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use linegate_common::signed_config::SignedConfig;
 use linegate_schemas::{EdgeEvent, SystemEventType};
+use linegate_station_config::signed::SignedConfig;
 use sha2::{Digest, Sha256};
 
 use crate::capture::system_event;

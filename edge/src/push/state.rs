@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
 use linegate_common::conf::ConfigError;
-use linegate_common::signed_config::{SignedConfig, SignedConfigError};
+use linegate_station_config::signed::{SignedConfig, SignedConfigError};
 
-use super::{overlay, ConfigPushConfig};
-use crate::config::EdgeConfig;
+use linegate_station_config::EdgeConfig;
+use linegate_station_config::{overlay, ConfigPushConfig};
 
 /// File name of the last-known-good pushed config under the data directory.
 pub const LAST_KNOWN_GOOD: &str = "pushed-config.json";
@@ -195,7 +195,7 @@ mod tests {
         let text = format!(
             "[station]\nid = \"ST-01\"\ndata_dir = \"{}\"\n[kafka]\nbootstrap = \"k:9092\"\n[mqtt]\nhost = \"h\"\nclient_id = \"c\"\ntopics = [\"a\"]\n[config_push]\npublic_key = \"{}\"\n",
             dir.display(),
-            linegate_common::signed_config::public_key_text(&key.verifying_key())
+            linegate_station_config::signed::public_key_text(&key.verifying_key())
         );
         let local: EdgeConfig = ConfigFile::from_text(Path::new("edge.toml"), &text, |_| None)
             .unwrap()

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use linegate_schemas::{InspectionEvent, InspectionEventType};
 
-use super::config::{FieldSpec, Order, ValueType};
+use linegate_station_config::modbus::{FieldSpec, Order, ValueType};
 
 /// What was read for one field.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,7 +192,7 @@ pub fn build_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::modbus::config::Table;
+    use linegate_station_config::modbus::Table;
 
     fn spec(value_type: ValueType) -> FieldSpec {
         FieldSpec {

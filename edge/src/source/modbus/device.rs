@@ -9,11 +9,11 @@ use tokio::sync::watch;
 use tokio_modbus::client::{Context, Reader, Writer};
 use tokio_modbus::Slave;
 
-use super::config::{DeviceConfig, Parity, Table, Transport};
 use super::decode::{build_event, decode, Raw};
 use crate::capture::{envelope, now_ms, system_event};
 use crate::observe::EdgeMetrics;
 use crate::outbox::{Intake, OutboxWriter, QuarantineEntry, Stored};
+use linegate_station_config::modbus::{DeviceConfig, Parity, Table, Transport};
 
 /// Why one step with the device failed; the loop reconnects after any of them.
 #[derive(Debug, thiserror::Error)]

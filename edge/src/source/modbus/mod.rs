@@ -7,11 +7,10 @@
 //! between commit and acknowledgement is recognised by the outbox and stored once. A counter that jumps by
 //! more than one is reported as results lost at the station (a metric and a RESULTS_LOST system event).
 
-pub mod config;
 mod decode;
 mod device;
 
-pub use config::ModbusConfig;
+pub use linegate_station_config::ModbusConfig;
 
 use tokio::sync::watch;
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::SOURCE;
-use crate::config::MqttConfig;
 use crate::observe::EdgeMetrics;
+use linegate_station_config::MqttConfig;
 
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 

@@ -31,10 +31,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{MqttConfig, MqttProtocol};
 use crate::observe::EdgeMetrics;
 use crate::outbox::OutboxWriter;
 use intake::IntakeSettings;
+use linegate_station_config::{MqttConfig, MqttProtocol};
 
 /// The source label of this source's metrics.
 const SOURCE: &str = "mqtt";
@@ -90,7 +90,7 @@ pub async fn run(
         station_id,
         batch_max: config.intake_batch_max,
         max_payload_bytes: config.max_payload_bytes,
-        reader: config.payload_reader(),
+        reader: crate::capture::PayloadReader::for_source(&config),
         writer,
         metrics: metrics.clone(),
     };

@@ -8,8 +8,8 @@ use rumqttc::{
 
 use super::connection::ConnectionLog;
 use super::{Received, Ticket, ACK_TIMEOUT, CLOSE_TIMEOUT};
-use crate::config::{MqttConfig, MAX_PACKET_BYTES};
 use crate::observe::EdgeMetrics;
+use linegate_station_config::{MqttConfig, MAX_PACKET_BYTES};
 
 /// The event loop and client of one MQTT 3.1.1 session.
 pub(super) struct Session311 {

@@ -13,8 +13,8 @@ use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 
 use super::connection::ConnectionLog;
 use super::{Received, Ticket, CLOSE_TIMEOUT};
-use crate::config::MqttConfig;
 use crate::observe::EdgeMetrics;
+use linegate_station_config::MqttConfig;
 
 /// MQTT 5's "the session never expires" (0xFFFFFFFF seconds).
 const SESSION_NEVER_EXPIRES: u32 = u32::MAX;
@@ -37,7 +37,7 @@ impl Session5 {
         options.set_clean_start(false);
         options.set_session_expiry_interval(Some(SESSION_NEVER_EXPIRES));
         options.set_manual_acks(true);
-        options.set_max_packet_size(Some(crate::config::MAX_PACKET_BYTES as u32));
+        options.set_max_packet_size(Some(linegate_station_config::MAX_PACKET_BYTES as u32));
         // Tells the broker the bound (validated <= 65535); the session keeps it also when a broker does not.
         options.set_receive_maximum(Some(u16::try_from(config.max_unacked).unwrap_or(u16::MAX)));
         let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);

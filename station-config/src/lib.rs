@@ -1,4 +1,10 @@
-//! The station config file: one per station PC, validated completely before anything starts.
+//! linegate-station-config: the station configuration contract, shared by the edge (which runs it) and the
+//! bridge (which checks and signs configs it pushes).
+//!
+//! One file per station PC, validated completely before anything starts, with errors that name the file, the
+//! line and the key. A pushed config is a document of the same format overlaid on the local file
+//! ([`overlay`]) inside a signed envelope ([`signed`]). Like `linegate-schemas` this crate is pure: it opens
+//! no socket and no database, so the bridge can validate a station's config without linking the edge.
 
 use std::path::{Path, PathBuf};
 
@@ -7,11 +13,17 @@ use linegate_common::kafka::KafkaConfig;
 use linegate_common::logging::LogFormat;
 use serde::Deserialize;
 
-pub use mqtt::{MqttConfig, MqttProtocol, MAX_PACKET_BYTES};
-pub use outbox::OutboxConfig;
+pub use modbus::ModbusConfig;
+pub use mqtt::{MqttConfig, MqttProtocol, PayloadFormat, MAPPABLE, MAX_PACKET_BYTES};
+pub use outbox::{FullPolicy, OutboxConfig, Synchronous};
+pub use push::ConfigPushConfig;
 
-mod mqtt;
-mod outbox;
+pub mod modbus;
+pub mod mqtt;
+pub mod outbox;
+pub mod overlay;
+pub mod push;
+pub mod signed;
 
 /// Most events per forwarding round: the forwarder holds up to seven rounds in memory.
 const FORWARD_BATCH_CEILING: usize = 100_000;
@@ -33,11 +45,11 @@ pub struct EdgeConfig {
     /// The MQTT source; absent when the station has none.
     pub mqtt: Option<MqttConfig>,
     /// The Modbus source; absent when the station has no PLC.
-    pub modbus: Option<crate::source::modbus::ModbusConfig>,
+    pub modbus: Option<ModbusConfig>,
     /// The local metrics and health endpoint; absent = not served.
     pub http: Option<HttpConfig>,
     /// Configs pushed by the centre over Kafka; absent = only this file configures the station.
-    pub config_push: Option<crate::push::ConfigPushConfig>,
+    pub config_push: Option<ConfigPushConfig>,
 }
 
 /// The local HTTP endpoint (`/metrics`, `/healthz`).
@@ -187,24 +199,6 @@ impl EdgeConfig {
         mqtt.validate(file, self.outbox.dedup_max_ids)
     }
 
-    /// The writer's options.
-    pub fn outbox_options(&self) -> crate::outbox::OutboxOptions {
-        crate::outbox::OutboxOptions {
-            synchronous: self.outbox.synchronous,
-            group_commit_max: self.outbox.group_commit_max,
-            dedup_window_ms: i64::from(self.outbox.dedup_window_hours) * 3_600_000,
-            dedup_max_ids: self.outbox.dedup_max_ids,
-            max_events: i64::try_from(self.outbox.max_events).unwrap_or(i64::MAX),
-            max_bytes: i64::try_from(self.outbox.max_bytes).unwrap_or(i64::MAX),
-            max_age_ms: self
-                .outbox
-                .max_age_hours
-                .map(|hours| i64::from(hours) * 3_600_000),
-            full_policy: self.outbox.full_policy,
-            quarantine: self.outbox.quarantine_bound(),
-        }
-    }
-
     /// Path of the outbox file.
     pub fn outbox_path(&self) -> PathBuf {
         self.station.data_dir.join("outbox.db")
@@ -214,7 +208,6 @@ impl EdgeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::Synchronous;
 
     fn example_env(name: &str) -> Option<String> {
         match name {
@@ -232,7 +225,7 @@ mod tests {
 
     #[test]
     fn example_config_loads_with_only_the_station_id_set() {
-        let config = load_text(include_str!("../../../config/edge.example.toml")).unwrap();
+        let config = load_text(include_str!("../../config/edge.example.toml")).unwrap();
         assert_eq!(config.station.id, "ST-01");
         let mqtt = config.mqtt.unwrap();
         assert_eq!(mqtt.topics, vec!["stations/ST-01/results".to_owned()]);

@@ -3,10 +3,30 @@
 use linegate_common::conf::{ConfigError, ConfigFile};
 use serde::Deserialize;
 
-use crate::outbox::Synchronous;
-
 /// Most rows in one outbox transaction: beyond it one commit holds the write lock for seconds.
 const GROUP_COMMIT_CEILING: usize = 100_000;
+
+/// How hard each commit is pushed to disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync on every commit: an acknowledged event survives power loss (default).
+    #[default]
+    Full,
+    /// fsync at WAL checkpoints only: survives a crash of the agent, not of the machine.
+    Normal,
+}
+
+/// What a full outbox does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FullPolicy {
+    /// Stop taking results (default): they are not acknowledged, so the MQTT broker keeps them upstream.
+    #[default]
+    Block,
+    /// Take new results and delete the oldest waiting ones, counted and logged.
+    DropOldest,
+}
 
 /// Outbox settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -30,7 +50,7 @@ pub struct OutboxConfig {
     /// reported (metrics, /healthz, `outbox stats`): blocking new results would not make old ones leave.
     pub max_age_hours: Option<u32>,
     /// `block` (stop acknowledging; upstream holds the results) or `drop_oldest` (counted and logged).
-    pub full_policy: crate::outbox::FullPolicy,
+    pub full_policy: FullPolicy,
     /// Most entries the quarantine keeps; beyond it the oldest are dropped, counted.
     pub quarantine_max_entries: u64,
     /// Most payload bytes the quarantine keeps; beyond it the oldest are dropped, counted.
@@ -47,7 +67,7 @@ impl Default for OutboxConfig {
             max_events: 10_000_000,
             max_bytes: 8 << 30,
             max_age_hours: None,
-            full_policy: crate::outbox::FullPolicy::Block,
+            full_policy: FullPolicy::Block,
             quarantine_max_entries: 10_000,
             quarantine_max_bytes: 64 << 20,
         }
@@ -97,13 +117,5 @@ impl OutboxConfig {
             ));
         }
         Ok(())
-    }
-
-    /// The quarantine's bound, as the writer applies it.
-    pub(super) fn quarantine_bound(&self) -> crate::outbox::QuarantineBound {
-        crate::outbox::QuarantineBound {
-            max_entries: i64::try_from(self.quarantine_max_entries).unwrap_or(i64::MAX),
-            max_bytes: i64::try_from(self.quarantine_max_bytes).unwrap_or(i64::MAX),
-        }
     }
 }

@@ -15,7 +15,7 @@ use linegate_common::conf::{ConfigError, ConfigFile};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use crate::config::{EdgeConfig, ForwardConfig, MqttConfig, OutboxConfig};
+use crate::{EdgeConfig, ForwardConfig, ModbusConfig, MqttConfig, OutboxConfig, StationConfig};
 
 /// A pushed document as parsed: the bootstrap tables are read only to be ignored (`[station] id` is checked).
 #[derive(Debug, Deserialize)]
@@ -33,7 +33,7 @@ struct PushedDocument {
     #[serde(default)]
     outbox: OutboxConfig,
     mqtt: Option<MqttConfig>,
-    modbus: Option<crate::source::modbus::ModbusConfig>,
+    modbus: Option<ModbusConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,7 +87,7 @@ pub fn check_for_push(path: &Path, station_id: &str) -> Result<EdgeConfig, Confi
     })?;
     let file = ConfigFile::from_text(path, &raw, |_| None)?;
     let local = EdgeConfig {
-        station: crate::config::StationConfig {
+        station: StationConfig {
             id: station_id.to_owned(),
             data_dir: "/var/lib/linegate".into(),
             log_format: Default::default(),

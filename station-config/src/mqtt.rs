@@ -8,6 +8,33 @@ const INTAKE_BATCH_CEILING: usize = 10_000;
 /// Largest payload the MQTT session reads (its packet limit, `source/mqtt`); `max_payload_bytes` stays below.
 pub const MAX_PACKET_BYTES: usize = 1 << 20;
 
+/// Encoding of the payload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadFormat {
+    /// UTF-8 JSON (default).
+    #[default]
+    Json,
+    /// CBOR (RFC 8949), read into the same data model as JSON.
+    Cbor,
+}
+
+/// Document keys a mapping may fill; `metadata.<key>` adds a metadata entry.
+pub const MAPPABLE: [&str; 12] = [
+    "event_type",
+    "event_id",
+    "timestamp",
+    "inspection_id",
+    "batch_id",
+    "chip_id",
+    "inspection_type",
+    "status",
+    "quality_score",
+    "defects",
+    "metadata",
+    "trace_id",
+];
+
 /// The MQTT source.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,7 +68,7 @@ pub struct MqttConfig {
     pub max_payload_bytes: usize,
     /// Payload encoding: `json` (default) or `cbor`.
     #[serde(default)]
-    pub format: crate::capture::PayloadFormat,
+    pub format: PayloadFormat,
     /// For station software that sends another shape: document key (or `metadata.<key>`) -> JSON pointer
     /// into the payload, e.g. `inspection_id = "/result/id"`.
     pub mapping: Option<std::collections::BTreeMap<String, String>>,
@@ -58,16 +85,6 @@ pub enum MqttProtocol {
     /// is away, as 3.1.1 does.
     #[serde(rename = "5")]
     V5,
-}
-
-impl MqttConfig {
-    /// How this source reads its payloads.
-    pub fn payload_reader(&self) -> crate::capture::PayloadReader {
-        crate::capture::PayloadReader {
-            format: self.format,
-            mapping: self.mapping.clone(),
-        }
-    }
 }
 
 fn default_mqtt_port() -> u16 {
@@ -148,7 +165,7 @@ impl MqttConfig {
         }
         for (target, pointer) in self.mapping.iter().flatten() {
             let key = format!("mqtt.mapping.{target}");
-            let known = crate::capture::MAPPABLE.contains(&target.as_str())
+            let known = MAPPABLE.contains(&target.as_str())
                 || target
                     .strip_prefix("metadata.")
                     .is_some_and(|k| !k.is_empty());
@@ -157,7 +174,7 @@ impl MqttConfig {
                     &key,
                     format!(
                         "`{target}` is not a document key; use one of {} or metadata.<key>",
-                        crate::capture::MAPPABLE.join(", ")
+                        MAPPABLE.join(", ")
                     ),
                 ));
             }
