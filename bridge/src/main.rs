@@ -12,8 +12,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use linegate_bridge::config::{BridgeConfig, Loaded};
 use linegate_bridge::metrics::BridgeMetrics;
-use linegate_bridge::registry::{RegistryMetrics, SchemaReader, WireFormat};
-use linegate_bridge::{admin, http, pipeline::Pipeline, redrive, verify};
+use linegate_bridge::ops::{redrive, topics as admin, verify};
+use linegate_bridge::wire::{RegistryMetrics, SchemaReader, WireFormat};
+use linegate_bridge::{http, pipeline::Pipeline};
 use tokio::sync::watch;
 
 mod station_config_cli;

@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
 
-use crate::route::{Output, Rejection};
+use crate::decide::route::{Output, Rejection};
 
 /// Labels of a per-topic series.
 pub type TopicLabels = Vec<(&'static str, String)>;

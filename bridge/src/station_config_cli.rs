@@ -1,5 +1,5 @@
 //! The `config` subcommands of `linegate-bridge`: argument parsing and printing around
-//! [`linegate_bridge::station_config`]. Exit codes: 0 done, 2 the operator's input is wrong (a broken config
+//! [`linegate_bridge::ops::station_config`]. Exit codes: 0 done, 2 the operator's input is wrong (a broken config
 //! file, a bad key, a version not above the current one), 1 anything else (Kafka away, nothing pushed yet).
 
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use linegate_bridge::config::BridgeConfig;
-use linegate_bridge::station_config::{
+use linegate_bridge::ops::station_config::{
     self, print, PushRequest, StationConfigError, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE,
 };
 use linegate_common::kafka::KafkaConfig;

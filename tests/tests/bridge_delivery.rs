@@ -170,8 +170,8 @@ fn distinct_keys(records: &[Record]) -> usize {
 /// otherwise a crash in between would have the partitions' next owner skip inputs whose outputs were lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rounds_state_records_wait_for_its_outputs() {
-    use linegate_bridge::produce;
-    use linegate_bridge::route::Output;
+    use linegate_bridge::decide::route::Output;
+    use linegate_bridge::pipeline::produce;
     let kafka = Kafka::start().unwrap();
     let bootstrap = kafka.bootstrap();
     create_topic_with(&bootstrap, "held.out", 1, &[("max.message.bytes", "1000")])

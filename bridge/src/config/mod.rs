@@ -5,7 +5,6 @@
 //! Not here: topic partitions and retention (the topic plan, `linegate_common::topics`) and the Kafka client
 //! block (`linegate_common::kafka`), which the edge shares.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use linegate_common::conf::{ConfigError, ConfigFile};
@@ -14,8 +13,10 @@ use linegate_common::logging::LogFormat;
 use linegate_common::topics::{self, TopicPlan};
 use serde::Deserialize;
 
+mod quality;
 mod registry;
 mod routing;
+pub use quality::{AlertRules, QualityConfig, SpecLimits, WindowConfig};
 pub use registry::{family_kind, output_kinds, SchemaRegistryConfig};
 pub use routing::{Routes, RoutingTable, FAMILIES};
 
@@ -187,60 +188,6 @@ impl Default for TopicNames {
     }
 }
 
-/// Minimum passing scores: the quality policy, kept in config because it changes with the product.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct QualityConfig {
-    /// For inspection types without their own threshold.
-    pub default_threshold: f64,
-    /// Per inspection type.
-    pub thresholds: BTreeMap<String, f64>,
-    /// Rules that raise a QUALITY_ALERT.
-    pub alerts: AlertRules,
-    /// Tumbling windows with fail rate, mean, spread, Cp and Cpk.
-    pub windows: crate::window::WindowConfig,
-}
-
-impl Default for QualityConfig {
-    fn default() -> Self {
-        Self {
-            default_threshold: 0.8,
-            thresholds: BTreeMap::new(),
-            alerts: AlertRules::default(),
-            windows: crate::window::WindowConfig::default(),
-        }
-    }
-}
-
-/// When one inspection event raises an alert on the quality topic, besides its verdict.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AlertRules {
-    /// Defect severities that raise an alert on any inspection step that reports them.
-    pub severities: Vec<String>,
-    /// Per inspection type: a completed inspection scoring under this raises an alert.
-    pub score_below: BTreeMap<String, f64>,
-}
-
-impl Default for AlertRules {
-    fn default() -> Self {
-        Self {
-            severities: vec!["CRITICAL".to_owned()],
-            score_below: BTreeMap::new(),
-        }
-    }
-}
-
-impl QualityConfig {
-    /// The threshold that applies to `inspection_type`: its own entry, else the default.
-    pub fn threshold_for(&self, inspection_type: &str) -> f64 {
-        self.thresholds
-            .get(inspection_type)
-            .copied()
-            .unwrap_or(self.default_threshold)
-    }
-}
-
 fn default_service_name() -> String {
     "linegate-bridge".to_owned()
 }
@@ -360,60 +307,7 @@ impl BridgeConfig {
                 "is empty; remove the key to disable the changing calls, or set a secret",
             ));
         }
-        if !is_unit_score(self.quality.default_threshold) {
-            return Err(file.invalid(
-                "quality.default_threshold",
-                format!(
-                    "{} is not a score between 0 and 1",
-                    self.quality.default_threshold
-                ),
-            ));
-        }
-        for (inspection_type, value) in &self.quality.thresholds {
-            if !is_unit_score(*value) {
-                return Err(file.invalid(
-                    &format!("quality.thresholds.{inspection_type}"),
-                    format!("{value} is not a score between 0 and 1"),
-                ));
-            }
-        }
-        self.validate_quality_analytics(file)
-    }
-
-    fn validate_quality_analytics(&self, file: &ConfigFile) -> Result<(), ConfigError> {
-        const SEVERITIES: [&str; 4] = ["LOW", "MEDIUM", "HIGH", "CRITICAL"];
-        for severity in &self.quality.alerts.severities {
-            if !SEVERITIES.contains(&severity.as_str()) {
-                return Err(file.invalid(
-                    "quality.alerts.severities",
-                    format!("`{severity}` is not LOW, MEDIUM, HIGH or CRITICAL"),
-                ));
-            }
-        }
-        for (inspection_type, value) in &self.quality.alerts.score_below {
-            if !is_unit_score(*value) {
-                return Err(file.invalid(
-                    &format!("quality.alerts.score_below.{inspection_type}"),
-                    format!("{value} is not a score between 0 and 1"),
-                ));
-            }
-        }
-        let windows = &self.quality.windows;
-        if windows.size_secs == 0 {
-            return Err(file.invalid("quality.windows.size_secs", "must be at least 1"));
-        }
-        for (inspection_type, spec) in &windows.spec {
-            let key = format!("quality.windows.spec.{inspection_type}");
-            if spec.lsl.is_none() && spec.usl.is_none() {
-                return Err(file.invalid(&key, "needs lsl, usl or both"));
-            }
-            if let (Some(lsl), Some(usl)) = (spec.lsl, spec.usl) {
-                if lsl >= usl {
-                    return Err(file.invalid(&key, format!("lsl {lsl} is not below usl {usl}")));
-                }
-            }
-        }
-        Ok(())
+        self.quality.validate(file)
     }
 
     /// With `create_topics`, every topic the bridge uses must be in the plan: Kafka clusters with
@@ -455,10 +349,6 @@ impl BridgeConfig {
         }
         Ok(())
     }
-}
-
-fn is_unit_score(value: f64) -> bool {
-    value.is_finite() && (0.0..=1.0).contains(&value)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! The config rules as examples: the shipped example loads, and each mistake names file, line and key.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 const EXAMPLE: &str = include_str!("../../../config/bridge.example.toml");

@@ -24,10 +24,10 @@ pub use lag::{LagReader, PartitionLag};
 pub use replay::{ReplayRequest, ReplayStatus, Replays};
 
 use crate::config::BridgeConfig;
-use crate::deadletters::{self, Range};
 use crate::metrics::BridgeMetrics;
-use crate::redrive;
-use crate::registry::WireFormat;
+use crate::ops::deadletters::{self, Range};
+use crate::ops::redrive;
+use crate::wire::WireFormat;
 
 /// Largest DLQ page.
 const PAGE_MAX: usize = 1000;

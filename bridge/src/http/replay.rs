@@ -19,9 +19,9 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::config::BridgeConfig;
+use crate::decide::route::{route, InputRecord, RouteContext};
 use crate::metrics::BridgeMetrics;
-use crate::registry::WireFormat;
-use crate::route::{route, InputRecord, RouteContext};
+use crate::wire::WireFormat;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const BATCH: usize = 500;
@@ -104,7 +104,8 @@ impl Replays {
         let (consumer, ranges) = tokio::task::spawn_blocking(move || plan(&config, &request))
             .await
             .map_err(|e| e.to_string())??;
-        let producer = crate::produce::producer(&self.config.kafka).map_err(|e| e.to_string())?;
+        let producer =
+            crate::pipeline::produce::producer(&self.config.kafka).map_err(|e| e.to_string())?;
         let status = ReplayStatus {
             id: uuid::Uuid::new_v4().to_string(),
             ranges,
@@ -128,7 +129,7 @@ impl Replays {
         self,
         mut status: ReplayStatus,
         consumer: Arc<BaseConsumer>,
-        producer: crate::produce::OutputProducer,
+        producer: crate::pipeline::produce::OutputProducer,
     ) {
         let mut left: BTreeMap<i32, i64> = status
             .ranges
@@ -183,7 +184,7 @@ impl Replays {
         &self,
         id: &str,
         batch: &[&OwnedMessage],
-        producer: &crate::produce::OutputProducer,
+        producer: &crate::pipeline::produce::OutputProducer,
         status: &mut ReplayStatus,
     ) -> Result<(), String> {
         let config = &self.config;
@@ -204,7 +205,7 @@ impl Replays {
                 value: message.payload().unwrap_or_default(),
             };
             let mut routed = route(&record, &ctx);
-            crate::redrive::carry_attempt(message, &mut routed.outputs, &config.topics.dlq);
+            crate::ops::redrive::carry_attempt(message, &mut routed.outputs, &config.topics.dlq);
             outputs.extend(routed.outputs);
         }
         for output in &mut outputs {
@@ -223,7 +224,7 @@ impl Replays {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         let mut attempt = 1;
-        while let Err(error) = crate::produce::deliver_all(producer, &outputs).await {
+        while let Err(error) = crate::pipeline::produce::deliver_all(producer, &outputs).await {
             if attempt >= ATTEMPTS {
                 return Err(format!(
                     "outputs not acknowledged after {ATTEMPTS} attempts: {error}"

@@ -1,4 +1,4 @@
-//! The exactly-once round: outputs, dedup state and input offsets in one Kafka transaction ([`crate::txn`]);
+//! The exactly-once round: outputs, dedup state and input offsets in one Kafka transaction ([`crate::pipeline::transaction`]);
 //! an aborted round is rewound and read again; a producer that failed fatally is replaced first.
 
 use std::sync::atomic::Ordering;
@@ -12,9 +12,9 @@ use rdkafka::{Message, Offset};
 use tokio::sync::watch;
 
 use super::{Pipeline, PipelineError, RETRY_BACKOFF_MAX, RETRY_BACKOFF_MIN};
-use crate::consume;
-use crate::produce;
-use crate::txn::{self, TxnError};
+use crate::pipeline::commit;
+use crate::pipeline::produce;
+use crate::pipeline::transaction::{self, TxnError};
 
 impl Pipeline {
     /// Exactly-once round: outputs, state and offsets in one transaction. Returns false when the round was
@@ -23,15 +23,20 @@ impl Pipeline {
         &self,
         id: &str,
         batch: &[OwnedMessage],
-        outputs: &[crate::route::Output],
+        outputs: &[crate::decide::route::Output],
         shutdown: &watch::Receiver<bool>,
     ) -> Result<bool, PipelineError> {
         let producer = self.producer();
         let began = Instant::now();
-        let outcome = match txn::begin(&producer, id) {
+        let outcome = match transaction::begin(&producer, id) {
             Err(error) => Err(error),
             Ok(()) => match produce::deliver_all(&producer, outputs).await {
-                Err(error) => Err(txn::abort(&producer, id, "produce", error.into_kafka())),
+                Err(error) => Err(transaction::abort(
+                    &producer,
+                    id,
+                    "produce",
+                    error.into_kafka(),
+                )),
                 Ok(()) => self.commit_transaction(&producer, id, batch),
             },
         };
@@ -46,7 +51,9 @@ impl Pipeline {
                 tracing::warn!(step, error = %source, "transaction aborted; the round is read again");
             }
             // A fencing of a transaction younger than the timeout: a newer process owns the id.
-            TxnError::Fenced { .. } if open_for < txn::transaction_timeout(&self.config.kafka) => {
+            TxnError::Fenced { .. }
+                if open_for < transaction::transaction_timeout(&self.config.kafka) =>
+            {
                 return Err(error.into())
             }
             TxnError::Fatal { .. } | TxnError::Fenced { .. } => {
@@ -77,9 +84,10 @@ impl Pipeline {
         loop {
             let kafka = self.config.kafka.clone();
             let owned_id = id.to_owned();
-            let opened = tokio::task::spawn_blocking(move || txn::reopen(&kafka, &owned_id))
-                .await
-                .expect("opening a producer does not panic");
+            let opened =
+                tokio::task::spawn_blocking(move || transaction::reopen(&kafka, &owned_id))
+                    .await
+                    .expect("opening a producer does not panic");
             match opened {
                 Ok(producer) => {
                     let old = std::mem::replace(
@@ -117,10 +125,10 @@ impl Pipeline {
     ) -> Result<(), TxnError> {
         let positions = batch.iter().map(|m| (m.topic(), m.partition(), m.offset()));
         let group = self.consumer.group_metadata();
-        match (consume::commit_list(positions), group) {
-            (Ok(offsets), Some(group)) => txn::commit(producer, id, &offsets, &group),
-            (Err(error), _) => Err(txn::abort(producer, id, "offsets", error)),
-            (_, None) => Err(txn::abort(
+        match (commit::commit_list(positions), group) {
+            (Ok(offsets), Some(group)) => transaction::commit(producer, id, &offsets, &group),
+            (Err(error), _) => Err(transaction::abort(producer, id, "offsets", error)),
+            (_, None) => Err(transaction::abort(
                 producer,
                 id,
                 "group metadata",

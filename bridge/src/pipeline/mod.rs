@@ -8,13 +8,13 @@
 //! late commit fails: the round is then handled again there, still at-least-once.
 //!
 //! With `delivery.mode = "exactly_once"` a round is one Kafka transaction instead: outputs, dedup state and
-//! input offsets commit together or not at all ([`crate::txn`]); an aborted round is read again.
+//! input offsets commit together or not at all ([`crate::pipeline::transaction`]); an aborted round is read again.
 //!
-//! Between routing and producing, [`crate::registry`] frames the outputs for the schema registry when one is
+//! Between routing and producing, [`crate::wire`] frames the outputs for the schema registry when one is
 //! configured; a round whose schema ids cannot be had yet waits, like a round whose delivery fails.
 //!
 //! Before routing, a round re-reads the state topic if partitions were assigned since the last round
-//! ([`crate::state`]), so dedup and the audit chain continue where the previous owner left them.
+//! ([`crate::pipeline::state`]), so dedup and the audit chain continue where the previous owner left them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -26,21 +26,27 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use tokio::sync::watch;
 
+pub mod commit;
+pub mod consume;
 mod exactly_once;
+pub mod in_flight;
+pub mod produce;
 mod settle;
+pub mod state;
+pub mod transaction;
 
 use crate::config::{BridgeConfig, DeliveryMode};
-use crate::consume::{self, Gathering, InputConsumer, Rebalances};
-use crate::dedup::{DedupMetrics, Ledger};
-use crate::inflight::{InFlight, Pending};
+use crate::decide::dedup::{DedupMetrics, Ledger};
+use crate::decide::round::{self, Counts};
+use crate::decide::route::{Output, RouteContext};
+use crate::decide::window::{self, ClosedWindow, Windows};
 use crate::metrics::BridgeMetrics;
-use crate::produce::{self, DeliveryError};
-use crate::registry::{RegistryError, WireFormat};
-use crate::round::{self, Counts};
-use crate::route::{Output, RouteContext};
-use crate::state::{self, ReadBackError};
-use crate::txn::{self, TxnError};
-use crate::window::{self, ClosedWindow, Windows};
+use crate::wire::{RegistryError, WireFormat};
+use consume::{Gathering, InputConsumer, Rebalances};
+use in_flight::{InFlight, Pending};
+use produce::DeliveryError;
+use state::ReadBackError;
+use transaction::TxnError;
 
 /// First wait after a failed consume or delivery; doubled per failure up to [`RETRY_BACKOFF_MAX`].
 const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -124,9 +130,11 @@ impl Pipeline {
                 (producer, None)
             }
             DeliveryMode::ExactlyOnce => {
-                let id =
-                    txn::transactional_id(&config.bridge.group_id, &config.delivery.instance_id);
-                let producer = txn::start(&config.kafka, &id, &config.topics.state).await?;
+                let id = transaction::transactional_id(
+                    &config.bridge.group_id,
+                    &config.delivery.instance_id,
+                );
+                let producer = transaction::start(&config.kafka, &id, &config.topics.state).await?;
                 tracing::info!(
                     transactional_id = id,
                     "exactly-once delivery: transactions work"
@@ -176,7 +184,7 @@ impl Pipeline {
     }
 
     /// How many outputs at the end of `outputs` are state records: a round's last ones
-    /// ([`crate::round::route_batch`]), sent only once the others were acknowledged.
+    /// ([`crate::decide::round::route_batch`]), sent only once the others were acknowledged.
     fn state_outputs(&self, outputs: &[Output]) -> usize {
         outputs
             .iter()
@@ -388,7 +396,7 @@ impl Pipeline {
     }
 
     /// The round's outputs, in send order, and what became of its records.
-    fn route_batch(&self, batch: &[OwnedMessage]) -> (Vec<crate::route::Output>, Counts) {
+    fn route_batch(&self, batch: &[OwnedMessage]) -> (Vec<crate::decide::route::Output>, Counts) {
         let ctx = RouteContext {
             topics: &self.config.topics,
             routes: &self.config.routes,
@@ -408,8 +416,12 @@ impl Pipeline {
             ledger.touch(&window.station_id);
         }
         self.window_outputs(idle, &mut outputs);
-        let hook = |message: &OwnedMessage, routed: &mut crate::route::Routed| {
-            crate::redrive::carry_attempt(message, &mut routed.outputs, &self.config.topics.dlq);
+        let hook = |message: &OwnedMessage, routed: &mut crate::decide::route::Routed| {
+            crate::ops::redrive::carry_attempt(
+                message,
+                &mut routed.outputs,
+                &self.config.topics.dlq,
+            );
             if let Some(rejection) = &routed.rejection {
                 self.metrics.rejected(rejection);
             }

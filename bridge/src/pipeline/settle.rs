@@ -1,7 +1,7 @@
 //! Finishing rounds: waiting for their acknowledgements, sending them again after a failure, committing
 //! their offsets in order, and the books (metrics, totals, the round's log line).
 //!
-//! An at-least-once round is left in flight ([`crate::inflight`]) while the next one is read and routed; these
+//! An at-least-once round is left in flight ([`crate::pipeline::in_flight`]) while the next one is read and routed; these
 //! settle it later. A failed round takes every round sent after it along: they are sent again in order once
 //! it went through, so that no round is committed before the ones read ahead of it.
 
@@ -12,10 +12,11 @@ use rdkafka::message::OwnedMessage;
 use tokio::sync::watch;
 
 use super::{retry_note, Pipeline, Totals, RETRY_BACKOFF_MAX, RETRY_BACKOFF_MIN};
-use crate::inflight::{self, Pending};
-use crate::produce::{self, DeliveryError};
-use crate::round::Counts;
-use crate::route::Output;
+use crate::decide::round::Counts;
+use crate::decide::route::Output;
+use crate::pipeline::commit;
+use crate::pipeline::in_flight::Pending;
+use crate::pipeline::produce::{self, DeliveryError};
 
 /// Rounds kept with Kafka while the next is read and routed. One lets routing overlap the broker's work;
 /// more measured no faster in bridge-bench and repeat more after a crash.
@@ -53,7 +54,7 @@ impl Pipeline {
                         }
                         continue;
                     }
-                    inflight::commit(&self.consumer, &round.batch, mode);
+                    commit::commit(&self.consumer, &round.batch, mode);
                 }
             }
             self.books(
@@ -107,7 +108,7 @@ impl Pipeline {
                     }
                 }
             };
-            inflight::commit(&self.consumer, &round.batch, CommitMode::Sync);
+            commit::commit(&self.consumer, &round.batch, CommitMode::Sync);
             self.books(
                 &round.batch,
                 &round.outputs,

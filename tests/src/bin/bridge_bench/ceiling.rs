@@ -13,9 +13,9 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use linegate_bridge::consume::commit_list;
-use linegate_bridge::produce::{self, Sending};
-use linegate_bridge::route::Output;
+use linegate_bridge::decide::route::Output;
+use linegate_bridge::pipeline::commit::commit_list;
+use linegate_bridge::pipeline::produce::{self, Sending};
 use linegate_common::kafka::KafkaConfig;
 use linegate_e2e::kafka::create_topic;
 use linegate_e2e::process::usage;

@@ -5,7 +5,7 @@ use linegate_schemas::{AuditEvent, AuditOutcome, EdgeEvent, SchemaError, SCHEMA_
 use sha2::{Digest, Sha256};
 
 use super::{bound, derived_id, event_headers, InputRecord, Output, RouteContext};
-use crate::chain;
+use crate::decide::chain;
 
 /// Most `system.*` detail headers copied onto an audit record (a system event's details come from the edge).
 const SYSTEM_DETAILS_MAX: usize = 32;

@@ -1,5 +1,5 @@
 //! `linegate-bridge audit verify`: reads an audit topic back from the beginning and checks every chain
-//! ([`crate::chain::verify`]). Records that do not decode as AuditEvent are counted and reported: a
+//! ([`crate::decide::chain::verify`]). Records that do not decode as AuditEvent are counted and reported: a
 //! foreign record on the audit topic is itself worth knowing about. Records in the Confluent wire format
 //! are read through the configured schema registry ([`SchemaReader`]), so a topic written with and without
 //! a registry verifies alike.
@@ -9,9 +9,9 @@ use std::time::Duration;
 use linegate_schemas::AuditEvent;
 use rdkafka::Message;
 
-use crate::chain::{self, Located, Report};
-use crate::registry::{RegistryError, SchemaReader};
-use crate::state::{self, ReadBackError};
+use crate::decide::chain::{self, Located, Report};
+use crate::pipeline::state::{self, ReadBackError};
+use crate::wire::{RegistryError, SchemaReader};
 use linegate_common::kafka::KafkaConfig;
 
 /// The verification of one topic, with the records that were not audit records.

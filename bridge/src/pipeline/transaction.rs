@@ -22,8 +22,8 @@ use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
 
-use crate::produce::{self, OutputProducer};
-use crate::route::Output;
+use crate::decide::route::Output;
+use crate::pipeline::produce::{self, OutputProducer};
 use rdkafka::TopicPartitionList;
 
 use linegate_common::kafka::KafkaConfig;

@@ -20,8 +20,9 @@ use std::borrow::Cow;
 use linegate_schemas::{AuditOutcome, EdgeEvent, EdgePayload, InspectionEventType, SchemaError};
 
 use crate::config::{QualityConfig, Routes, TopicNames};
-use crate::window::Observation;
+use crate::decide::window::Observation;
 pub use audit::Link;
+pub use dlq::REDRIVE_OF;
 pub use quality::judge;
 pub use validate::{Problem, Rejection};
 

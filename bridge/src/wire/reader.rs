@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use linegate_schemas::{AvroMessage, Contract, SchemaError};
 
-use super::wire::{self, Framing};
+use super::framing::{self, Framing};
 use super::{RegistryClient, RegistryError, RegistryMetrics};
 use crate::config::SchemaRegistryConfig;
 
@@ -65,7 +65,7 @@ impl SchemaReader {
         };
         let mut ids: Vec<u32> = values
             .into_iter()
-            .filter_map(|value| match wire::framing(value) {
+            .filter_map(|value| match framing::framing(value) {
                 Framing::Confluent(id) => Some(id),
                 _ => None,
             })
@@ -93,7 +93,7 @@ impl SchemaReader {
 
     /// Decodes one record of kind `M`, single-object or Confluent-framed (with its id learnt).
     pub fn decode<M: AvroMessage>(&self, value: &[u8]) -> Result<M, ReadError> {
-        let Framing::Confluent(id) = wire::framing(value) else {
+        let Framing::Confluent(id) = framing::framing(value) else {
             return Ok(linegate_schemas::decode(value)?);
         };
         if self.client.is_none() {
@@ -114,7 +114,7 @@ impl SchemaReader {
                 })
             }
         };
-        Ok(linegate_schemas::decode(&wire::to_single_object(
+        Ok(linegate_schemas::decode(&framing::to_single_object(
             value,
             &fingerprint,
         ))?)

@@ -4,17 +4,16 @@
 //! the consumer context for the rounds in flight before a revocation), never automatically: an automatic
 //! commit could mark a record as done before its outputs exist.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::OwnedMessage;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::{BridgeConfig, DeliveryMode};
-use crate::inflight::InFlight;
+use crate::pipeline::in_flight::InFlight;
 
 /// The bridge's consumer type.
 pub type InputConsumer = StreamConsumer<GroupLog>;
@@ -94,7 +93,7 @@ impl ConsumerContext for GroupLog {
         }
     }
 
-    /// Commits of the steady loop are asynchronous ([`crate::inflight::commit`]): their failures surface here.
+    /// Commits of the steady loop are asynchronous ([`crate::pipeline::in_flight::commit`]): their failures surface here.
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         if let Err(error) = result {
             tracing::warn!(%error, partitions = %describe(offsets), "an offset commit failed; a later commit covers it, or the records are read again and skipped as replays");
@@ -179,61 +178,10 @@ fn describe(partitions: &TopicPartitionList) -> String {
     }
 }
 
-/// The offset to commit per (topic, partition): one past the highest offset handled, Kafka's convention for
-/// "next record to read".
-pub fn next_offsets<'a>(
-    positions: impl IntoIterator<Item = (&'a str, i32, i64)>,
-) -> BTreeMap<(&'a str, i32), i64> {
-    let mut next = BTreeMap::new();
-    for (topic, partition, offset) in positions {
-        let entry = next.entry((topic, partition)).or_insert(offset + 1);
-        *entry = (*entry).max(offset + 1);
-    }
-    next
-}
-
-/// [`next_offsets`] as the list `commit` takes.
-pub fn commit_list<'a>(
-    positions: impl IntoIterator<Item = (&'a str, i32, i64)>,
-) -> Result<TopicPartitionList, KafkaError> {
-    let mut offsets = TopicPartitionList::new();
-    for ((topic, partition), next) in next_offsets(positions) {
-        offsets.add_partition_offset(topic, partition, Offset::Offset(next))?;
-    }
-    Ok(offsets)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rdkafka::Message;
-
-    #[test]
-    fn next_offsets_are_one_past_the_last_record_per_partition() {
-        let positions = [
-            ("in", 0, 7),
-            ("in", 1, 3),
-            ("in", 0, 8),
-            ("in", 1, 2),
-            ("other", 0, 0),
-        ];
-        let next = next_offsets(positions);
-        assert_eq!(
-            next.into_iter().collect::<Vec<_>>(),
-            [(("in", 0), 9), (("in", 1), 4), (("other", 0), 1)]
-        );
-    }
-
-    #[test]
-    fn the_commit_list_holds_one_entry_per_partition() {
-        let list = commit_list([("in", 0, 7), ("in", 0, 8), ("in", 2, 1)]).unwrap();
-        let entries: Vec<(i32, Offset)> = list
-            .elements()
-            .iter()
-            .map(|e| (e.partition(), e.offset()))
-            .collect();
-        assert_eq!(entries, [(0, Offset::Offset(9)), (2, Offset::Offset(2))]);
-    }
 
     fn record(offset: i64) -> OwnedMessage {
         use rdkafka::message::Timestamp;

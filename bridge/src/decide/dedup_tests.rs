@@ -106,7 +106,7 @@ fn state_round_trips_through_its_records_and_other_groups_are_ignored() {
 
 #[test]
 fn a_state_record_carries_the_stations_open_windows_back() {
-    use crate::window::{Observation, WindowConfig, Windows};
+    use crate::decide::window::{Observation, WindowConfig, Windows};
     let mut windows = Windows::new(WindowConfig::default());
     let observation = |seq: i64, event_time: i64| Observation {
         station_id: "ST-1".into(),

@@ -17,7 +17,7 @@ use linegate_station_config::signed::{self, SignedConfig, SignedConfigError};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 
-use crate::state::{self, ReadBackError};
+use crate::pipeline::state::{self, ReadBackError};
 
 /// File names `keygen` writes.
 pub const PRIVATE_KEY_FILE: &str = "config-signing.key";

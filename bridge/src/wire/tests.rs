@@ -9,10 +9,10 @@ use linegate_schemas::{
     InspectionEventType, MessageKind,
 };
 
-use super::wire::{framing, Framing};
+use super::framing::{framing, Framing};
 use super::*;
 use crate::config::SchemaRegistryConfig;
-use crate::route::{route, InputRecord, RouteContext};
+use crate::decide::route::{route, InputRecord, RouteContext};
 
 const EXAMPLE: &str = include_str!("../../../config/bridge.example.toml");
 

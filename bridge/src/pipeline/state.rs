@@ -11,7 +11,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::dedup::ChainState;
+use crate::decide::dedup::ChainState;
 use linegate_common::kafka::KafkaConfig;
 
 /// Why a topic could not be read back.
@@ -146,7 +146,7 @@ pub fn load_state(
             Some(Ok(state)) => states.push((key.to_owned(), state)),
             // A tombstone or the exactly-once start probe: not a chain.
             None => {}
-            Some(Err(_)) if key.starts_with(crate::txn::PROBE_KEY_PREFIX) => {}
+            Some(Err(_)) if key.starts_with(crate::pipeline::transaction::PROBE_KEY_PREFIX) => {}
             Some(Err(error)) => tracing::warn!(
                 topic,
                 partition = record.partition(),

@@ -1,5 +1,5 @@
 //! A round's records through the ledger and the router: dedup, gap reports and the audit chain around the
-//! per-record decision of [`crate::route`]. No I/O: the pipeline delivers what this returns.
+//! per-record decision of [`crate::decide::route`]. No I/O: the pipeline delivers what this returns.
 //!
 //! Per record, in input order: decode once; find its chain (station, or input partition); ask the ledger.
 //! A replay is skipped; a resend yields a DUPLICATE audit record only; a gap yields a GAP audit record, then
@@ -10,10 +10,10 @@ use linegate_schemas::EdgeEvent;
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
 
-use crate::chain;
-use crate::dedup::{Ledger, Numbered, Verdict};
-use crate::route::{self, InputRecord, Link, Output, RouteContext};
-use crate::window::{self, Windows};
+use crate::decide::chain;
+use crate::decide::dedup::{Ledger, Numbered, Verdict};
+use crate::decide::route::{self, InputRecord, Link, Output, RouteContext};
+use crate::decide::window::{self, Windows};
 
 /// What a round handled, by outcome.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -235,9 +235,7 @@ impl Round<'_, '_> {
 /// Whether `message` is a dead letter an operator redrove (`linegate-bridge dlq redrive` sets `redrive.of`).
 fn redriven(message: &OwnedMessage) -> bool {
     use rdkafka::message::Headers;
-    message.headers().is_some_and(|headers| {
-        headers
-            .iter()
-            .any(|header| header.key == crate::redrive::REDRIVE_OF)
-    })
+    message
+        .headers()
+        .is_some_and(|headers| headers.iter().any(|header| header.key == route::REDRIVE_OF))
 }

@@ -15,14 +15,12 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, ConsumerContext};
 use rdkafka::message::OwnedMessage;
-use rdkafka::Message;
 
-use crate::consume;
-use crate::produce::{DeliveryError, Sending};
-use crate::round::Counts;
-use crate::route::Output;
+use crate::decide::round::Counts;
+use crate::decide::route::Output;
+use crate::pipeline::produce::{DeliveryError, Sending};
 
 /// One round handed to the producer.
 pub struct Pending {
@@ -114,7 +112,8 @@ impl InFlight {
                 tracing::warn!(%error, records = round.batch.len(), "a round in flight was not delivered before its partitions were revoked; their next owner handles it again");
             }
             intact &= delivered.is_ok();
-            let committed = intact && commit(consumer, &round.batch, CommitMode::Sync);
+            let committed =
+                intact && super::commit::commit(consumer, &round.batch, CommitMode::Sync);
             intact &= committed;
             round.settled_by_rebalance = Some(committed);
         }
@@ -131,32 +130,5 @@ impl InFlight {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Commits the offsets after `batch`; false (logged) if Kafka refused at once. Rounds in the steady loop
-/// commit `Async`: the round then does not wait for the group coordinator, whose round trip would be added
-/// to every record's latency. Commits reach the coordinator in order, a later one covers an earlier that
-/// failed, and a failure reported later is logged by the consumer context; offsets that never made it only
-/// mean records read again, which the ledger skips as replays. Before a revocation and at a stop the commit is `Sync`:
-/// the partitions' next owner must start after it.
-pub fn commit<C: Consumer<X>, X: ConsumerContext>(
-    consumer: &C,
-    batch: &[OwnedMessage],
-    mode: CommitMode,
-) -> bool {
-    if batch.is_empty() {
-        return true;
-    }
-    let positions = batch.iter().map(|m| (m.topic(), m.partition(), m.offset()));
-    let committed =
-        consume::commit_list(positions).and_then(|offsets| consumer.commit(&offsets, mode));
-    match committed {
-        Ok(()) => true,
-        Err(error) => {
-            // After a rebalance the partitions may belong to another instance, which repeats the round.
-            tracing::warn!(%error, "offset commit failed; the records of this round will be handled again");
-            false
-        }
     }
 }

@@ -14,8 +14,8 @@
 //! outputs back (`audit verify`).
 
 mod client;
+pub mod framing;
 mod reader;
-pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,11 +25,11 @@ use linegate_schemas::{Contract, SchemaError};
 use tokio::sync::watch;
 
 pub use client::{Compatibility, RegistryClient, RegistryMetrics};
+use framing::Framing;
 pub use reader::{ReadError, SchemaReader};
-use wire::Framing;
 
 use crate::config::{output_kinds, BridgeConfig};
-use crate::route::Output;
+use crate::decide::route::Output;
 
 /// Why a schema id could not be had, or a record not framed. [`RegistryError::is_transient`] tells the
 /// errors a wait cures (registry away or overloaded) from those an operator must fix.
@@ -283,10 +283,10 @@ impl WireFormat {
         let framed = |o: &Output| !confluent.untouched.contains(&o.topic);
         let mut missing: Vec<(&str, [u8; 8])> = Vec::new();
         for output in outputs.iter().filter(|o| framed(o)) {
-            let Framing::SingleObject(fingerprint) = wire::framing(&output.value) else {
+            let Framing::SingleObject(fingerprint) = framing::framing(&output.value) else {
                 return Err(RegistryError::NotFramable {
                     topic: output.topic.clone(),
-                    found: wire::head_hex(&output.value),
+                    found: framing::head_hex(&output.value),
                 });
             };
             let pair = (output.topic.as_str(), fingerprint);
@@ -302,13 +302,13 @@ impl WireFormat {
             confluent.register(&topic, fingerprint).await?;
         }
         for output in outputs.iter_mut().filter(|o| framed(o)) {
-            let Framing::SingleObject(fingerprint) = wire::framing(&output.value) else {
+            let Framing::SingleObject(fingerprint) = framing::framing(&output.value) else {
                 unreachable!("checked above");
             };
             let id = confluent
                 .cached(&output.topic, &fingerprint)
                 .expect("registered above");
-            wire::to_confluent(&mut output.value, id);
+            framing::to_confluent(&mut output.value, id);
         }
         Ok(())
     }

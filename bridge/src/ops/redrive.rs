@@ -14,12 +14,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 use serde::Serialize;
 
-use crate::deadletters::{self, DeadLetter, Range, ReadError};
-use crate::route::Output;
-
-/// The header a redriven record carries: `<dlq topic>/<partition>/<offset>` of its dead letter. The pipeline
-/// judges such a record again even when its (station, seq) was handled, since handling it failed.
-pub const REDRIVE_OF: &str = "redrive.of";
+use crate::decide::route::{Output, REDRIVE_OF};
+use crate::ops::deadletters::{self, DeadLetter, Range, ReadError};
 
 /// Headers of a dead letter that describe the rejection, not the record; not sent back.
 const DLQ_ONLY: [&str; 7] = [
@@ -93,7 +89,7 @@ pub async fn redrive(
         .await
         .map_err(|e| RedriveError::Task(e.to_string()))??;
     let producer: FutureProducer =
-        crate::produce::future_producer(kafka).map_err(RedriveError::Producer)?;
+        crate::pipeline::produce::future_producer(kafka).map_err(RedriveError::Producer)?;
     let mut report = Report {
         dlq_topic: dlq_topic.to_owned(),
         dry_run,

@@ -14,7 +14,7 @@ use rdkafka::producer::{
 use rdkafka::{ClientContext, Message};
 use tokio::sync::Notify;
 
-use crate::route::Output;
+use crate::decide::route::Output;
 use linegate_common::kafka::KafkaConfig;
 
 /// The producer of the bridge's outputs. Its delivery reports go to the [`Sending`] that queued each output

@@ -23,8 +23,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
-use crate::route::Output;
-use crate::window::StationSnapshot;
+use crate::decide::route::Output;
+use crate::decide::window::StationSnapshot;
 
 /// What the ledger holds for one chain (a station, or an input partition for undecodable inputs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,15 +16,7 @@ pub struct Accumulator {
     m2: f64,
 }
 
-/// Spec limits of a quality score; either may be absent (a one-sided specification).
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpecLimits {
-    /// Lower specification limit.
-    pub lsl: Option<f64>,
-    /// Upper specification limit.
-    pub usl: Option<f64>,
-}
+use crate::config::SpecLimits;
 
 /// The closed window's figures.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,36 +19,9 @@ mod stats;
 
 use std::collections::{BTreeMap, HashMap};
 
+pub use crate::config::{SpecLimits, WindowConfig};
 pub use output::output;
-pub use stats::{Accumulator, Figures, SpecLimits};
-
-/// Window settings from the bridge config (`[quality.windows]`).
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WindowConfig {
-    /// Emit windows at all.
-    pub enabled: bool,
-    /// Window length in seconds of event time.
-    pub size_secs: u64,
-    /// How long after a window's end (event time) its events may still arrive.
-    pub allowed_lateness_secs: u64,
-    /// Close a window anyway when its station sent nothing for this long (processing time).
-    pub idle_close_secs: u64,
-    /// Specification limits per inspection type, for Cp and Cpk.
-    pub spec: BTreeMap<String, SpecLimits>,
-}
-
-impl Default for WindowConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            size_secs: 300,
-            allowed_lateness_secs: 60,
-            idle_close_secs: 600,
-            spec: BTreeMap::new(),
-        }
-    }
-}
+pub use stats::{Accumulator, Figures};
 
 /// One completed inspection, as the windows need it.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,6 +5,10 @@ use linegate_schemas::EdgeEvent;
 
 use super::{bound, derived_id, event_headers, InputRecord, Output, Rejection, RouteContext};
 
+/// The header a redriven record carries: `<dlq topic>/<partition>/<offset>` of its dead letter. The pipeline
+/// judges such a record again even when its (station, seq) was handled, since handling it failed.
+pub const REDRIVE_OF: &str = "redrive.of";
+
 /// The dead letter of `record`: same key, same value (both bounded, [`bound::dead_letter`]), `reason` (cut
 /// to its bound) and origin headers first, then the common
 /// headers (provenance when the input decoded, and an `idempotency-key` of UUID v5 of

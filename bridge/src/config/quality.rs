@@ -1,0 +1,157 @@
+//! The `[quality]` table: pass thresholds, alert rules and the tumbling windows of the quality analytics.
+
+use std::collections::BTreeMap;
+
+use linegate_common::conf::{ConfigError, ConfigFile};
+use serde::Deserialize;
+
+/// Minimum passing scores: the quality policy, kept in config because it changes with the product.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualityConfig {
+    /// For inspection types without their own threshold.
+    pub default_threshold: f64,
+    /// Per inspection type.
+    pub thresholds: BTreeMap<String, f64>,
+    /// Rules that raise a QUALITY_ALERT.
+    pub alerts: AlertRules,
+    /// Tumbling windows with fail rate, mean, spread, Cp and Cpk.
+    pub windows: WindowConfig,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        Self {
+            default_threshold: 0.8,
+            thresholds: BTreeMap::new(),
+            alerts: AlertRules::default(),
+            windows: WindowConfig::default(),
+        }
+    }
+}
+
+/// When one inspection event raises an alert on the quality topic, besides its verdict.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertRules {
+    /// Defect severities that raise an alert on any inspection step that reports them.
+    pub severities: Vec<String>,
+    /// Per inspection type: a completed inspection scoring under this raises an alert.
+    pub score_below: BTreeMap<String, f64>,
+}
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        Self {
+            severities: vec!["CRITICAL".to_owned()],
+            score_below: BTreeMap::new(),
+        }
+    }
+}
+
+impl QualityConfig {
+    /// The threshold that applies to `inspection_type`: its own entry, else the default.
+    pub fn threshold_for(&self, inspection_type: &str) -> f64 {
+        self.thresholds
+            .get(inspection_type)
+            .copied()
+            .unwrap_or(self.default_threshold)
+    }
+
+    /// Checks thresholds, alert rules and windows; errors name the key under `[quality]`.
+    pub(super) fn validate(&self, file: &ConfigFile) -> Result<(), ConfigError> {
+        if !is_unit_score(self.default_threshold) {
+            return Err(file.invalid(
+                "quality.default_threshold",
+                format!("{} is not a score between 0 and 1", self.default_threshold),
+            ));
+        }
+        for (inspection_type, value) in &self.thresholds {
+            if !is_unit_score(*value) {
+                return Err(file.invalid(
+                    &format!("quality.thresholds.{inspection_type}"),
+                    format!("{value} is not a score between 0 and 1"),
+                ));
+            }
+        }
+        self.validate_analytics(file)
+    }
+
+    fn validate_analytics(&self, file: &ConfigFile) -> Result<(), ConfigError> {
+        const SEVERITIES: [&str; 4] = ["LOW", "MEDIUM", "HIGH", "CRITICAL"];
+        for severity in &self.alerts.severities {
+            if !SEVERITIES.contains(&severity.as_str()) {
+                return Err(file.invalid(
+                    "quality.alerts.severities",
+                    format!("`{severity}` is not LOW, MEDIUM, HIGH or CRITICAL"),
+                ));
+            }
+        }
+        for (inspection_type, value) in &self.alerts.score_below {
+            if !is_unit_score(*value) {
+                return Err(file.invalid(
+                    &format!("quality.alerts.score_below.{inspection_type}"),
+                    format!("{value} is not a score between 0 and 1"),
+                ));
+            }
+        }
+        let windows = &self.windows;
+        if windows.size_secs == 0 {
+            return Err(file.invalid("quality.windows.size_secs", "must be at least 1"));
+        }
+        for (inspection_type, spec) in &windows.spec {
+            let key = format!("quality.windows.spec.{inspection_type}");
+            if spec.lsl.is_none() && spec.usl.is_none() {
+                return Err(file.invalid(&key, "needs lsl, usl or both"));
+            }
+            if let (Some(lsl), Some(usl)) = (spec.lsl, spec.usl) {
+                if lsl >= usl {
+                    return Err(file.invalid(&key, format!("lsl {lsl} is not below usl {usl}")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Window settings from the bridge config (`[quality.windows]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowConfig {
+    /// Emit windows at all.
+    pub enabled: bool,
+    /// Window length in seconds of event time.
+    pub size_secs: u64,
+    /// How long after a window's end (event time) its events may still arrive.
+    pub allowed_lateness_secs: u64,
+    /// Close a window anyway when its station sent nothing for this long (processing time).
+    pub idle_close_secs: u64,
+    /// Specification limits per inspection type, for Cp and Cpk.
+    pub spec: BTreeMap<String, SpecLimits>,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            size_secs: 300,
+            allowed_lateness_secs: 60,
+            idle_close_secs: 600,
+            spec: BTreeMap::new(),
+        }
+    }
+}
+
+/// Spec limits of a quality score; either may be absent (a one-sided specification).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecLimits {
+    /// Lower specification limit.
+    pub lsl: Option<f64>,
+    /// Upper specification limit.
+    pub usl: Option<f64>,
+}
+
+fn is_unit_score(value: f64) -> bool {
+    value.is_finite() && (0.0..=1.0).contains(&value)
+}
