@@ -17,7 +17,7 @@ use linegate_station_config::signed;
 const EXIT_INVALID: u8 = 2;
 
 #[derive(Subcommand)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Make the ed25519 key pair that signs pushed configs: DIR/config-signing.key (private, mode 0600, stays
     /// at the centre) and DIR/config-signing.pub (goes into every station's [config_push]).
     Keygen {
@@ -80,7 +80,7 @@ pub enum ConfigCommand {
 }
 
 /// Runs one `config` subcommand.
-pub fn run(command: ConfigCommand) -> ExitCode {
+pub(crate) fn run(command: ConfigCommand) -> ExitCode {
     match execute(command) {
         Ok(code) => code,
         Err(error) => {

@@ -14,7 +14,9 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("{path}: cannot read the config file: {source}")]
     Read {
+        /// The config file.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
@@ -23,32 +25,47 @@ pub enum ConfigError {
         "{path}:{line}: environment variable {var} is not set; set it or write ${{{var}:-default}}"
     )]
     MissingVariable {
+        /// The config file.
         path: PathBuf,
+        /// Line in the file, from 1.
         line: usize,
+        /// Name of the variable.
         var: String,
     },
     /// A `${` without a closing brace, or a variable name with characters a shell would not accept.
     #[error("{path}:{line}: malformed interpolation: {reason}")]
     BadInterpolation {
+        /// The config file.
         path: PathBuf,
+        /// Line in the file, from 1.
         line: usize,
+        /// What is wrong with it.
         reason: String,
     },
     /// TOML syntax or a value of the wrong type or an unknown key.
     #[error("{path}:{line}:{column}: {message} (in `{text}`)")]
     Parse {
+        /// The config file.
         path: PathBuf,
+        /// Line in the file, from 1.
         line: usize,
+        /// Column in the line, from 1.
         column: usize,
+        /// The text of the line.
         text: String,
+        /// What is wrong with it.
         message: String,
     },
     /// The file parses but a value is not acceptable.
     #[error("{path}:{line}: key `{key}`: {message}")]
     Invalid {
+        /// The config file.
         path: PathBuf,
+        /// Line in the file, from 1.
         line: usize,
+        /// Dotted path of the key.
         key: String,
+        /// What is wrong with it.
         message: String,
     },
 }

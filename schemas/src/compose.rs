@@ -9,13 +9,13 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 /// Inlines every named reference of `root` found in `library` (full name -> JSON definition).
-pub fn compose(root: &Value, library: &HashMap<String, Value>) -> Value {
+pub(crate) fn compose(root: &Value, library: &HashMap<String, Value>) -> Value {
     let mut defined = HashSet::new();
     inline(root, library, &mut defined)
 }
 
 /// The full name (`namespace.name`) a record definition declares.
-pub fn full_name(definition: &Value) -> Option<String> {
+pub(crate) fn full_name(definition: &Value) -> Option<String> {
     let name = definition.get("name")?.as_str()?;
     if name.contains('.') {
         return Some(name.to_owned());

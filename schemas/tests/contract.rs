@@ -444,7 +444,7 @@ fn an_invalid_uuid_does_not_encode_in_any_kind_that_has_one() {
             ..audit()
         }),
         encode(&QualityEvent {
-            source_event_id: Some(bad.clone()),
+            source_event_id: Some(bad),
             ..quality()
         }),
     ];

@@ -73,7 +73,7 @@ fn this_build_writes_the_fingerprint_java_avro_gives_the_current_schema() {
 
 #[test]
 fn records_with_the_fingerprint_earlier_builds_wrote_still_decode() {
-    let event = linegate_schemas::InspectionEvent {
+    let event = InspectionEvent {
         event_id: "7f3c2b1a-5d1e-4c8e-9a51-3b1f0c2d4e5f".into(),
         event_type: InspectionEventType::InspectionCompleted,
         timestamp: 1_768_905_000_250,

@@ -266,7 +266,7 @@ mod tests {
             },
             SignedConfig {
                 config: "[mqtt]\n ".into(),
-                ..signed.clone()
+                ..signed
             },
         ];
         for envelope in altered {

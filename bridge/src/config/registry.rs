@@ -100,7 +100,7 @@ pub fn output_kinds(config: &BridgeConfig) -> BTreeMap<String, Vec<MessageKind>>
 /// Checks the section: a parseable `http` URL, credentials in pairs, a timeout, and (with a registry) one
 /// record kind per output topic, because TopicNameStrategy gives each topic one subject whose versions must
 /// stay compatible: a second record type there would be refused by the registry at the first send.
-pub fn validate(config: &BridgeConfig, file: &ConfigFile) -> Result<(), ConfigError> {
+pub(super) fn validate(config: &BridgeConfig, file: &ConfigFile) -> Result<(), ConfigError> {
     let section = &config.schema_registry;
     if section.timeout_ms == 0 {
         return Err(file.invalid("schema_registry.timeout_ms", "must be at least 1"));

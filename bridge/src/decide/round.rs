@@ -224,7 +224,7 @@ impl Round<'_, '_> {
                 match window::output(&closed, &ctx.topics.quality, ctx.service_name) {
                     Ok(output) => self.outputs.push(output),
                     Err(error) => {
-                        tracing::error!(%error, "a quality window could not be encoded and is not written")
+                        tracing::error!(%error, "a quality window could not be encoded and is not written");
                     }
                 }
             }

@@ -16,7 +16,7 @@ use crate::metrics::BridgeMetrics;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the lag gauges of `/metrics` are refreshed.
-pub const REFRESH: Duration = Duration::from_secs(5);
+pub(super) const REFRESH: Duration = Duration::from_secs(5);
 
 /// Lag of one input partition.
 #[derive(Debug, Clone, Serialize)]

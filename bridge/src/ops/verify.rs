@@ -62,7 +62,7 @@ pub async fn verify_topic(
                 audit,
             }),
             Err(error) => {
-                undecodable.push((record.partition(), record.offset(), error.to_string()))
+                undecodable.push((record.partition(), record.offset(), error.to_string()));
             }
         }
     }

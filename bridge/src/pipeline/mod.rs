@@ -396,7 +396,7 @@ impl Pipeline {
     }
 
     /// The round's outputs, in send order, and what became of its records.
-    fn route_batch(&self, batch: &[OwnedMessage]) -> (Vec<crate::decide::route::Output>, Counts) {
+    fn route_batch(&self, batch: &[OwnedMessage]) -> (Vec<Output>, Counts) {
         let ctx = RouteContext {
             topics: &self.config.topics,
             routes: &self.config.routes,

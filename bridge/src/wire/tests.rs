@@ -120,7 +120,7 @@ async fn cached_ids_reframe_every_avro_output_and_leave_dead_letters_and_state_a
         assert_eq!((&old.key, &old.headers), (&new.key, &new.headers));
         match old.topic.as_str() {
             "edge.station.events.dlq" | "linegate.bridge.state" => {
-                assert_eq!(old.value, new.value, "{} untouched", old.topic)
+                assert_eq!(old.value, new.value, "{} untouched", old.topic);
             }
             topic => {
                 let id = match topic {
@@ -177,7 +177,7 @@ async fn a_missing_id_with_the_registry_away_leaves_the_whole_round_unchanged() 
         assert!(text.contains(line), "{line} in\n{text}");
     }
 
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
     let waiting = wire.frame_waiting(&mut outputs, &stopped);
     let stopper = async {
         tokio::time::sleep(Duration::from_millis(700)).await;

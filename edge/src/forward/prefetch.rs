@@ -46,7 +46,7 @@ pub(super) struct Source {
 
 impl Prefetch {
     /// Starts reading the events after seq `after`.
-    pub fn start(source: Source, after: i64) -> Self {
+    pub(super) fn start(source: Source, after: i64) -> Self {
         let (sender, batches) = mpsc::channel(BATCHES_AHEAD);
         let task = tokio::spawn(read_ahead(source, after, sender));
         Self { batches, task }

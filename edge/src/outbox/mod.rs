@@ -27,30 +27,46 @@ pub enum OutboxError {
     /// SQLite failed (disk full, permissions, corruption).
     #[error("outbox {path}: {source}")]
     Sqlite {
+        /// The outbox file.
         path: PathBuf,
+        /// What SQLite said.
         #[source]
         source: rusqlite::Error,
     },
     /// The file belongs to another station; mixing two stations' sequences would corrupt both.
     #[error("outbox {path} belongs to station {found}, not {expected}; point data_dir elsewhere or move the file")]
     WrongStation {
+        /// The outbox file.
         path: PathBuf,
+        /// The station this edge runs as.
         expected: String,
+        /// The station the file belongs to.
         found: String,
     },
     /// A stored row cannot be read back.
     #[error("outbox {path}: row seq {seq} is unreadable: {reason}")]
     BadRow {
+        /// The outbox file.
         path: PathBuf,
+        /// Sequence number of the row.
         seq: i64,
+        /// What went wrong.
         reason: String,
     },
     /// The file system of the outbox is full: SQLite rolled the transaction back, the file is intact.
     #[error("the disk holding the outbox {path} is full: intake has stopped and results stay unacknowledged upstream (MQTT broker, PLC) until space is freed")]
-    DiskFull { path: PathBuf },
+    DiskFull {
+        /// The outbox file.
+        path: PathBuf,
+    },
     /// A commit failed for another reason; nothing of it was stored or acknowledged.
     #[error("outbox {path}: commit failed, nothing of it was acknowledged: {reason}")]
-    Commit { path: PathBuf, reason: String },
+    Commit {
+        /// The outbox file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// The writer thread could not be started.
     #[error("cannot start the outbox writer thread: {0}")]
     Thread(std::io::Error),

@@ -39,7 +39,10 @@ pub struct QuarantineEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
     /// Stored under this sequence number.
-    Event { seq: i64 },
+    Event {
+        /// The event's outbox sequence number.
+        seq: i64,
+    },
     /// An event id seen within the dedup window: not stored again, safe to acknowledge.
     Duplicate,
     /// Stored in the quarantine table.

@@ -189,7 +189,7 @@ impl Watcher {
                         }
                     }
                     None => {
-                        tracing::info!(topic = %self.topic, "no config was pushed for this station yet")
+                        tracing::info!(topic = %self.topic, "no config was pushed for this station yet");
                     }
                 }
             }

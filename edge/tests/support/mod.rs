@@ -9,7 +9,7 @@ use linegate_edge::outbox::{
 use tokio::sync::Notify;
 
 /// Durable, small groups, a one-hour dedup window, bounds far away: each test overrides what it is about.
-pub const OPTIONS: OutboxOptions = OutboxOptions {
+pub(crate) const OPTIONS: OutboxOptions = OutboxOptions {
     synchronous: Synchronous::Full,
     group_commit_max: 100,
     dedup_window_ms: 3_600_000,
@@ -25,6 +25,6 @@ pub const OPTIONS: OutboxOptions = OutboxOptions {
 };
 
 /// A writer of station ST-01's outbox at `path`.
-pub fn writer(path: &Path, options: OutboxOptions) -> OutboxWriter {
+pub(crate) fn writer(path: &Path, options: OutboxOptions) -> OutboxWriter {
     OutboxWriter::start(path, "ST-01", options, Arc::new(Notify::new())).unwrap()
 }

@@ -6,7 +6,7 @@ use super::ClosedWindow;
 use crate::decide::route::{Output, ID_NAMESPACE};
 
 /// `event_type` of a window record.
-pub const WINDOW_EVENT_TYPE: &str = "QUALITY_WINDOW";
+pub(super) const WINDOW_EVENT_TYPE: &str = "QUALITY_WINDOW";
 
 /// The window record, keyed by station like the verdicts. Its id is UUID v5 of station, inspection type,
 /// start and length: the same window always has the same id, however often it is emitted.

@@ -11,7 +11,7 @@ use linegate_station_config::modbus::{FieldSpec, Order, ValueType};
 
 /// What was read for one field.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Raw {
+pub(super) enum Raw {
     /// Register contents.
     Words(Vec<u16>),
     /// Coil or discrete input states.
@@ -20,7 +20,7 @@ pub enum Raw {
 
 /// A decoded field value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(super) enum Value {
     /// An integer (before scale and offset, or an integer result).
     Int(i64),
     /// A number after scale/offset, or a float type.
@@ -52,7 +52,7 @@ impl Value {
 }
 
 /// Interprets `raw` as `field` says: type, byte and word order, scale and offset, enum table.
-pub fn decode(field: &FieldSpec, raw: &Raw) -> Result<Value, String> {
+pub(super) fn decode(field: &FieldSpec, raw: &Raw) -> Result<Value, String> {
     if let Some(constant) = &field.constant {
         return Ok(Value::Text(constant.clone()));
     }
@@ -130,7 +130,7 @@ pub fn decode(field: &FieldSpec, raw: &Raw) -> Result<Value, String> {
 
 /// Builds the event from decoded fields; `captured_at_ms` is the time unless a `timestamp` field is mapped.
 /// The caller sets `event_id`.
-pub fn build_event(
+pub(super) fn build_event(
     values: &[(&FieldSpec, Value)],
     captured_at_ms: i64,
 ) -> Result<InspectionEvent, String> {

@@ -29,7 +29,7 @@ enum DeviceError {
 }
 
 /// Runs one device until `shutdown` turns true.
-pub async fn run(
+pub(super) async fn run(
     device: DeviceConfig,
     station_id: String,
     writer: OutboxWriter,

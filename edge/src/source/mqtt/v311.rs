@@ -109,7 +109,7 @@ impl super::Session for Session311 {
             Ok(Err(error)) => self.drop_connection(&error).await,
             Err(_) => {
                 self.drop_connection(&"the broker took no PUBACKs for 10 s")
-                    .await
+                    .await;
             }
         }
     }

@@ -25,7 +25,7 @@ use rdkafka::producer::Producer;
 use rdkafka::{ClientConfig, Message};
 
 /// The pre-loaded input of this phase.
-pub const INPUT: &str = "bench.ceiling.in";
+pub(crate) const INPUT: &str = "bench.ceiling.in";
 /// The three fan-out topics and the state topic, with the partitions config/topics.toml gives theirs.
 const OUTPUTS: [(&str, i32); 4] = [
     ("bench.ceiling.lifecycle", 12),
@@ -43,7 +43,7 @@ const HEADERS: [(&str, usize); 5] = [
 ];
 
 /// What the phase measured.
-pub struct Ceiling {
+pub(crate) struct Ceiling {
     /// Events read and fanned out.
     pub events: usize,
     /// From the first record read to the last round committed.
@@ -58,7 +58,7 @@ pub struct Ceiling {
 }
 
 /// Creates the phase's topics (the caller pre-loads [`INPUT`] afterwards).
-pub async fn create_topics(bootstrap: &str) -> anyhow::Result<()> {
+pub(crate) async fn create_topics(bootstrap: &str) -> anyhow::Result<()> {
     create_topic(bootstrap, INPUT, 12).await?;
     for (topic, partitions) in OUTPUTS {
         create_topic(bootstrap, topic, partitions).await?;
@@ -68,7 +68,7 @@ pub async fn create_topics(bootstrap: &str) -> anyhow::Result<()> {
 
 /// Reads `events` records of [`INPUT`] and fans each out like the bridge, rounds of up to `batch_max`
 /// gathered for up to `batch_wait`, one round in flight.
-pub async fn run(
+pub(crate) async fn run(
     bootstrap: &str,
     events: usize,
     batch_max: usize,

@@ -112,7 +112,7 @@ fn metric(base: &str, series: &str) -> f64 {
 
 mod http_get {
     /// A minimal HTTP GET of `/metrics` without an async runtime.
-    pub fn metrics(base: &str) -> String {
+    pub(crate) fn metrics(base: &str) -> String {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(base).unwrap();
         write!(stream, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();

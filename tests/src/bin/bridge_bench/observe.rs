@@ -15,7 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 /// Milliseconds since the epoch, the clock of the feeder's timestamps.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -23,18 +23,18 @@ pub fn now_ms() -> i64 {
 }
 
 /// What an observer saw: per record, the feeder's send time and the latency, both in ms.
-pub struct Samples(Vec<(i64, i64)>);
+pub(crate) struct Samples(Vec<(i64, i64)>);
 
 impl Samples {
     /// All latencies, sorted.
-    pub fn sorted(&self) -> Vec<i64> {
+    pub(crate) fn sorted(&self) -> Vec<i64> {
         let mut latencies: Vec<i64> = self.0.iter().map(|(_, latency)| *latency).collect();
         latencies.sort_unstable();
         latencies
     }
 
     /// p50 and p99 of the records sent in each second of the phase, e.g. `0 s 31/44, 1 s 35/52`.
-    pub fn per_second(&self) -> String {
+    pub(crate) fn per_second(&self) -> String {
         let Some(first) = self.0.iter().map(|(sent, _)| *sent).min() else {
             return String::new();
         };
@@ -60,7 +60,7 @@ impl Samples {
 
 /// Starts an observer of `topic` at its current end, runs `feed`, and returns what it saw of the first
 /// `count` records for which `stamp` gives a timestamp (others, e.g. of an earlier phase, are skipped).
-pub async fn latencies(
+pub(crate) async fn latencies(
     bootstrap: &str,
     topic: &str,
     count: usize,
