@@ -309,6 +309,16 @@ fn dlq(command: DlqCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    print_redrive(&report, &config.topics.input);
+    if report.skipped > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// One line per dead letter redriven (or that would be, or was skipped), then the totals.
+fn print_redrive(report: &redrive::Report, input: &str) {
     for r in &report.records {
         let target = r.to_topic.as_deref().unwrap_or("?");
         match (&r.skipped, r.to_partition, r.to_offset) {
@@ -335,14 +345,9 @@ fn dlq(command: DlqCommand) -> ExitCode {
         },
         report.sent,
         report.dlq_topic,
-        config.topics.input,
+        input,
         report.skipped
     );
-    if report.skipped > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
 }
 
 /// Prints what `audit verify` found; exit 0 when every chain is intact, 1 otherwise.

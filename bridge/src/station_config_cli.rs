@@ -107,18 +107,7 @@ fn kafka_of(config: &Path) -> anyhow::Result<KafkaConfig> {
 
 fn execute(command: ConfigCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ConfigCommand::Keygen { out } => {
-            let public = station_config::keygen(&out)?;
-            println!(
-                "wrote {} (private: keep it at the centre, readable only by whoever pushes)",
-                out.join(PRIVATE_KEY_FILE).display()
-            );
-            println!("wrote {}", out.join(PUBLIC_KEY_FILE).display());
-            println!("key {}", signed::fingerprint(&public));
-            println!("\nput this into every station's config file:\n\n[config_push]");
-            println!("public_key = \"{}\"", signed::public_key_text(&public));
-            Ok(ExitCode::SUCCESS)
-        }
+        ConfigCommand::Keygen { out } => keygen(&out),
         ConfigCommand::Push {
             config,
             station,
@@ -126,27 +115,16 @@ fn execute(command: ConfigCommand) -> anyhow::Result<ExitCode> {
             topic,
             version,
             file,
-        } => {
-            // The file first: a broken one is refused before anything else is looked at.
-            linegate_station_config::check_station_id(&station)
-                .map_err(StationConfigError::Station)?;
-            linegate_station_config::overlay::check_for_push(&file, &station)
-                .map_err(StationConfigError::from)?;
-            let kafka = kafka_of(&config)?;
-            let request = PushRequest {
+        } => push(
+            &config,
+            &topic,
+            PushRequest {
                 station: &station,
                 file: &file,
                 key_file: &key,
                 version,
-            };
-            let pushed = linegate_common::process::runtime()?
-                .block_on(station_config::push(&kafka, &topic, request))?;
-            println!(
-                "pushed version {} for station {station} to {topic}/{}/{} (key {})",
-                pushed.envelope.version, pushed.partition, pushed.offset, pushed.envelope.key_id
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+            },
+        ),
         ConfigCommand::Show {
             config,
             station,
@@ -195,4 +173,36 @@ fn execute(command: ConfigCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `config keygen`: a key pair in `out`, and the `[config_push]` lines for the stations.
+fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
+    let public = station_config::keygen(out)?;
+    println!(
+        "wrote {} (private: keep it at the centre, readable only by whoever pushes)",
+        out.join(PRIVATE_KEY_FILE).display()
+    );
+    println!("wrote {}", out.join(PUBLIC_KEY_FILE).display());
+    println!("key {}", signed::fingerprint(&public));
+    println!("\nput this into every station's config file:\n\n[config_push]");
+    println!("public_key = \"{}\"", signed::public_key_text(&public));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `config push`: the file checked as the station would check it, then signed and written to `topic`.
+fn push(config: &Path, topic: &str, request: PushRequest<'_>) -> anyhow::Result<ExitCode> {
+    // The file first: a broken one is refused before anything else is looked at.
+    linegate_station_config::check_station_id(request.station)
+        .map_err(StationConfigError::Station)?;
+    linegate_station_config::overlay::check_for_push(request.file, request.station)
+        .map_err(StationConfigError::from)?;
+    let kafka = kafka_of(config)?;
+    let station = request.station;
+    let pushed = linegate_common::process::runtime()?
+        .block_on(station_config::push(&kafka, topic, request))?;
+    println!(
+        "pushed version {} for station {station} to {topic}/{}/{} (key {})",
+        pushed.envelope.version, pushed.partition, pushed.offset, pushed.envelope.key_id
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
 
 use crate::observe::{self, EdgeMetrics, Heartbeat};
 use crate::outbox::{OutboxReader, OutboxWriter};
 use crate::push::apply::{decide, resume_pushed};
+use crate::push::state::PushState;
 use crate::push::{report, watch::Pushed, PushMetrics};
 use crate::{forward, source};
 use linegate_station_config::EdgeConfig;
@@ -22,160 +24,260 @@ const FORWARD_STOP: Duration = Duration::from_secs(5);
 /// Runs the agent until SIGTERM or SIGINT; SIGHUP re-reads `config_path` and restarts the sources with it.
 /// `local` is the local file's config; with `[config_push]`, a pushed config is overlaid on it (the
 /// last-known-good one at start, then each new one the centre pushes).
-pub async fn run(mut local: EdgeConfig, config_path: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&local.station.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            local.station.data_dir.display()
-        )
-    })?;
-    let (mut push, config) = resume_pushed(&local).context("[config_push]")?;
-    let outbox_path = config.outbox_path();
-    let committed = Arc::new(Notify::new());
-    let writer = OutboxWriter::start(
-        &outbox_path,
-        &config.station.id,
-        crate::outbox::OutboxOptions::from_config(&config.outbox),
-        Arc::clone(&committed),
-    )?;
-    let reader = OutboxReader::open(&outbox_path)?;
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = EdgeMetrics::register(&mut registry);
-    let push_metrics = PushMetrics::register(&mut registry);
-    if let Some(state) = &push {
-        push_metrics
-            .version
-            .set(i64::try_from(state.applied_version()).unwrap_or(i64::MAX));
+pub async fn run(local: EdgeConfig, config_path: &Path) -> anyhow::Result<()> {
+    let mut agent = Agent::start(local).await?;
+    match agent.serve(config_path).await? {
+        Exit::Stop => {
+            agent.stop().await;
+            Ok(())
+        }
+        Exit::Forwarder(result) => result,
     }
-    tracing::info!(
-        station = %config.station.id,
-        outbox = %outbox_path.display(),
-        waiting = reader.depth()?,
-        next_seq = reader.next_seq()?,
-        "linegate-edge started"
-    );
+}
 
-    let (stop, stopped) = watch::channel(false);
-    let heartbeat = Heartbeat::default();
-    heartbeat.beat();
-    let mut forwarder = tokio::spawn(forward::run(
-        config.kafka.clone(),
-        config.forward.clone(),
-        forward::ForwardParts {
-            reader,
-            writer: writer.clone(),
-            committed,
-            metrics: metrics.clone(),
-            heartbeat: heartbeat.clone(),
-        },
-        stopped.clone(),
-    ));
-    let mut sources_watched = Vec::new();
-    if config.mqtt.is_some() {
-        sources_watched.push("mqtt".to_owned());
-    }
-    for device in config.modbus.iter().flat_map(|m| &m.devices) {
-        sources_watched.push(format!("modbus:{}", device.name));
-    }
-    if let Some(http) = &config.http {
-        let state = observe::http::HttpState {
-            registry,
-            metrics: metrics.clone(),
-            reader: std::sync::Mutex::new(OutboxReader::open(&outbox_path)?),
-            writer: writer.clone(),
-            sources: sources_watched,
-        };
-        observe::http::start(http.listen, state, stopped.clone())
-            .await
-            .with_context(|| format!("cannot listen on {} (http.listen)", http.listen))?;
-    }
-    let watchdog = observe::systemd::spawn_watchdog(heartbeat, writer.clone(), stopped.clone());
-    let mut sources = Sources::start(&config, &writer, &metrics);
-    // The sender stays here so the receiver never closes, with or without a watcher.
-    let (push_sender, mut pushes) = mpsc::channel::<Pushed>(4);
-    if let (Some(push_config), Some(_)) = (&local.config_push, &push) {
-        crate::push::watch::spawn(
-            local.kafka.clone(),
-            push_config.topic.clone(),
-            local.station.id.clone(),
-            push_sender.clone(),
+/// Why [`Agent::serve`] returned.
+enum Exit {
+    /// SIGTERM or SIGINT: stop in order.
+    Stop,
+    /// The forwarder ended by itself (a fatal Kafka error or a panic): the agent ends with its outcome.
+    Forwarder(anyhow::Result<()>),
+}
+
+/// Everything a running edge holds, in the order it was started; [`Agent::stop`] takes it down in reverse.
+struct Agent {
+    /// The local file's config (SIGHUP replaces it).
+    local: EdgeConfig,
+    /// The pushed config in force, with `[config_push]`.
+    push: Option<PushState>,
+    push_metrics: PushMetrics,
+    writer: OutboxWriter,
+    metrics: EdgeMetrics,
+    /// Stops the forwarder, the HTTP server, the watchdog and the push watcher.
+    stop: watch::Sender<bool>,
+    forwarder: JoinHandle<Result<(), forward::ForwardError>>,
+    watchdog: Option<JoinHandle<()>>,
+    sources: Sources,
+    /// Kept here so that `pushes` never closes, with or without a watcher.
+    push_sender: mpsc::Sender<Pushed>,
+    pushes: mpsc::Receiver<Pushed>,
+}
+
+impl Agent {
+    /// Opens the outbox, then starts the forwarder, the HTTP endpoint, the watchdog, the sources and the
+    /// pushed-config watcher, and tells systemd the edge is ready.
+    async fn start(local: EdgeConfig) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&local.station.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                local.station.data_dir.display()
+            )
+        })?;
+        let (push, config) = resume_pushed(&local).context("[config_push]")?;
+        let outbox_path = config.outbox_path();
+        let committed = Arc::new(Notify::new());
+        let writer = OutboxWriter::start(
+            &outbox_path,
+            &config.station.id,
+            crate::outbox::OutboxOptions::from_config(&config.outbox),
+            Arc::clone(&committed),
+        )?;
+        let reader = OutboxReader::open(&outbox_path)?;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = EdgeMetrics::register(&mut registry);
+        let push_metrics = PushMetrics::register(&mut registry);
+        if let Some(state) = &push {
+            push_metrics
+                .version
+                .set(i64::try_from(state.applied_version()).unwrap_or(i64::MAX));
+        }
+        tracing::info!(
+            station = %config.station.id,
+            outbox = %outbox_path.display(),
+            waiting = reader.depth()?,
+            next_seq = reader.next_seq()?,
+            "linegate-edge started"
+        );
+        let (stop, stopped) = watch::channel(false);
+        let heartbeat = Heartbeat::default();
+        heartbeat.beat();
+        let forwarder = tokio::spawn(forward::run(
+            config.kafka.clone(),
+            config.forward.clone(),
+            forward::ForwardParts {
+                reader,
+                writer: writer.clone(),
+                committed,
+                metrics: metrics.clone(),
+                heartbeat: heartbeat.clone(),
+            },
             stopped.clone(),
-        )
-        .context("cannot start the pushed-config watcher")?;
+        ));
+        if let Some(http) = &config.http {
+            let state = observe::http::HttpState {
+                registry,
+                metrics: metrics.clone(),
+                reader: std::sync::Mutex::new(OutboxReader::open(&outbox_path)?),
+                writer: writer.clone(),
+                sources: watched_sources(&config),
+            };
+            observe::http::start(http.listen, state, stopped.clone())
+                .await
+                .with_context(|| format!("cannot listen on {} (http.listen)", http.listen))?;
+        }
+        let watchdog = observe::systemd::spawn_watchdog(heartbeat, writer.clone(), stopped.clone());
+        let sources = Sources::start(&config, &writer, &metrics);
+        let (push_sender, pushes) = mpsc::channel::<Pushed>(4);
+        if let (Some(push_config), Some(_)) = (&local.config_push, &push) {
+            crate::push::watch::spawn(
+                local.kafka.clone(),
+                push_config.topic.clone(),
+                local.station.id.clone(),
+                push_sender.clone(),
+                stopped,
+            )
+            .context("cannot start the pushed-config watcher")?;
+        }
+        observe::systemd::ready();
+        Ok(Self {
+            local,
+            push,
+            push_metrics,
+            writer,
+            metrics,
+            stop,
+            forwarder,
+            watchdog,
+            sources,
+            push_sender,
+            pushes,
+        })
     }
-    observe::systemd::ready();
 
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("cannot listen for SIGHUP")?;
-    loop {
-        tokio::select! {
-            _ = linegate_common::process::shutdown_signal() => {
-                tracing::info!("stopping: finishing in-flight results");
-                break;
-            }
-            _ = hangup.recv() => {
-                let Some(new_local) = reload(config_path, &local) else { continue };
-                let new = match &push {
-                    Some(state) => match state.reapply(new_local.clone()) {
-                        Ok(new) => new,
-                        Err(error) => {
-                            tracing::error!(%error, version = state.applied_version(), "config reload refused: the pushed config in force does not fit the new local file; the running config stays");
-                            continue;
-                        }
-                    },
-                    None => new_local.clone(),
-                };
-                sources.stop().await;
-                sources = Sources::start(&new, &writer, &metrics);
-                local = new_local;
-                tracing::info!("config reloaded: sources restarted with it; [kafka], [forward], [outbox], [http] and [config_push] changes take effect at the next restart");
-            }
-            Some(pushed) = pushes.recv() => {
-                let Some(state) = push.as_mut() else { continue };
-                if let Some((new, applied)) = decide(pushed, state, &local, &writer, &push_metrics).await {
-                    // Old sources finish first, so every result before the report was captured under the
-                    // old config and every result after it under the new one.
-                    sources.stop().await;
-                    report::store(&writer, applied).await;
-                    sources = Sources::start(&new, &writer, &metrics);
+    /// Serves until a stop signal or the forwarder's end, handling SIGHUP reloads and pushed configs.
+    async fn serve(&mut self, config_path: &Path) -> anyhow::Result<Exit> {
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        loop {
+            tokio::select! {
+                _ = linegate_common::process::shutdown_signal() => {
+                    tracing::info!("stopping: finishing in-flight results");
+                    return Ok(Exit::Stop);
                 }
-            }
-            result = &mut forwarder => {
-                return match result {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(error)) => Err(error.into()),
-                    Err(panic) => Err(anyhow::anyhow!("the forwarder stopped unexpectedly: {panic}")),
-                };
+                _ = hangup.recv() => self.reload(config_path).await,
+                Some(pushed) = self.pushes.recv() => self.apply_pushed(pushed).await,
+                result = &mut self.forwarder => {
+                    return Ok(Exit::Forwarder(match result {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(error)) => Err(error.into()),
+                        Err(panic) => Err(anyhow::anyhow!("the forwarder stopped unexpectedly: {panic}")),
+                    }));
+                }
             }
         }
     }
-    observe::systemd::stopping();
-    drop(writer);
-    let _ = stop.send(true);
-    drop(watchdog);
-    sources.stop().await;
-    if tokio::time::timeout(FORWARD_STOP, &mut forwarder)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "the forwarder did not finish its round in time; unconfirmed events stay in the outbox"
-        );
-        forwarder.abort();
+
+    /// SIGHUP: the sources restart with the file at `config_path` (with the pushed config in force overlaid),
+    /// if it is valid; otherwise the running config stays.
+    async fn reload(&mut self, config_path: &Path) {
+        let Some(new_local) = reload(config_path, &self.local) else {
+            return;
+        };
+        let new = match &self.push {
+            Some(state) => match state.reapply(new_local.clone()) {
+                Ok(new) => new,
+                Err(error) => {
+                    tracing::error!(%error, version = state.applied_version(), "config reload refused: the pushed config in force does not fit the new local file; the running config stays");
+                    return;
+                }
+            },
+            None => new_local.clone(),
+        };
+        self.restart_sources(&new).await;
+        self.local = new_local;
+        tracing::info!("config reloaded: sources restarted with it; [kafka], [forward], [outbox], [http] and [config_push] changes take effect at the next restart");
     }
-    drop(push_sender);
-    tracing::info!("linegate-edge stopped");
-    Ok(())
+
+    /// A pushed config: applied if [`decide`] accepts it, with its report between the old and the new sources.
+    async fn apply_pushed(&mut self, pushed: Pushed) {
+        let Some(state) = self.push.as_mut() else {
+            return;
+        };
+        let decided = decide(pushed, state, &self.local, &self.writer, &self.push_metrics).await;
+        if let Some((new, applied)) = decided {
+            // Old sources finish first, so every result before the report was captured under the old config
+            // and every result after it under the new one.
+            let old = std::mem::replace(&mut self.sources, Sources::none());
+            old.stop().await;
+            report::store(&self.writer, applied).await;
+            self.sources = Sources::start(&new, &self.writer, &self.metrics);
+        }
+    }
+
+    async fn restart_sources(&mut self, config: &EdgeConfig) {
+        let old = std::mem::replace(&mut self.sources, Sources::none());
+        old.stop().await;
+        self.sources = Sources::start(config, &self.writer, &self.metrics);
+    }
+
+    /// Stops in order: systemd told, the writer handle dropped, the stop signal sent, the sources finish what
+    /// they hold, the forwarder its round (within [`FORWARD_STOP`]).
+    async fn stop(self) {
+        let Self {
+            writer,
+            stop,
+            mut forwarder,
+            watchdog,
+            sources,
+            push_sender,
+            ..
+        } = self;
+        observe::systemd::stopping();
+        drop(writer);
+        let _ = stop.send(true);
+        drop(watchdog);
+        sources.stop().await;
+        if tokio::time::timeout(FORWARD_STOP, &mut forwarder)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the forwarder did not finish its round in time; unconfirmed events stay in the outbox"
+            );
+            forwarder.abort();
+        }
+        drop(push_sender);
+        tracing::info!("linegate-edge stopped");
+    }
+}
+
+/// The sources `/healthz` watches: `mqtt` and `modbus:<device>`.
+fn watched_sources(config: &EdgeConfig) -> Vec<String> {
+    let mut sources = Vec::new();
+    if config.mqtt.is_some() {
+        sources.push("mqtt".to_owned());
+    }
+    for device in config.modbus.iter().flat_map(|m| &m.devices) {
+        sources.push(format!("modbus:{}", device.name));
+    }
+    sources
 }
 
 /// The running sources of one config generation, with their own stop signal so a reload can replace them
 /// while the outbox writer and the forwarder go on.
 struct Sources {
     stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Sources {
+    /// No sources: what stands in while one generation is replaced by the next.
+    fn none() -> Self {
+        Self {
+            stop: watch::channel(false).0,
+            tasks: Vec::new(),
+        }
+    }
+
     fn start(config: &EdgeConfig, writer: &OutboxWriter, metrics: &EdgeMetrics) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();

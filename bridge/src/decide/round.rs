@@ -91,36 +91,40 @@ struct Round<'a, 'c> {
     counts: &'a mut Counts,
 }
 
+/// Where a record sits: its chain (the station, or the partition for an undecodable input) and its position.
+struct At<'r> {
+    chain: String,
+    position: (&'r str, i32, i64),
+    /// Its outbox epoch and seq, when it decoded.
+    numbered: Option<Numbered<'r>>,
+}
+
 impl Round<'_, '_> {
+    /// One record: the ledger's verdict, then a replay skipped, a duplicate or a stale event answered with
+    /// its audit or dead-letter record, a gap reported before the event, and the event routed.
     fn one(&mut self, message: &OwnedMessage, record: &InputRecord<'_>, hook: &RoutedHook<'_>) {
-        let (ctx, ledger, outputs, counts) = (
-            self.ctx,
-            &mut *self.ledger,
-            &mut *self.outputs,
-            &mut *self.counts,
-        );
         let decoded = linegate_schemas::decode::<EdgeEvent>(record.value);
-        let (station, numbers) = match &decoded {
-            Ok(event) => (
-                Some(event.station_id.as_str()),
-                Some((event.seq, event.outbox_epoch.clone())),
-            ),
-            Err(_) => (None, None),
-        };
+        let station = decoded.as_ref().ok().map(|event| event.station_id.as_str());
+        let numbers = (decoded.as_ref().ok()).map(|event| (event.seq, event.outbox_epoch.clone()));
         let numbered = numbers
             .as_ref()
             .map(|(seq, epoch)| Numbered { seq: *seq, epoch });
-        let key = chain::chain_key(station, record.topic, record.partition);
-        let position = (record.topic, record.partition, record.offset);
-        let mut verdict = ledger.judge(&key, position, numbered, ctx.now_ms);
+        let at = At {
+            chain: chain::chain_key(station, record.topic, record.partition),
+            position: (record.topic, record.partition, record.offset),
+            numbered,
+        };
+        let mut verdict = self
+            .ledger
+            .judge(&at.chain, at.position, at.numbered, self.ctx.now_ms);
         if matches!(verdict, Verdict::Duplicate { .. }) && redriven(message) {
             // An operator redrove this dead letter after a fix: judge it again, do not take it for a resend.
             verdict = Verdict::Fresh;
         }
-        let mut head = ledger.head(&key).map(str::to_owned);
+        let mut head = self.ledger.head(&at.chain).map(str::to_owned);
         match (verdict, &decoded) {
             (Verdict::Replay, _) => {
-                counts.replays += 1;
+                self.counts.replays += 1;
                 tracing::debug!(
                     partition = record.partition,
                     offset = record.offset,
@@ -129,69 +133,119 @@ impl Round<'_, '_> {
                 return;
             }
             (Verdict::Duplicate { last }, Ok(event)) => {
-                counts.duplicates += 1;
-                tracing::info!(
-                    station = event.station_id,
-                    seq = event.seq,
-                    last,
-                    offset = record.offset,
-                    "duplicate from an edge: audit record only"
-                );
-                let link = Link {
-                    prev: head.as_deref(),
-                    gap: None,
-                };
-                match route::duplicate(record, ctx, event, last, link) {
-                    Ok((output, hash)) => {
-                        outputs.push(output);
-                        ledger.advance(&key, position, None, Some(hash), ctx.now_ms);
-                    }
-                    Err(error) => tracing::error!(%error, "cannot encode a DUPLICATE audit record"),
-                }
-                return;
+                return self.duplicate(record, event, last, &at, head.as_deref());
             }
-            (Verdict::Stale, Ok(event)) => {
-                counts.rejected += 1;
-                tracing::warn!(
-                    station = event.station_id,
-                    seq = event.seq,
-                    epoch = event.outbox_epoch,
-                    offset = record.offset,
-                    "an event of an outbox its station replaced: to {}",
-                    ctx.topics.dlq
-                );
-                let link = Link {
-                    prev: head.as_deref(),
-                    gap: None,
-                };
-                let routed = route::stale(record, ctx, event, link);
-                outputs.extend(routed.outputs);
-                ledger.advance(&key, position, None, routed.audit_hash.or(head), ctx.now_ms);
-                return;
-            }
+            (Verdict::Stale, Ok(event)) => return self.stale(record, event, &at, head),
             (Verdict::Gap { first, last }, Ok(event)) => {
-                counts.gaps += 1;
-                tracing::warn!(
-                    station = event.station_id,
-                    first,
-                    last,
-                    seq = event.seq,
-                    "gap in a station's seq: events {first}..={last} never arrived"
-                );
-                let link = Link {
-                    prev: head.as_deref(),
-                    gap: Some((first, last)),
-                };
-                match route::gap(record, ctx, event, link) {
-                    Ok((output, hash)) => {
-                        outputs.push(output);
-                        head = Some(hash);
-                    }
-                    Err(error) => tracing::error!(%error, "cannot encode a GAP audit record"),
+                if let Some(hash) = self.gap(record, event, (first, last), head.as_deref()) {
+                    head = Some(hash);
                 }
             }
             _ => {}
         }
+        self.route(message, record, decoded, hook, &at, head);
+    }
+
+    /// A resend of an event already handled: only a DUPLICATE audit record.
+    fn duplicate(
+        &mut self,
+        record: &InputRecord<'_>,
+        event: &EdgeEvent,
+        last: i64,
+        at: &At<'_>,
+        head: Option<&str>,
+    ) {
+        self.counts.duplicates += 1;
+        tracing::info!(
+            station = event.station_id,
+            seq = event.seq,
+            last,
+            offset = record.offset,
+            "duplicate from an edge: audit record only"
+        );
+        let link = Link {
+            prev: head,
+            gap: None,
+        };
+        match route::duplicate(record, self.ctx, event, last, link) {
+            Ok((output, hash)) => {
+                self.outputs.push(output);
+                (self.ledger).advance(&at.chain, at.position, None, Some(hash), self.ctx.now_ms);
+            }
+            Err(error) => tracing::error!(%error, "cannot encode a DUPLICATE audit record"),
+        }
+    }
+
+    /// An event of an outbox its station replaced: dead-lettered (class `stale`), with its audit record.
+    fn stale(
+        &mut self,
+        record: &InputRecord<'_>,
+        event: &EdgeEvent,
+        at: &At<'_>,
+        head: Option<String>,
+    ) {
+        self.counts.rejected += 1;
+        tracing::warn!(
+            station = event.station_id,
+            seq = event.seq,
+            epoch = event.outbox_epoch,
+            offset = record.offset,
+            "an event of an outbox its station replaced: to {}",
+            self.ctx.topics.dlq
+        );
+        let link = Link {
+            prev: head.as_deref(),
+            gap: None,
+        };
+        let routed = route::stale(record, self.ctx, event, link);
+        self.outputs.extend(routed.outputs);
+        let hash = routed.audit_hash.or(head);
+        (self.ledger).advance(&at.chain, at.position, None, hash, self.ctx.now_ms);
+    }
+
+    /// Events `first..=last` of the station never arrived: a GAP audit record before the event; its hash.
+    fn gap(
+        &mut self,
+        record: &InputRecord<'_>,
+        event: &EdgeEvent,
+        (first, last): (i64, i64),
+        head: Option<&str>,
+    ) -> Option<String> {
+        self.counts.gaps += 1;
+        tracing::warn!(
+            station = event.station_id,
+            first,
+            last,
+            seq = event.seq,
+            "gap in a station's seq: events {first}..={last} never arrived"
+        );
+        let link = Link {
+            prev: head,
+            gap: Some((first, last)),
+        };
+        match route::gap(record, self.ctx, event, link) {
+            Ok((output, hash)) => {
+                self.outputs.push(output);
+                Some(hash)
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot encode a GAP audit record");
+                None
+            }
+        }
+    }
+
+    /// The record routed (accepted or rejected), the ledger advanced, and the windows it closes written.
+    fn route(
+        &mut self,
+        message: &OwnedMessage,
+        record: &InputRecord<'_>,
+        decoded: Result<EdgeEvent, linegate_schemas::SchemaError>,
+        hook: &RoutedHook<'_>,
+        at: &At<'_>,
+        head: Option<String>,
+    ) {
+        let ctx = self.ctx;
         let link = Link {
             prev: head.as_deref(),
             gap: None,
@@ -200,7 +254,7 @@ impl Round<'_, '_> {
         hook(message, &mut routed);
         match &routed.rejection {
             Some(rejection) => {
-                counts.rejected += 1;
+                self.counts.rejected += 1;
                 tracing::warn!(
                     partition = record.partition,
                     offset = record.offset,
@@ -209,23 +263,24 @@ impl Round<'_, '_> {
                     ctx.topics.dlq
                 );
             }
-            None => counts.accepted += 1,
+            None => self.counts.accepted += 1,
         }
-        outputs.extend(routed.outputs);
-        ledger.advance(
-            &key,
-            position,
-            numbered,
-            routed.audit_hash.or(head),
-            ctx.now_ms,
-        );
+        self.outputs.extend(routed.outputs);
+        let hash = routed.audit_hash.or(head);
+        (self.ledger).advance(&at.chain, at.position, at.numbered, hash, ctx.now_ms);
         if let Some(observation) = routed.window_input {
-            for closed in self.windows.observe(observation, ctx.now_ms) {
-                match window::output(&closed, &ctx.topics.quality, ctx.service_name) {
-                    Ok(output) => self.outputs.push(output),
-                    Err(error) => {
-                        tracing::error!(%error, "a quality window could not be encoded and is not written");
-                    }
+            self.close_windows(observation);
+        }
+    }
+
+    /// Adds an observation to the windows and writes each window it closes.
+    fn close_windows(&mut self, observation: window::Observation) {
+        let ctx = self.ctx;
+        for closed in self.windows.observe(observation, ctx.now_ms) {
+            match window::output(&closed, &ctx.topics.quality, ctx.service_name) {
+                Ok(output) => self.outputs.push(output),
+                Err(error) => {
+                    tracing::error!(%error, "a quality window could not be encoded and is not written");
                 }
             }
         }

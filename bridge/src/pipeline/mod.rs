@@ -22,12 +22,13 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use tokio::sync::watch;
 
+mod build;
 pub mod commit;
 pub mod consume;
+mod error;
 mod exactly_once;
 pub mod in_flight;
 pub mod produce;
@@ -41,12 +42,11 @@ use crate::decide::round::{self, Counts};
 use crate::decide::route::{Output, RouteContext};
 use crate::decide::window::{self, ClosedWindow, Windows};
 use crate::metrics::BridgeMetrics;
-use crate::wire::{RegistryError, WireFormat};
+use crate::wire::WireFormat;
 use consume::{Gathering, InputConsumer, Rebalances};
 use in_flight::{InFlight, Pending};
 use produce::DeliveryError;
 use state::ReadBackError;
-use transaction::TxnError;
 
 /// First wait after a failed consume or delivery; doubled per failure up to [`RETRY_BACKOFF_MAX`].
 const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -58,36 +58,7 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// stations that went silent still close.
 const IDLE_ROUND_EVERY: Duration = Duration::from_secs(30);
 
-/// Why the pipeline cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    /// The consumer or producer could not be created (a librdkafka property in `[kafka.client]` is wrong).
-    #[error("cannot create the Kafka {client} (check [kafka] and [kafka.client]): {source}")]
-    Client {
-        /// `consumer` or `producer`.
-        client: &'static str,
-        /// What librdkafka said.
-        #[source]
-        source: KafkaError,
-    },
-    /// The subscription to the input topic was refused.
-    #[error("cannot subscribe to {topic}: {source}")]
-    Subscribe {
-        /// The input topic.
-        topic: String,
-        /// What librdkafka said.
-        #[source]
-        source: KafkaError,
-    },
-    /// Exactly-once mode cannot start or go on (no transactions on the broker, or fenced by another
-    /// process with the same instance id).
-    #[error(transparent)]
-    Transactions(#[from] TxnError),
-    /// The schema registry refuses an output schema (incompatible, unauthorized): waiting does not cure it,
-    /// and producing in another format would break the configured wire format.
-    #[error("the outputs cannot be framed for the schema registry: {0}")]
-    Registry(#[from] RegistryError),
-}
+pub use error::PipelineError;
 
 /// Consumer and producer of one bridge instance; the pipeline is the only user of both.
 pub struct Pipeline {
@@ -117,72 +88,6 @@ pub struct Pipeline {
 pub type Totals = Counts;
 
 impl Pipeline {
-    /// Creates the clients and subscribes to the input topic. In exactly-once mode it first proves that the
-    /// broker commits transactions, and fails with [`PipelineError::Transactions`] if not.
-    pub async fn new(config: BridgeConfig, registry: &mut Registry) -> Result<Self, PipelineError> {
-        let (producer, transactional_id) = match config.delivery.mode {
-            DeliveryMode::AtLeastOnce => {
-                let producer =
-                    produce::producer(&config.kafka).map_err(|source| PipelineError::Client {
-                        client: "producer",
-                        source,
-                    })?;
-                (producer, None)
-            }
-            DeliveryMode::ExactlyOnce => {
-                let id = transaction::transactional_id(
-                    &config.bridge.group_id,
-                    &config.delivery.instance_id,
-                );
-                let producer = transaction::start(&config.kafka, &id, &config.topics.state).await?;
-                tracing::info!(
-                    transactional_id = id,
-                    "exactly-once delivery: transactions work"
-                );
-                (producer, Some(id))
-            }
-        };
-        let reload = Arc::new(AtomicBool::new(true));
-        let rebalances = Rebalances::default();
-        let in_flight = InFlight::default();
-        let consumer = consume::consumer(
-            &config,
-            reload.clone(),
-            rebalances.clone(),
-            in_flight.clone(),
-        )
-        .map_err(|source| PipelineError::Client {
-            client: "consumer",
-            source,
-        })?;
-        consumer
-            .subscribe(&[&config.topics.input])
-            .map_err(|source| PipelineError::Subscribe {
-                topic: config.topics.input.clone(),
-                source,
-            })?;
-        let windows = Mutex::new(Windows::new(config.quality.windows.clone()));
-        let metrics = DedupMetrics::register(registry);
-        let ledger = Ledger::new(
-            &config.bridge.group_id,
-            config.delivery.window_ms(),
-            metrics,
-        );
-        Ok(Self {
-            consumer,
-            producer: RwLock::new(Arc::new(producer)),
-            config,
-            windows,
-            metrics: BridgeMetrics::unregistered(),
-            ledger: Mutex::new(ledger),
-            reload,
-            rebalances,
-            transactional_id,
-            wire: WireFormat::single_object(),
-            in_flight,
-        })
-    }
-
     /// How many outputs at the end of `outputs` are state records: a round's last ones
     /// ([`crate::decide::round::route_batch`]), sent only once the others were acknowledged.
     fn state_outputs(&self, outputs: &[Output]) -> usize {
@@ -199,18 +104,6 @@ impl Pipeline {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
-    }
-
-    /// Frames the outputs with `wire` (the configured wire format) instead of single-object encoding.
-    pub fn with_wire_format(mut self, wire: WireFormat) -> Self {
-        self.wire = wire;
-        self
-    }
-
-    /// Counts into `metrics` (those of the process registry) instead of unregistered ones.
-    pub fn with_metrics(mut self, metrics: BridgeMetrics) -> Self {
-        self.metrics = metrics;
-        self
     }
 
     /// Runs rounds until `shutdown` turns true (or its sender is dropped). A round in progress is finished,

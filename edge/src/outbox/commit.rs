@@ -5,10 +5,10 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use super::items::Command;
 use super::quarantine::{enforce_bound, set_aside, QuarantineBound};
 use super::schema::sqlite_err;
 use super::seen::{Seen, SeenIds};
-use super::writer::Command;
 use super::{FullPolicy, Intake, OutboxError, Stored};
 
 /// The seq the next event gets, from `meta` (read inside the writing transaction, never cached).
@@ -168,29 +168,9 @@ pub(super) fn commit_group(
         epoch,
     };
     seen.follow(&tx, path)?;
-    // Deletes first: room freed by Kafka confirmations in this group is usable by its appends.
     let mut results: Vec<Option<Done>> = group.iter().map(|_| None).collect();
     let mut level = bound.level;
-    for (command, result) in group.iter().zip(results.iter_mut()) {
-        if let Command::DeleteUpTo { seq, .. } = command {
-            let (count, bytes): (i64, i64) = tx
-                .query_row(
-                    "SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM events WHERE seq <= ?1",
-                    params![seq],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .map_err(&err)?;
-            tx.execute("DELETE FROM events WHERE seq <= ?1", params![seq])
-                .map_err(&err)?;
-            level.depth -= count;
-            level.bytes -= bytes;
-            if level.depth < 0 || level.bytes < 0 {
-                // Rows this writer did not count were added by another process (`outbox quarantine retry`).
-                level = Level::of(&tx, path)?;
-            }
-            *result = Some(Done::Deleted);
-        }
-    }
+    apply_deletes(&tx, path, group, &mut results, &mut level)?;
     let mut quarantined = false;
     for (command, result) in group.iter_mut().zip(results.iter_mut()) {
         match command {
@@ -235,12 +215,7 @@ pub(super) fn commit_group(
     } else {
         0
     };
-    tx.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
-        params![numbering.next_seq.to_string()],
-    )
-    .map_err(&err)?;
-    tx.commit().map_err(&err)?;
+    finish(tx, path, numbering.next_seq)?;
     Ok(Committed {
         results: results
             .into_iter()
@@ -250,6 +225,50 @@ pub(super) fn commit_group(
         dropped: dropped_total,
         quarantine_dropped,
     })
+}
+
+/// The group's Kafka confirmations: the rows up to each confirmed seq deleted first, so that the room they
+/// free is usable by the group's appends.
+fn apply_deletes(
+    tx: &Transaction<'_>,
+    path: &Path,
+    group: &[Command],
+    results: &mut [Option<Done>],
+    level: &mut Level,
+) -> Result<(), OutboxError> {
+    let err = sqlite_err(path);
+    for (command, result) in group.iter().zip(results.iter_mut()) {
+        if let Command::DeleteUpTo { seq, .. } = command {
+            let (count, bytes): (i64, i64) = tx
+                .query_row(
+                    "SELECT COUNT(*), COALESCE(SUM(length(body)), 0) FROM events WHERE seq <= ?1",
+                    params![seq],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(&err)?;
+            tx.execute("DELETE FROM events WHERE seq <= ?1", params![seq])
+                .map_err(&err)?;
+            level.depth -= count;
+            level.bytes -= bytes;
+            if level.depth < 0 || level.bytes < 0 {
+                // Rows this writer did not count were added by another process (`outbox quarantine retry`).
+                *level = Level::of(tx, path)?;
+            }
+            *result = Some(Done::Deleted);
+        }
+    }
+    Ok(())
+}
+
+/// Stores the next seq and commits the group's transaction.
+fn finish(tx: Transaction<'_>, path: &Path, next_seq: i64) -> Result<(), OutboxError> {
+    let err = sqlite_err(path);
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
+        params![next_seq.to_string()],
+    )
+    .map_err(&err)?;
+    tx.commit().map_err(&err)
 }
 
 pub(super) fn append_items(

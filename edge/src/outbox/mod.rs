@@ -5,6 +5,7 @@
 //! connection, which WAL lets run beside the writer. The outbox knows nothing about Kafka or MQTT.
 
 mod commit;
+mod items;
 mod quarantine;
 mod reader;
 mod retry;
@@ -12,12 +13,13 @@ mod schema;
 mod seen;
 mod writer;
 
+pub use items::{Intake, QuarantineEntry, Stored};
 pub use linegate_station_config::outbox::{FullPolicy, Synchronous};
 use linegate_station_config::OutboxConfig;
 pub use quarantine::{QuarantineBound, SET_ASIDE_SOURCE};
 pub use reader::{EncodedEvent, OutboxReader, OutboxStats, QuarantinedPayload, StoredEvent};
 pub use retry::{retry_quarantined, Retried, RetryRefusal};
-pub use writer::{Intake, OutboxWriter, QuarantineEntry, Stored};
+pub use writer::OutboxWriter;
 
 use std::path::PathBuf;
 
