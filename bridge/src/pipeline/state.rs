@@ -56,12 +56,46 @@ pub fn read_all(
         topic: topic.to_owned(),
         source,
     };
+    let consumer = reader(kafka, read_committed).map_err(fail)?;
+    let mut ends = assign_from_beginning(&consumer, topic)?;
+    let mut records = Vec::new();
+    let started = Instant::now();
+    while !ends.is_empty() {
+        if started.elapsed() > timeout {
+            return Err(ReadBackError::Timeout {
+                topic: topic.to_owned(),
+                timeout,
+                read: records.len(),
+            });
+        }
+        if let Some(received) = consumer.poll(Duration::from_millis(200)) {
+            records.push(received.map_err(fail)?.detach());
+        }
+        // The position moves past transaction markers too, which are never delivered as records.
+        let position = consumer.position().map_err(fail)?;
+        for element in position.elements() {
+            if let (Offset::Offset(next), Some(end)) =
+                (element.offset(), ends.get(&element.partition()))
+            {
+                if next >= *end {
+                    ends.remove(&element.partition());
+                }
+            }
+        }
+    }
+    tracing::debug!(topic, records = records.len(), elapsed = ?started.elapsed(), "read back");
+    records.sort_by_key(|m| (m.partition(), m.offset()));
+    Ok(records)
+}
+
+/// A consumer outside any group (nothing is committed), reading committed records only when asked.
+fn reader(kafka: &KafkaConfig, read_committed: bool) -> Result<BaseConsumer, KafkaError> {
     let isolation = if read_committed {
         "read_committed"
     } else {
         "read_uncommitted"
     };
-    let consumer: BaseConsumer = kafka
+    kafka
         .client_config(&[
             ("group.id", "linegate-bridge-readback"),
             ("enable.auto.commit", "false"),
@@ -69,7 +103,18 @@ pub fn read_all(
             ("isolation.level", isolation),
         ])
         .create()
-        .map_err(fail)?;
+}
+
+/// Assigns `consumer` every partition of `topic` from the beginning; the high watermark of each partition
+/// that holds records, where reading it back ends.
+fn assign_from_beginning(
+    consumer: &BaseConsumer,
+    topic: &str,
+) -> Result<HashMap<i32, i64>, ReadBackError> {
+    let fail = |source| ReadBackError::Kafka {
+        topic: topic.to_owned(),
+        source,
+    };
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .map_err(fail)?;
@@ -98,35 +143,8 @@ pub fn read_all(
             .add_partition_offset(topic, partition, Offset::Beginning)
             .map_err(fail)?;
     }
-    let mut records = Vec::new();
     consumer.assign(&assignment).map_err(fail)?;
-    let started = Instant::now();
-    while !ends.is_empty() {
-        if started.elapsed() > timeout {
-            return Err(ReadBackError::Timeout {
-                topic: topic.to_owned(),
-                timeout,
-                read: records.len(),
-            });
-        }
-        if let Some(received) = consumer.poll(Duration::from_millis(200)) {
-            records.push(received.map_err(fail)?.detach());
-        }
-        // The position moves past transaction markers too, which are never delivered as records.
-        let position = consumer.position().map_err(fail)?;
-        for element in position.elements() {
-            if let (Offset::Offset(next), Some(end)) =
-                (element.offset(), ends.get(&element.partition()))
-            {
-                if next >= *end {
-                    ends.remove(&element.partition());
-                }
-            }
-        }
-    }
-    tracing::debug!(topic, records = records.len(), elapsed = ?started.elapsed(), "read back");
-    records.sort_by_key(|m| (m.partition(), m.offset()));
-    Ok(records)
+    Ok(ends)
 }
 
 /// The state topic's records as (key, chain state), latest per key last; unreadable records are logged and

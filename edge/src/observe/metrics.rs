@@ -64,87 +64,97 @@ impl EdgeMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
         let r = registry.sub_registry_with_prefix("linegate_edge");
+        metrics.register_capture(r);
+        metrics.register_delivery(r);
+        metrics
+    }
+
+    /// The capture side: what the sources took, quarantined, recognised again and lost.
+    fn register_capture(&self, r: &mut Registry) {
         r.register(
             "captured",
             "Results committed to the outbox",
-            metrics.captured.clone(),
+            self.captured.clone(),
         );
         r.register(
             "quarantined",
             "Payloads kept in quarantine because they could not be parsed or mapped",
-            metrics.quarantined.clone(),
+            self.quarantined.clone(),
         );
         r.register(
             "duplicates",
             "Results delivered again and recognised by their event id (acknowledged, not stored twice)",
-            metrics.duplicates.clone(),
+            self.duplicates.clone(),
         );
         r.register(
             "source_up",
             "1 when the source is connected",
-            metrics.source_up.clone(),
+            self.source_up.clone(),
         );
         r.register(
             "modbus_errors",
             "Modbus requests or connections that failed",
-            metrics.modbus_errors.clone(),
+            self.modbus_errors.clone(),
         );
         r.register(
             "results_lost",
             "Results lost at the station: the PLC result counter jumped",
-            metrics.results_lost.clone(),
+            self.results_lost.clone(),
         );
+    }
+
+    /// The delivery side: what Kafka confirmed, the outbox's levels and the MQTT session's hold.
+    fn register_delivery(&self, r: &mut Registry) {
         r.register(
             "forwarded",
             "Events Kafka confirmed",
-            metrics.forwarded.clone(),
+            self.forwarded.clone(),
         );
         r.register(
             "delivery_errors",
             "Forwarding rounds that failed and are retried",
-            metrics.delivery_errors.clone(),
+            self.delivery_errors.clone(),
         );
         r.register(
             "kafka_up",
             "1 when the last contact with Kafka succeeded",
-            metrics.kafka_up.clone(),
+            self.kafka_up.clone(),
         );
         r.register(
             "outbox_depth",
             "Events waiting for Kafka",
-            metrics.outbox_depth.clone(),
+            self.outbox_depth.clone(),
         );
         r.register(
             "outbox_bytes",
             "Size of the outbox database file",
-            metrics.outbox_bytes.clone(),
+            self.outbox_bytes.clone(),
         );
         r.register(
             "outbox_oldest_age_seconds",
             "Age of the oldest event waiting for Kafka",
-            metrics.outbox_oldest_age_seconds.clone(),
+            self.outbox_oldest_age_seconds.clone(),
         );
         r.register(
             "outbox_quarantined",
             "Payloads in the quarantine table",
-            metrics.outbox_quarantined.clone(),
+            self.outbox_quarantined.clone(),
         );
         r.register(
             "outbox_dropped_events",
             "Events dropped by policy drop_oldest since the outbox was created",
-            metrics.outbox_dropped.clone(),
+            self.outbox_dropped.clone(),
         );
         r.register(
             "outbox_quarantine_dropped",
             "Quarantine entries dropped by outbox.quarantine_max_entries / quarantine_max_bytes since the outbox was created",
-            metrics.outbox_quarantine_dropped.clone(),
+            self.outbox_quarantine_dropped.clone(),
         );
         r.register(
             "mqtt_unacked",
             "MQTT results received whose PUBACK is not written (MQTT 5: queued) yet; reading pauses at mqtt.max_unacked",
-            metrics.mqtt_unacked.clone(),
+            self.mqtt_unacked.clone(),
         );
-        metrics
     }
 
     /// Counts what the outbox did with one source's items.

@@ -261,7 +261,7 @@ fn apply_deletes(
 }
 
 /// Stores the next seq and commits the group's transaction.
-fn finish(tx: Transaction<'_>, path: &Path, next_seq: i64) -> Result<(), OutboxError> {
+pub(super) fn finish(tx: Transaction<'_>, path: &Path, next_seq: i64) -> Result<(), OutboxError> {
     let err = sqlite_err(path);
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",

@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use linegate_schemas::EdgeEvent;
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::{params, Transaction, TransactionBehavior};
 
-use super::commit::{append_items, read_next_seq, Bound, Level, Numbering};
+use super::commit::{append_items, finish, read_next_seq, Bound, Level, Numbering};
 use super::reader::QuarantinedPayload;
 use super::schema::{open_for_writing, read_epoch, sqlite_err};
 use super::seen::SeenIds;
@@ -55,19 +55,7 @@ pub fn retry_quarantined(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(&err)?;
-    let rows: Vec<QuarantinedPayload> = {
-        let mut stmt = tx
-            .prepare("SELECT id, received_at_ms, source, origin, payload, reason FROM quarantine ORDER BY id")
-            .map_err(&err)?;
-        let all = stmt
-            .query_map([], QuarantinedPayload::from_row)
-            .map_err(&err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(&err)?;
-        all.into_iter()
-            .filter(|row| ids.is_none_or(|ids| ids.contains(&row.id)))
-            .collect()
-    };
+    let rows = quarantined(&tx, path, ids)?;
     let epoch = read_epoch(&tx, path)?;
     let mut numbering = Numbering {
         next_seq: read_next_seq(&tx, path)?,
@@ -120,11 +108,27 @@ pub fn retry_quarantined(
         };
         outcomes.push((row.id, outcome));
     }
-    tx.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
-        params![numbering.next_seq.to_string()],
-    )
-    .map_err(&err)?;
-    tx.commit().map_err(&err)?;
+    finish(tx, path, numbering.next_seq)?;
     Ok(outcomes)
+}
+
+/// The quarantined payloads with ids in `ids` (all when `None`), oldest first.
+fn quarantined(
+    tx: &Transaction<'_>,
+    path: &Path,
+    ids: Option<&[i64]>,
+) -> Result<Vec<QuarantinedPayload>, OutboxError> {
+    let err = sqlite_err(path);
+    let mut stmt = tx
+        .prepare("SELECT id, received_at_ms, source, origin, payload, reason FROM quarantine ORDER BY id")
+        .map_err(&err)?;
+    let all = stmt
+        .query_map([], QuarantinedPayload::from_row)
+        .map_err(&err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(&err)?;
+    Ok(all
+        .into_iter()
+        .filter(|row| ids.is_none_or(|ids| ids.contains(&row.id)))
+        .collect())
 }

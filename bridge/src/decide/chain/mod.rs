@@ -231,34 +231,8 @@ enum Link {
 /// nothing else is. A record without a link is accepted only before the first linked one.
 fn verify_chain(chain: &str, records: &[Located], report: &mut Report) -> Option<Break> {
     let hashes: Vec<String> = records.iter().map(|r| record_hash(&r.audit)).collect();
-    let at: HashMap<&str, Position> = hashes
-        .iter()
-        .zip(records)
-        .map(|(hash, r)| (hash.as_str(), position(&r.audit)))
-        .collect();
-    let mut positions: Vec<Position> = records.iter().map(|r| position(&r.audit)).collect();
-    positions.dedup();
-    let rank = |p: Position| {
-        positions
-            .binary_search(&p)
-            .expect("every position is listed")
-    };
-    let links: Vec<Link> = records
-        .iter()
-        .map(|record| {
-            let Some(prev) = &record.audit.prev_audit_sha256 else {
-                return Link::None;
-            };
-            let (own, Some(&before)) = (rank(position(&record.audit)), at.get(prev.as_str()))
-            else {
-                return Link::Missing;
-            };
-            match rank(before) {
-                linked if linked + 1 < own => Link::Skips(positions[linked + 1]),
-                _ => Link::Sound,
-            }
-        })
-        .collect();
+    let ranks = Ranks::of(records);
+    let links = links(records, &hashes, &ranks);
     let soundly_linked: HashSet<&str> = records
         .iter()
         .zip(&links)
@@ -276,7 +250,7 @@ fn verify_chain(chain: &str, records: &[Located], report: &mut Report) -> Option
             Link::Sound => None,
             Link::None if !linked_seen => None,
             Link::None => Some(Fault::Unlinked),
-            Link::Missing if position(audit) == positions[0] => None,
+            Link::Missing if position(audit) == ranks.positions[0] => None,
             Link::Missing if soundly_linked.contains(audit.event_id.as_str()) => None,
             Link::Missing => Some(Fault::Missing),
             Link::Skips((source_offset, _)) => Some(Fault::Skips {
@@ -288,37 +262,95 @@ fn verify_chain(chain: &str, records: &[Located], report: &mut Report) -> Option
             _ => linked_seen = true,
         }
         if let Some(fault) = fault {
-            let own = rank(position(audit));
-            let mut expected: Vec<&String> = (0..i)
-                .filter(|&j| own > 0 && rank(position(&records[j].audit)) == own - 1)
-                .map(|j| &hashes[j])
-                .collect();
-            expected.sort();
-            return Some(Break {
-                chain: chain.to_owned(),
-                partition: record.partition,
-                offset: record.offset,
-                source_offset: audit.source_offset,
-                seq: audit.seq,
-                fault,
-                expected: match expected.is_empty() {
-                    true => "none".to_owned(),
-                    false => expected
-                        .into_iter()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(" or "),
-                },
-                found: audit
-                    .prev_audit_sha256
-                    .clone()
-                    .unwrap_or_else(|| "none".to_owned()),
-            });
+            return Some(broken_at(chain, records, &hashes, &ranks, (i, fault)));
         }
     }
     None
 }
 
+/// The distinct positions of one sorted chain, so that a record's rank is the index of its position.
+struct Ranks {
+    positions: Vec<Position>,
+}
+
+impl Ranks {
+    fn of(records: &[Located]) -> Self {
+        let mut positions: Vec<Position> = records.iter().map(|r| position(&r.audit)).collect();
+        positions.dedup();
+        Self { positions }
+    }
+
+    fn rank(&self, p: Position) -> usize {
+        self.positions
+            .binary_search(&p)
+            .expect("every position is listed")
+    }
+}
+
+/// What each record's `prev_audit_sha256` names: a record that may precede it, one that leaves positions
+/// out, no record of the chain, or nothing.
+fn links(records: &[Located], hashes: &[String], ranks: &Ranks) -> Vec<Link> {
+    let at: HashMap<&str, Position> = hashes
+        .iter()
+        .zip(records)
+        .map(|(hash, r)| (hash.as_str(), position(&r.audit)))
+        .collect();
+    records
+        .iter()
+        .map(|record| {
+            let Some(prev) = &record.audit.prev_audit_sha256 else {
+                return Link::None;
+            };
+            let (own, Some(&before)) = (ranks.rank(position(&record.audit)), at.get(prev.as_str()))
+            else {
+                return Link::Missing;
+            };
+            match ranks.rank(before) {
+                linked if linked + 1 < own => Link::Skips(ranks.positions[linked + 1]),
+                _ => Link::Sound,
+            }
+        })
+        .collect()
+}
+
+/// The break at record `i`: where it is, and the hashes its link should have named (those of the records
+/// at the position before its own).
+fn broken_at(
+    chain: &str,
+    records: &[Located],
+    hashes: &[String],
+    ranks: &Ranks,
+    (i, fault): (usize, Fault),
+) -> Break {
+    let record = &records[i];
+    let audit = &record.audit;
+    let own = ranks.rank(position(audit));
+    let mut expected: Vec<&String> = (0..i)
+        .filter(|&j| own > 0 && ranks.rank(position(&records[j].audit)) == own - 1)
+        .map(|j| &hashes[j])
+        .collect();
+    expected.sort();
+    Break {
+        chain: chain.to_owned(),
+        partition: record.partition,
+        offset: record.offset,
+        source_offset: audit.source_offset,
+        seq: audit.seq,
+        fault,
+        expected: match expected.is_empty() {
+            true => "none".to_owned(),
+            false => expected
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" or "),
+        },
+        found: audit
+            .prev_audit_sha256
+            .clone()
+            .unwrap_or_else(|| "none".to_owned()),
+    }
+}
+
 #[cfg(test)]
-#[path = "chain_tests.rs"]
 mod tests;
