@@ -3,6 +3,7 @@
 # bridge, three edges, a station simulator, then what arrived on each topic. Everything stops when the script
 # ends.
 #   STATIONS (default ST-01,ST-02,ST-03)  INSPECTIONS per station (default 50)  RATE docs/s per station (0 = max)
+#   DEMO_KEEP=1 keeps everything running at the end, until Ctrl-C
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -87,10 +88,28 @@ echo "demo: $valid valid results published; waiting for them on the topics"
   --topic quality.events \
   --topic "audit.events=$((valid + n_stations))" \
   --topic "edge.station.events.dlq=$n_stations" \
-  --timeout-secs 120 --show 2
+  --show inspection.lifecycle --timeout-secs 120
 
+echo "== quarantined at the edges (payloads that never became events, kept with the reason):"
 for station in "${station_list[@]}"; do
   outbox=$dir/edge-$station/outbox.db
-  echo "== $station outbox: $(sqlite3 "$outbox" 'SELECT COUNT(*) FROM events') waiting, $(sqlite3 "$outbox" 'SELECT COUNT(*) FROM quarantine') quarantined: $(sqlite3 "$outbox" 'SELECT reason FROM quarantine LIMIT 1')"
+  echo "   $station: $(sqlite3 "$outbox" 'SELECT COUNT(*) FROM events') waiting for Kafka, $(sqlite3 "$outbox" 'SELECT COUNT(*) FROM quarantine') quarantined"
+  sqlite3 -separator ': ' "$outbox" "SELECT '     #' || id, reason FROM quarantine ORDER BY id"
 done
+first=${station_list[0]}
+cat <<NEXT
+== where to look next
+   logs                  $dir/{bridge,edge-<station>,kafka,mosquitto}.log
+   an edge's outbox      $bin/linegate-edge outbox --config config/edge.example.toml stats
+                         (with LINEGATE_STATION_ID=$first LINEGATE_DATA_DIR=$dir/edge-$first)
+   dead letters          $bin/linegate-bridge dlq redrive --config config/bridge.example.toml --all --dry-run
+   the audit chain       $bin/linegate-bridge audit verify --config config/bridge.example.toml
+   guides                docs/operations.md, docs/topics.md, docs/quality.md
+NEXT
 echo "demo: done; logs and outboxes are in $dir"
+if [ -n "${DEMO_KEEP:-}" ]; then
+  echo "demo: brokers, bridge and edges keep running for the commands above (LINEGATE_KAFKA_BOOTSTRAP=$LINEGATE_KAFKA_BOOTSTRAP); Ctrl-C stops them"
+  wait
+else
+  echo "demo: everything stops now; run with DEMO_KEEP=1 to keep it running for the commands above"
+fi
