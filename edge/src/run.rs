@@ -120,22 +120,13 @@ impl Agent {
                 writer: writer.clone(),
                 sources: watched_sources(&config),
             };
-            observe::http::start(http.listen, state, stopped.clone())
-                .await
-                .with_context(|| format!("cannot listen on {} (http.listen)", http.listen))?;
+            serve_http(http.listen, state, stopped.clone()).await?;
         }
         let watchdog = observe::systemd::spawn_watchdog(heartbeat, writer.clone(), stopped.clone());
         let sources = Sources::start(&config, &writer, &metrics);
         let (push_sender, pushes) = mpsc::channel::<Pushed>(4);
-        if let (Some(push_config), Some(_)) = (&local.config_push, &push) {
-            crate::push::watch::spawn(
-                local.kafka.clone(),
-                push_config.topic.clone(),
-                local.station.id.clone(),
-                push_sender.clone(),
-                stopped,
-            )
-            .context("cannot start the pushed-config watcher")?;
+        if push.is_some() {
+            watch_pushes(&local, push_sender.clone(), stopped)?;
         }
         observe::systemd::ready();
         Ok(Self {
@@ -248,6 +239,38 @@ impl Agent {
         drop(push_sender);
         tracing::info!("linegate-edge stopped");
     }
+}
+
+/// The local `/metrics` and `/healthz` endpoint.
+async fn serve_http(
+    listen: std::net::SocketAddr,
+    state: observe::http::HttpState,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    observe::http::start(listen, state, stopped)
+        .await
+        .map(drop)
+        .with_context(|| format!("cannot listen on {listen} (http.listen)"))
+}
+
+/// Starts the watcher of the station's pushed configs, when `[config_push]` is set.
+fn watch_pushes(
+    local: &EdgeConfig,
+    pushes: mpsc::Sender<Pushed>,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let Some(push_config) = &local.config_push else {
+        return Ok(());
+    };
+    crate::push::watch::spawn(
+        local.kafka.clone(),
+        push_config.topic.clone(),
+        local.station.id.clone(),
+        pushes,
+        stopped,
+    )
+    .map(drop)
+    .context("cannot start the pushed-config watcher")
 }
 
 /// The sources `/healthz` watches: `mqtt` and `modbus:<device>`.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use linegate_schemas::{decode, encode, AuditEvent};
 
 use crate::kafka::{consume_isolated, consume_until_async, Isolation, Record};
-use crate::stack::{audit_verify, start_bridge_config};
+use crate::stack::{audit_verify, BridgeRun};
 use crate::{repo_root, ChildProcess, Kafka};
 
 /// The topics of the example configs.
@@ -82,7 +82,12 @@ pub fn start_eos_with(
     ]
     .concat();
     let config = eos_config(dir, client);
-    start_bridge_config(kafka, group, dir, &format!("-{instance}"), &config, &env).unwrap()
+    BridgeRun::new(kafka, group, dir)
+        .instance(&format!("-{instance}"))
+        .config(&config)
+        .envs(&env)
+        .start()
+        .unwrap()
 }
 
 /// The `idempotency-key` header of every record.

@@ -1,55 +1,10 @@
 //! The linegate binaries wired to test brokers, the way an operator would run them with the example configs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::brokers::{Kafka, Mosquitto};
 use crate::process::{bin_path, repo_root, ChildProcess};
-
-/// Starts `linegate-bridge run` with `config/bridge.example.toml`; logs to `dir/bridge-<group>.log`.
-pub fn start_bridge(kafka: &Kafka, group: &str, dir: &Path) -> anyhow::Result<ChildProcess> {
-    start_bridge_with(kafka, group, dir, "", &[])
-}
-
-/// [`start_bridge`] as instance `instance` of the group (its log is `dir/bridge-<group><instance>.log`),
-/// with extra environment such as `LINEGATE_DELIVERY_MODE`.
-pub fn start_bridge_with(
-    kafka: &Kafka,
-    group: &str,
-    dir: &Path,
-    instance: &str,
-    extra_env: &[(&'static str, String)],
-) -> anyhow::Result<ChildProcess> {
-    let config = repo_root().join("config/bridge.example.toml");
-    start_bridge_config(kafka, group, dir, instance, &config, extra_env)
-}
-
-/// [`start_bridge_with`] with another config file, e.g. the example with a `[routing]` table added.
-pub fn start_bridge_config(
-    kafka: &Kafka,
-    group: &str,
-    dir: &Path,
-    instance: &str,
-    config: &Path,
-    extra_env: &[(&'static str, String)],
-) -> anyhow::Result<ChildProcess> {
-    let env = [
-        vec![
-            ("LINEGATE_KAFKA_BOOTSTRAP", kafka.bootstrap()),
-            ("LINEGATE_TOPIC_REPLICATION", "1".to_owned()),
-            ("LINEGATE_BRIDGE_GROUP", group.to_owned()),
-        ],
-        extra_env.to_vec(),
-    ]
-    .concat();
-    ChildProcess::spawn(
-        "linegate-bridge",
-        &bin_path("linegate-bridge"),
-        &["run", "--config", config.to_str().expect("utf-8 path")],
-        &env,
-        &dir.join(format!("bridge-{group}{instance}.log")),
-    )
-}
 
 /// Runs `linegate-bridge audit verify` on `topic`; returns whether it passed and its stdout and stderr.
 pub fn audit_verify(kafka: &Kafka, topic: &str) -> (bool, String) {
@@ -107,60 +62,177 @@ pub fn edge_env(
     ]
 }
 
-/// Starts `linegate-edge run` for `station` with `config/edge.example.toml` and, on its first start, returns
-/// once it has subscribed (before that, the broker keeps nothing for it). Its outbox is in
-/// `dir/edge-<station>/outbox.db`.
+/// `linegate-bridge run` against `kafka` in consumer group `group`, with `config/bridge.example.toml` unless
+/// [`BridgeRun::config`] says otherwise; logs to `dir/bridge-<group><instance>.log`.
+pub struct BridgeRun<'a> {
+    kafka: &'a Kafka,
+    group: String,
+    dir: PathBuf,
+    instance: String,
+    config: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+impl<'a> BridgeRun<'a> {
+    /// A bridge of group `group` with the example config.
+    pub fn new(kafka: &'a Kafka, group: &str, dir: &Path) -> Self {
+        Self {
+            kafka,
+            group: group.to_owned(),
+            dir: dir.to_owned(),
+            instance: String::new(),
+            config: repo_root().join("config/bridge.example.toml"),
+            env: Vec::new(),
+        }
+    }
+
+    /// One instance of several in the group: its log is `bridge-<group><instance>.log`.
+    pub fn instance(mut self, instance: &str) -> Self {
+        self.instance = instance.to_owned();
+        self
+    }
+
+    /// Another config file, e.g. the example with a `[routing]` table added.
+    pub fn config(mut self, config: &Path) -> Self {
+        self.config = config.to_owned();
+        self
+    }
+
+    /// Extra environment, such as `LINEGATE_DELIVERY_MODE`.
+    pub fn envs(mut self, env: &[(&'static str, String)]) -> Self {
+        self.env.extend_from_slice(env);
+        self
+    }
+
+    /// Starts it (it has not necessarily joined the group yet).
+    pub fn start(self) -> anyhow::Result<ChildProcess> {
+        let env = [
+            vec![
+                ("LINEGATE_KAFKA_BOOTSTRAP", self.kafka.bootstrap()),
+                ("LINEGATE_TOPIC_REPLICATION", "1".to_owned()),
+                ("LINEGATE_BRIDGE_GROUP", self.group.clone()),
+            ],
+            self.env,
+        ]
+        .concat();
+        ChildProcess::spawn(
+            "linegate-bridge",
+            &bin_path("linegate-bridge"),
+            &["run", "--config", self.config.to_str().expect("utf-8 path")],
+            &env,
+            &self
+                .dir
+                .join(format!("bridge-{}{}.log", self.group, self.instance)),
+        )
+    }
+}
+
+/// [`BridgeRun`] with the example config: the common case.
+pub fn start_bridge(kafka: &Kafka, group: &str, dir: &Path) -> anyhow::Result<ChildProcess> {
+    BridgeRun::new(kafka, group, dir).start()
+}
+
+/// How an edge is configured.
+enum EdgeConfigFile<'a> {
+    /// `config/edge.example.toml` for a station, through its environment ([`edge_env`]).
+    Example {
+        station: String,
+        mosquitto: &'a Mosquitto,
+        kafka: &'a Kafka,
+    },
+    /// A station config the test wrote ([`StationToml`]).
+    File(PathBuf),
+}
+
+/// `linegate-edge run`: with the example config for a station ([`EdgeRun::example`], log
+/// `dir/edge-<station>.log`, waits for its first MQTT subscription), or with a file the test wrote
+/// ([`EdgeRun::file`], log `dir/edge.log`, waits for [`EdgeRun::ready`]).
+pub struct EdgeRun<'a> {
+    config: EdgeConfigFile<'a>,
+    dir: PathBuf,
+    env: Vec<(&'static str, String)>,
+    ready: String,
+}
+
+impl<'a> EdgeRun<'a> {
+    /// The example config for `station`; its outbox is `dir/edge-<station>/outbox.db`.
+    pub fn example(station: &str, mosquitto: &'a Mosquitto, kafka: &'a Kafka, dir: &Path) -> Self {
+        Self {
+            config: EdgeConfigFile::Example {
+                station: station.to_owned(),
+                mosquitto,
+                kafka,
+            },
+            dir: dir.to_owned(),
+            env: Vec::new(),
+            ready: SUBSCRIBED.to_owned(),
+        }
+    }
+
+    /// A station config file the test wrote.
+    pub fn file(config: &Path, dir: &Path) -> Self {
+        Self {
+            config: EdgeConfigFile::File(config.to_owned()),
+            dir: dir.to_owned(),
+            env: Vec::new(),
+            ready: SUBSCRIBED.to_owned(),
+        }
+    }
+
+    /// Extra environment, e.g. `LINEGATE_OUTBOX_MAX_EVENTS`.
+    pub fn envs(mut self, env: &[(&'static str, String)]) -> Self {
+        self.env.extend_from_slice(env);
+        self
+    }
+
+    /// The log line that says the edge is ready (default: its MQTT subscription), e.g.
+    /// `Modbus device connected`.
+    pub fn ready(mut self, line: &str) -> Self {
+        self.ready = line.to_owned();
+        self
+    }
+
+    /// Starts it and returns once it logged its ready line; with the example config only on its first
+    /// start (a restarted edge resumes a session the broker kept).
+    pub fn start(self) -> anyhow::Result<ChildProcess> {
+        let (config, log, env, wait) = match &self.config {
+            EdgeConfigFile::Example {
+                station,
+                mosquitto,
+                kafka,
+            } => {
+                let log = self.dir.join(format!("edge-{station}.log"));
+                let first_start = !std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains(&self.ready);
+                let env = edge_env(station, mosquitto, kafka, &self.dir);
+                let config = repo_root().join("config/edge.example.toml");
+                (config, log, env, first_start)
+            }
+            EdgeConfigFile::File(path) => (path.clone(), self.dir.join("edge.log"), vec![], true),
+        };
+        let mut edge = ChildProcess::spawn(
+            "linegate-edge",
+            &bin_path("linegate-edge"),
+            &["run", "--config", config.to_str().expect("utf-8 path")],
+            &[env, self.env].concat(),
+            &log,
+        )?;
+        if wait {
+            edge.wait_for_log(&self.ready, Duration::from_secs(20))?;
+        }
+        Ok(edge)
+    }
+}
+
+/// [`EdgeRun::example`] for `station`: the common case.
 pub fn start_edge(
     station: &str,
     mosquitto: &Mosquitto,
     kafka: &Kafka,
     dir: &Path,
 ) -> anyhow::Result<ChildProcess> {
-    start_edge_with(station, mosquitto, kafka, dir, &[])
-}
-
-/// [`start_edge`] with extra environment, e.g. `LINEGATE_OUTBOX_MAX_EVENTS`.
-pub fn start_edge_with(
-    station: &str,
-    mosquitto: &Mosquitto,
-    kafka: &Kafka,
-    dir: &Path,
-    extra_env: &[(&'static str, String)],
-) -> anyhow::Result<ChildProcess> {
-    let config = repo_root().join("config/edge.example.toml");
-    let log = dir.join(format!("edge-{station}.log"));
-    let first_start = !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains(SUBSCRIBED);
-    let mut edge = ChildProcess::spawn(
-        "linegate-edge",
-        &bin_path("linegate-edge"),
-        &["run", "--config", config.to_str().expect("utf-8 path")],
-        &[edge_env(station, mosquitto, kafka, dir), extra_env.to_vec()].concat(),
-        &log,
-    )?;
-    if first_start {
-        edge.wait_for_log(SUBSCRIBED, Duration::from_secs(20))?;
-    }
-    Ok(edge)
-}
-
-/// Starts `linegate-edge run --config CONFIG` (a station config a test wrote), logging to `dir/edge.log`, and
-/// returns once the edge logged `ready` (e.g. `MQTT subscribed`, `Modbus device connected`).
-pub fn start_edge_with_config(
-    config: &Path,
-    dir: &Path,
-    ready: &str,
-) -> anyhow::Result<ChildProcess> {
-    let mut edge = ChildProcess::spawn(
-        "linegate-edge",
-        &bin_path("linegate-edge"),
-        &["run", "--config", config.to_str().expect("utf-8 path")],
-        &[],
-        &dir.join("edge.log"),
-    )?;
-    edge.wait_for_log(ready, Duration::from_secs(20))?;
-    Ok(edge)
+    EdgeRun::example(station, mosquitto, kafka, dir).start()
 }
 
 /// What the edge logs once its MQTT subscriptions are in place.
@@ -190,7 +262,7 @@ pub fn edge_outbox_command(
 }
 
 /// Path of a station's outbox under the test directory.
-pub fn outbox_path(station: &str, dir: &Path) -> std::path::PathBuf {
+pub fn outbox_path(station: &str, dir: &Path) -> PathBuf {
     dir.join(format!("edge-{station}")).join("outbox.db")
 }
 
@@ -205,7 +277,7 @@ pub fn bridge_config_with_http(
     dir: &Path,
     port: u16,
     token: Option<&str>,
-) -> anyhow::Result<std::path::PathBuf> {
+) -> anyhow::Result<PathBuf> {
     let example = std::fs::read_to_string(repo_root().join("config/bridge.example.toml"))?;
     let plan = repo_root().join("config/topics.toml");
     let mut text = example.replace(
@@ -221,22 +293,56 @@ pub fn bridge_config_with_http(
     Ok(path)
 }
 
-/// Starts `linegate-bridge run --config <config>` (see [`bridge_config_with_http`]) in group `group`.
-pub fn start_bridge_with_config(
-    kafka: &Kafka,
-    group: &str,
-    config: &Path,
-    dir: &Path,
-) -> anyhow::Result<ChildProcess> {
-    ChildProcess::spawn(
-        "linegate-bridge",
-        &bin_path("linegate-bridge"),
-        &["run", "--config", config.to_str().expect("utf-8 path")],
-        &[
-            ("LINEGATE_KAFKA_BOOTSTRAP", kafka.bootstrap()),
-            ("LINEGATE_TOPIC_REPLICATION", "1".to_owned()),
-            ("LINEGATE_BRIDGE_GROUP", group.to_owned()),
-        ],
-        &dir.join(format!("bridge-{group}.log")),
-    )
+/// A station config file for an edge a test runs with [`EdgeRun::file`]: `[station]` and `[kafka]` from the
+/// arguments, then the tables the test asks for, so that a test states only what it varies.
+pub struct StationToml {
+    station: String,
+    text: String,
+}
+
+impl StationToml {
+    /// `[station]` (`station`, its outbox under `data_dir`) and `[kafka]` (the test broker).
+    pub fn new(station: &str, data_dir: &Path, kafka: &Kafka) -> Self {
+        let text = format!(
+            "[station]\nid = \"{station}\"\ndata_dir = \"{}\"\n\n[kafka]\nbootstrap = \"{}\"\n",
+            data_dir.display(),
+            kafka.bootstrap()
+        );
+        Self {
+            station: station.to_owned(),
+            text,
+        }
+    }
+
+    /// `[http]` on 127.0.0.1:`port`.
+    pub fn http(mut self, port: u16) -> Self {
+        self.text += &format!("\n[http]\nlisten = \"127.0.0.1:{port}\"\n");
+        self
+    }
+
+    /// `[mqtt]` on the test broker with client id `edge-<station>`, subscribed to `topics`, plus `keys`
+    /// (TOML lines such as `protocol = "5"`; tables like `[mqtt.mapping]` may follow them).
+    pub fn mqtt(mut self, mosquitto: &Mosquitto, topics: &[&str], keys: &str) -> Self {
+        let topics: Vec<String> = topics.iter().map(|t| format!("\"{t}\"")).collect();
+        self.text += &format!(
+            "\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nclient_id = \"edge-{}\"\ntopics = [{}]\n{keys}",
+            mosquitto.port(),
+            self.station,
+            topics.join(", ")
+        );
+        self
+    }
+
+    /// Further tables as TOML text (e.g. `[[modbus.devices]]`).
+    pub fn tables(mut self, toml: &str) -> Self {
+        self.text += "\n";
+        self.text += toml;
+        self
+    }
+
+    /// Writes the file to `path` and returns the path.
+    pub fn write(&self, path: &Path) -> PathBuf {
+        std::fs::write(path, &self.text).expect("the test directory is writable");
+        path.to_owned()
+    }
 }

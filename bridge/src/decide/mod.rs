@@ -1,6 +1,7 @@
 //! The pure decisions of the bridge: what a round of input records becomes. Nothing here does I/O; the
 //! pipeline delivers what these return.
 //!
+//! - [`output`]: the record to produce that every decision returns.
 //! - [`round`]: one round of records, in order, through dedup, routing, the chain and the windows.
 //! - [`route`]: the whole decision for one record (validation, the lifecycle, quality and audit outputs, the
 //!   dead-letter record with its reason and bounds).
@@ -10,6 +11,7 @@
 
 pub mod chain;
 pub mod dedup;
+pub mod output;
 pub mod round;
 pub mod route;
 pub mod window;

@@ -205,7 +205,7 @@ impl Replays {
                 value: message.payload().unwrap_or_default(),
             };
             let mut routed = route(&record, &ctx);
-            crate::ops::redrive::carry_attempt(message, &mut routed.outputs, &config.topics.dlq);
+            crate::decide::route::carry_attempt(message, &mut routed.outputs, &config.topics.dlq);
             outputs.extend(routed.outputs);
         }
         for output in &mut outputs {

@@ -4,17 +4,16 @@
 //! A redriven record is the dead letter's key and value, its edge headers (station, seq, trace), and three
 //! redrive headers: `attempt` (the dead letter's + 1), `first.seen.ms` (kept from the first rejection) and
 //! `redrive.of` (`<dlq topic>/<partition>/<offset>`). If it fails again, the pipeline copies `attempt` and
-//! `first.seen.ms` into the new dead letter ([`carry_attempt`]), so the DLQ shows how often a record was
+//! `first.seen.ms` into the new dead letter ([`crate::decide::route::carry_attempt`]), so the DLQ shows how often a record was
 //! tried. Only records whose `source.topic` is the bridge's input topic are sent: a DLQ header must never be
 //! able to direct writes to another topic.
 
 use linegate_common::kafka::KafkaConfig;
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::Message;
 use serde::Serialize;
 
-use crate::decide::route::{Output, REDRIVE_OF};
+use crate::decide::route::REDRIVE_OF;
 use crate::ops::deadletters::{self, DeadLetter, Range, ReadError};
 
 /// Headers of a dead letter that describe the rejection, not the record; not sent back.
@@ -173,31 +172,4 @@ async fn send(
         .await
         .map(|delivery| (delivery.partition, delivery.offset))
         .map_err(|(error, _)| error)
-}
-
-/// Pipeline hook: when `input` is a redriven record (it has an `attempt` header) and was rejected again,
-/// its new dead letter carries the input's `attempt`, `first.seen.ms` and `redrive.of` instead of the
-/// defaults of a first rejection.
-pub fn carry_attempt(input: &OwnedMessage, outputs: &mut [Output], dlq_topic: &str) {
-    let Some(headers) = input.headers() else {
-        return;
-    };
-    let carried: Vec<(&str, Vec<u8>)> = headers
-        .iter()
-        .filter(|h| matches!(h.key, "attempt" | "first.seen.ms" | "redrive.of"))
-        .filter_map(|h| h.value.map(|v| (h.key, v.to_vec())))
-        .collect();
-    if carried.is_empty() {
-        return;
-    }
-    for output in outputs.iter_mut().filter(|o| o.topic == dlq_topic) {
-        for (key, value) in &carried {
-            match output.headers.iter_mut().find(|(k, _)| k == key) {
-                Some(slot) => slot.1 = value.clone(),
-                None => output
-                    .headers
-                    .push(((*key).to_owned().into(), value.clone())),
-            }
-        }
-    }
 }

@@ -310,7 +310,7 @@ impl Pipeline {
         }
         self.window_outputs(idle, &mut outputs);
         let hook = |message: &OwnedMessage, routed: &mut crate::decide::route::Routed| {
-            crate::ops::redrive::carry_attempt(
+            crate::decide::route::carry_attempt(
                 message,
                 &mut routed.outputs,
                 &self.config.topics.dlq,

@@ -3,8 +3,6 @@
 use linegate_schemas::EdgeEvent;
 use tokio::sync::oneshot;
 
-use super::writer::WriteFailure;
-
 /// A payload that could not be turned into an event: kept with its reason rather than lost or retried forever.
 #[derive(Debug, Clone)]
 pub struct QuarantineEntry {
@@ -69,4 +67,13 @@ pub(super) enum Command {
     },
     /// Answered at once, to prove the thread is alive (the systemd watchdog).
     Ping { reply: oneshot::Sender<()> },
+}
+
+/// Why the writer thread refused a command, as sent back to the caller.
+#[derive(Debug, Clone)]
+pub(super) enum WriteFailure {
+    /// SQLITE_FULL: the file system is full.
+    DiskFull,
+    /// Anything else, as text.
+    Other(String),
 }

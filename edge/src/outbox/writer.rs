@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, Notify};
 
 use super::commit::{commit_group, Bound, Committed, Done, Level};
-use super::items::{Command, Intake, Stored};
+use super::items::{Command, Intake, Stored, WriteFailure};
 use super::schema::{open_for_writing, read_epoch};
 use super::seen::SeenIds;
 use super::{OutboxError, OutboxOptions};
@@ -341,15 +341,6 @@ impl WriterThread<'_> {
             }
         }
     }
-}
-
-/// Why the writer thread refused a command, as sent back to the caller.
-#[derive(Debug, Clone)]
-pub(super) enum WriteFailure {
-    /// SQLITE_FULL: the file system is full.
-    DiskFull,
-    /// Anything else, as text.
-    Other(String),
 }
 
 fn is_disk_full(error: &OutboxError) -> bool {

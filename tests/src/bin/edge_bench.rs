@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use linegate_e2e::kafka::create_topic;
 use linegate_e2e::process::usage;
-use linegate_e2e::stack::{outbox_path, start_edge_with, station_topic};
+use linegate_e2e::stack::{outbox_path, station_topic, EdgeRun};
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{free_port, mqtt, ChildProcess, Kafka, Mosquitto};
 use linegate_edge::capture::{envelope, now_ms, parse_document};
@@ -83,14 +83,10 @@ fn start(
     dir: &Path,
     http: u16,
 ) -> ChildProcess {
-    start_edge_with(
-        station,
-        mosquitto,
-        kafka,
-        dir,
-        &[("LINEGATE_HTTP_LISTEN", format!("127.0.0.1:{http}"))],
-    )
-    .expect("edge starts")
+    EdgeRun::example(station, mosquitto, kafka, dir)
+        .envs(&[("LINEGATE_HTTP_LISTEN", format!("127.0.0.1:{http}"))])
+        .start()
+        .expect("edge starts")
 }
 
 /// Writes `count` events for `station` into its outbox, as the edge's writer would, in big groups.

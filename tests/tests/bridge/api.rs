@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use linegate_e2e::kafka::{committed_total, consume_until_async, Record};
 use linegate_e2e::process::wait_for_port;
-use linegate_e2e::stack::{bridge_config_with_http, start_bridge_with_config};
+use linegate_e2e::stack::{bridge_config_with_http, BridgeRun};
 use linegate_e2e::{bin_path, free_port, Kafka};
 use linegate_schemas::{encode, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -170,7 +170,10 @@ async fn metrics_lag_dlq_redrive_and_token() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = bridge_config_with_http(dir.path(), port, Some(TOKEN)).unwrap();
-    let mut bridge = start_bridge_with_config(&kafka, "api", &config, dir.path()).unwrap();
+    let mut bridge = BridgeRun::new(&kafka, "api", dir.path())
+        .config(&config)
+        .start()
+        .unwrap();
     wait_for_port(&mut bridge, port, WAIT).unwrap();
     let base = format!("http://127.0.0.1:{port}");
     assert_eq!(get(&base, "/healthz").await, "ok\n");
@@ -416,7 +419,10 @@ async fn sigterm_drains_in_flight_work() {
         text.replace("${LINEGATE_BRIDGE_BATCH_MAX:-2000}", "20"),
     )
     .unwrap();
-    let mut bridge = start_bridge_with_config(&kafka, "drain", &config, dir.path()).unwrap();
+    let mut bridge = BridgeRun::new(&kafka, "drain", dir.path())
+        .config(&config)
+        .start()
+        .unwrap();
     wait_for_port(&mut bridge, port, WAIT).unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let (status, body) = post(&base, "/api/dlq/redrive", Some("any"), json!({"all": true})).await;
@@ -479,7 +485,10 @@ async fn sigterm_drains_in_flight_work() {
         "outputs acknowledged != offsets committed"
     );
 
-    let mut again = start_bridge_with_config(&kafka, "drain", &config, dir.path()).unwrap();
+    let mut again = BridgeRun::new(&kafka, "drain", dir.path())
+        .config(&config)
+        .start()
+        .unwrap();
     wait_for_port(&mut again, port, WAIT).unwrap();
     let audit = consume_until_async(
         &bootstrap,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use linegate_e2e::kafka::{committed_total, consume_until_async, rewind_group, Record};
-use linegate_e2e::stack::{start_bridge, start_bridge_with};
+use linegate_e2e::stack::{start_bridge, BridgeRun};
 use linegate_e2e::{ChildProcess, Kafka};
 use linegate_schemas::{
     decode, encode, AuditEvent, AuditOutcome, Defect, EdgeEvent, EdgePayload, InspectionEvent,
@@ -451,7 +451,10 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
         0
     );
     let json_log = [("LINEGATE_LOG_FORMAT", "json".to_owned())];
-    bridge = start_bridge_with(&kafka, "fanout-test", dir.path(), "", &json_log).unwrap();
+    bridge = BridgeRun::new(&kafka, "fanout-test", dir.path())
+        .envs(&json_log)
+        .start()
+        .unwrap();
     let deadline = Instant::now() + WAIT;
     while committed_total(&bootstrap, "fanout-test", INPUT, 12).unwrap() < committed {
         assert!(

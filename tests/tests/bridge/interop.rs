@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use linegate_e2e::interop::{label, schema_file, Readers};
 use linegate_e2e::kafka::{consume_until_async, produce_many, Record};
-use linegate_e2e::stack::{start_bridge_with, start_edge, station_topic};
+use linegate_e2e::stack::{start_edge, station_topic, BridgeRun};
 use linegate_e2e::station::{inspection_documents, out_of_range_document};
 use linegate_e2e::{mqtt, Kafka, Mosquitto, SchemaRegistryStandIn};
 use linegate_schemas::{
@@ -112,7 +112,10 @@ async fn run_pipeline(registry: Option<&SchemaRegistryStandIn>) -> (Kafka, Vec<R
         .map(|r| ("LINEGATE_SCHEMA_REGISTRY_URL", r.url()))
         .into_iter()
         .collect();
-    let _bridge = start_bridge_with(&kafka, "interop", dir.path(), "", &env).unwrap();
+    let _bridge = BridgeRun::new(&kafka, "interop", dir.path())
+        .envs(&env)
+        .start()
+        .unwrap();
     let _edge = start_edge(STATION, &mosquitto, &kafka, dir.path()).unwrap();
     let documents = inspection_documents(STATION, INSPECTIONS, 18);
     let mut payloads: Vec<Vec<u8>> = documents

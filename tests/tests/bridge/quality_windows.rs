@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, create_topic, produce};
-use linegate_e2e::stack::start_bridge_with;
+use linegate_e2e::stack::BridgeRun;
 use linegate_e2e::Kafka;
 use linegate_schemas::{
     decode, encode, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType, QualityEvent,
@@ -61,17 +61,13 @@ async fn closed_windows_arrive_once_with_the_figures_of_their_events() {
     let kafka = Kafka::start().unwrap();
     let bootstrap = kafka.bootstrap();
     // One-minute windows, 5 s lateness, as an operator would set them through the example config.
-    let _bridge = start_bridge_with(
-        &kafka,
-        "windows",
-        dir.path(),
-        "",
-        &[
+    let _bridge = BridgeRun::new(&kafka, "windows", dir.path())
+        .envs(&[
             ("LINEGATE_WINDOW_SECS", "60".to_owned()),
             ("LINEGATE_WINDOW_LATENESS_SECS", "5".to_owned()),
-        ],
-    )
-    .unwrap();
+        ])
+        .start()
+        .unwrap();
 
     let t0 = 1_768_905_000_000 / MINUTE * MINUTE;
     let first: Vec<f64> = vec![0.91, 0.88, 0.95, 0.84, 0.90, 0.93, 0.89, 0.97, 0.86, 0.92];
@@ -205,7 +201,11 @@ async fn a_window_open_across_a_bridge_restart_keeps_the_events_of_both_bridges(
         }
     };
 
-    let mut first = start_bridge_with(&kafka, "windows-restart", dir.path(), "-1", &env).unwrap();
+    let mut first = BridgeRun::new(&kafka, "windows-restart", dir.path())
+        .instance("-1")
+        .envs(&env)
+        .start()
+        .unwrap();
     send(events[..4].to_vec()).await;
     // Four verdicts out: their round (outputs and state) is written and committed.
     let verdicts = consume_until_async(&bootstrap, "quality.events", 4, WAIT, GRACE)
@@ -217,7 +217,11 @@ async fn a_window_open_across_a_bridge_restart_keeps_the_events_of_both_bridges(
         "the first bridge stops on SIGTERM"
     );
 
-    let _second = start_bridge_with(&kafka, "windows-restart", dir.path(), "-2", &env).unwrap();
+    let _second = BridgeRun::new(&kafka, "windows-restart", dir.path())
+        .instance("-2")
+        .envs(&env)
+        .start()
+        .unwrap();
     send(events[4..].to_vec()).await;
     let records = consume_until_async(&bootstrap, "quality.events", events.len() + 1, WAIT, GRACE)
         .await

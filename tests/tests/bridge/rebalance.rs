@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, produce_many};
 use linegate_e2e::process::repo_root;
-use linegate_e2e::stack::{audit_verify, start_bridge_config};
+use linegate_e2e::stack::{audit_verify, BridgeRun};
 use linegate_e2e::Kafka;
 use linegate_schemas::{encode, EdgeEvent};
 
@@ -49,15 +49,12 @@ async fn a_member_joining_and_leaving_mid_stream_writes_every_output_exactly_onc
     .unwrap();
     let start = |i: usize| {
         let env = [("LINEGATE_BRIDGE_INSTANCE", format!("rebalance-{i}"))];
-        start_bridge_config(
-            &kafka,
-            "rebalance",
-            dir.path(),
-            &format!("-{i}"),
-            &config,
-            &env,
-        )
-        .unwrap()
+        BridgeRun::new(&kafka, "rebalance", dir.path())
+            .instance(&format!("-{i}"))
+            .config(&config)
+            .envs(&env)
+            .start()
+            .unwrap()
     };
     let mut first = start(1);
     first

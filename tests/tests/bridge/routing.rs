@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, produce_many, Record};
 use linegate_e2e::process::repo_root;
-use linegate_e2e::stack::start_bridge_config;
+use linegate_e2e::stack::BridgeRun;
 use linegate_e2e::Kafka;
 use linegate_schemas::{
     decode, encode, AuditEvent, AuditOutcome, EdgeEvent, EdgePayload, InferenceEvent,
@@ -133,7 +133,11 @@ async fn each_routed_topic_gets_exactly_its_events_in_order() {
     let kafka = Kafka::start().unwrap();
     let bootstrap = kafka.bootstrap();
     let config = write_config(dir.path());
-    let mut bridge = start_bridge_config(&kafka, "routing", dir.path(), "", &config, &[]).unwrap();
+    let mut bridge = BridgeRun::new(&kafka, "routing", dir.path())
+        .config(&config)
+        .envs(&[])
+        .start()
+        .unwrap();
     bridge
         .wait_for_log("input partitions assigned", Duration::from_secs(90))
         .unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, produce_many, Record};
 use linegate_e2e::process::repo_root;
-use linegate_e2e::stack::{audit_verify, start_bridge_config};
+use linegate_e2e::stack::{audit_verify, BridgeRun};
 use linegate_e2e::Kafka;
 use linegate_schemas::{decode, encode, AuditEvent, AuditOutcome, EdgeEvent};
 
@@ -45,9 +45,12 @@ async fn three_instances_one_killed_mid_stream_complete_the_outputs_once_by_id()
     let mut bridges: Vec<_> = (1..=3)
         .map(|i| {
             let env = [("LINEGATE_BRIDGE_INSTANCE", format!("scale-{i}"))];
-            let mut bridge =
-                start_bridge_config(&kafka, "scale", dir.path(), &format!("-{i}"), &config, &env)
-                    .unwrap();
+            let mut bridge = BridgeRun::new(&kafka, "scale", dir.path())
+                .instance(&format!("-{i}"))
+                .config(&config)
+                .envs(&env)
+                .start()
+                .unwrap();
             bridge
                 .wait_for_log("input partitions assigned", Duration::from_secs(90))
                 .unwrap();
@@ -75,7 +78,12 @@ async fn three_instances_one_killed_mid_stream_complete_the_outputs_once_by_id()
     // the dead member's partitions on once its session (3 s here) expired.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let env = [("LINEGATE_BRIDGE_INSTANCE", "scale-2".to_owned())];
-    bridges[1] = start_bridge_config(&kafka, "scale", dir.path(), "-2", &config, &env).unwrap();
+    bridges[1] = BridgeRun::new(&kafka, "scale", dir.path())
+        .instance("-2")
+        .config(&config)
+        .envs(&env)
+        .start()
+        .unwrap();
     produce_many(&bootstrap, "edge.station.events", rest)
         .await
         .unwrap();

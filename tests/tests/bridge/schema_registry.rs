@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use linegate_e2e::kafka::{consume_until_async, produce_many, Record};
-use linegate_e2e::stack::{audit_verify_with, start_bridge_with};
+use linegate_e2e::stack::{audit_verify_with, BridgeRun};
 use linegate_e2e::{Kafka, SchemaRegistryStandIn};
 use linegate_schemas::{
     encode, AuditEvent, AuditOutcome, Defect, EdgeEvent, EdgePayload, InferenceEvent,
@@ -159,7 +159,10 @@ async fn outputs_use_the_confluent_wire_format_and_wait_for_a_registry_that_is_a
     let mut registry = SchemaRegistryStandIn::start().unwrap();
     registry.stop();
     let env = [(URL_VAR, registry.url())];
-    let mut bridge = start_bridge_with(&kafka, "registry-test", dir.path(), "", &env).unwrap();
+    let mut bridge = BridgeRun::new(&kafka, "registry-test", dir.path())
+        .envs(&env)
+        .start()
+        .unwrap();
     let stack = Stack {
         bootstrap: kafka.bootstrap(),
         log: dir.path().join("bridge-registry-test.log"),
@@ -344,7 +347,10 @@ async fn an_incompatible_subject_stops_the_bridge_naming_the_subject_and_the_rea
     let legacy = r#"{"type":"record","name":"AuditEvent","namespace":"linegate","fields":[{"name":"legacy","type":"int"}]}"#;
     registry.register("audit.events-value", legacy).unwrap();
     let env = [(URL_VAR, registry.url())];
-    let mut bridge = start_bridge_with(&kafka, "registry-conflict", dir.path(), "", &env).unwrap();
+    let mut bridge = BridgeRun::new(&kafka, "registry-conflict", dir.path())
+        .envs(&env)
+        .start()
+        .unwrap();
     let status = bridge.wait_exit(WAIT).expect("the bridge stops by itself");
     assert!(!status.success());
     let log = bridge.log_tail(10);

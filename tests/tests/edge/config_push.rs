@@ -11,7 +11,7 @@ use linegate_e2e::config_push::{
     wait_for_count, write_local,
 };
 use linegate_e2e::kafka::{consume_until_async, station_seqs};
-use linegate_e2e::stack::start_bridge;
+use linegate_e2e::stack::{start_bridge, EdgeRun};
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{free_port, Kafka, Mosquitto};
 use linegate_station_config::signed::{self, SignedConfig};
@@ -40,8 +40,7 @@ async fn pushes_are_applied_or_refused_and_every_outcome_reaches_audit_events() 
         &public,
         http,
     );
-    let mut edge =
-        linegate_e2e::stack::start_edge_with_config(&local, dir.path(), "MQTT subscribed").unwrap();
+    let mut edge = EdgeRun::file(&local, dir.path()).start().unwrap();
     let log = dir.path().join("edge.log");
     wait_for_count(&log, "no config was pushed for this station yet", 1, WAIT);
     let docs = inspection_documents(STATION, 20, 5);
@@ -232,8 +231,7 @@ async fn a_push_made_while_the_edge_is_stopped_is_applied_at_start_and_kept_thro
         free_port(),
     );
     let log = dir.path().join("edge.log");
-    let mut edge =
-        linegate_e2e::stack::start_edge_with_config(&local, dir.path(), "MQTT subscribed").unwrap();
+    let mut edge = EdgeRun::file(&local, dir.path()).start().unwrap();
     wait_for_count(&log, "no config was pushed for this station yet", 1, WAIT);
     assert!(edge.terminate(Duration::from_secs(15)));
 
@@ -245,9 +243,10 @@ async fn a_push_made_while_the_edge_is_stopped_is_applied_at_start_and_kept_thro
     )
     .unwrap();
     assert_eq!(push(&kafka, STATION, &key, &file), 1);
-    let mut edge =
-        linegate_e2e::stack::start_edge_with_config(&local, dir.path(), "pushed config applied")
-            .unwrap();
+    let mut edge = EdgeRun::file(&local, dir.path())
+        .ready("pushed config applied")
+        .start()
+        .unwrap();
     wait_for_count(&log, "MQTT subscribed", 3, WAIT);
     let docs = inspection_documents(STATION, 20, 6);
     publish(&mosquitto, "line/b/results", &docs, 0).await;
@@ -264,12 +263,10 @@ async fn a_push_made_while_the_edge_is_stopped_is_applied_at_start_and_kept_thro
 
     // Kafka away: the edge starts with its last-known-good config and captures line/b into the outbox.
     kafka.stop();
-    let mut edge = linegate_e2e::stack::start_edge_with_config(
-        &local,
-        dir.path(),
-        "starting with the last-known-good pushed config",
-    )
-    .unwrap();
+    let mut edge = EdgeRun::file(&local, dir.path())
+        .ready("starting with the last-known-good pushed config")
+        .start()
+        .unwrap();
     wait_for_count(&log, "MQTT subscribed", 4, WAIT);
     publish(&mosquitto, "line/b/results", &docs, 10).await;
     let waiting = || {

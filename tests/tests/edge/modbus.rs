@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, create_topic};
 use linegate_e2e::plc::{device_toml, PlcResult, PlcSim};
-use linegate_e2e::stack::start_edge_with_config;
+use linegate_e2e::stack::{EdgeRun, StationToml};
 use linegate_e2e::{free_port, Kafka};
 use linegate_schemas::{decode, EdgeEvent, EdgePayload, SystemEventType};
 
@@ -21,25 +21,10 @@ fn station_config(
     transport: &str,
     http_port: u16,
 ) -> std::path::PathBuf {
-    let text = format!(
-        r#"
-[station]
-id = "{STATION}"
-data_dir = "{data}"
-
-[kafka]
-bootstrap = "{bootstrap}"
-
-[http]
-listen = "127.0.0.1:{http_port}"
-{devices}"#,
-        data = dir.join("edge-data").display(),
-        bootstrap = kafka.bootstrap(),
-        devices = device_toml("press-1", transport),
-    );
-    let path = dir.join("station.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    StationToml::new(STATION, &dir.join("edge-data"), kafka)
+        .http(http_port)
+        .tables(&device_toml("press-1", transport))
+        .write(&dir.join("station.toml"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +38,10 @@ async fn plc_results_arrive_once_in_order_across_plc_restarts_and_a_counter_jump
     let http_port = free_port();
     let transport = format!("tcp = {{ host = \"127.0.0.1\", port = {} }}", plc.port());
     let config = station_config(dir.path(), &kafka, &transport, http_port);
-    let _edge = start_edge_with_config(&config, dir.path(), "Modbus device connected").unwrap();
+    let _edge = EdgeRun::file(&config, dir.path())
+        .ready("Modbus device connected")
+        .start()
+        .unwrap();
 
     let mut sent = Vec::new();
     for n in 1..=150 {
@@ -193,7 +181,10 @@ async fn plc_results_arrive_over_modbus_rtu_on_a_serial_line() {
         edge_end.display()
     );
     let config = station_config(dir.path(), &kafka, &transport, free_port());
-    let _edge = start_edge_with_config(&config, dir.path(), "Modbus device connected").unwrap();
+    let _edge = EdgeRun::file(&config, dir.path())
+        .ready("Modbus device connected")
+        .start()
+        .unwrap();
     let sent: Vec<PlcResult> = (1..=20).map(PlcResult::numbered).collect();
     for result in &sent {
         plc.produce(result, ACK_WAIT).await.unwrap();

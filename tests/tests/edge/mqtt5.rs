@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, create_topic};
-use linegate_e2e::stack::start_edge_with_config;
+use linegate_e2e::stack::{EdgeRun, StationToml};
 use linegate_e2e::station::{inspection_documents, unparseable_payload};
 use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, EdgeEvent, EdgePayload};
@@ -15,27 +15,9 @@ const STATION: &str = "ST-V5";
 const TOPIC: &str = "line/v5/results";
 
 fn write_config(path: &Path, dir: &Path, mosquitto: &Mosquitto, kafka: &Kafka) {
-    let text = format!(
-        r#"
-[station]
-id = "{STATION}"
-data_dir = "{data}"
-
-[kafka]
-bootstrap = "{bootstrap}"
-
-[mqtt]
-protocol = "5"
-host = "127.0.0.1"
-port = {port}
-client_id = "edge-{STATION}"
-topics = ["{TOPIC}"]
-"#,
-        data = dir.join("data").display(),
-        bootstrap = kafka.bootstrap(),
-        port = mosquitto.port(),
-    );
-    std::fs::write(path, text).unwrap();
+    StationToml::new(STATION, &dir.join("data"), kafka)
+        .mqtt(mosquitto, &[TOPIC], "protocol = \"5\"\n")
+        .write(path);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +30,7 @@ async fn results_published_while_the_edge_is_dead_arrive_once_in_order_over_mqtt
         .unwrap();
     let config = dir.path().join("station.toml");
     write_config(&config, dir.path(), &mosquitto, &kafka);
-    let mut edge = start_edge_with_config(&config, dir.path(), "MQTT subscribed").unwrap();
+    let mut edge = EdgeRun::file(&config, dir.path()).start().unwrap();
     assert!(
         mosquitto
             .log()
@@ -80,7 +62,7 @@ async fn results_published_while_the_edge_is_dead_arrive_once_in_order_over_mqtt
     mqtt::publish_all(mosquitto.port(), "sw-v5", TOPIC, &rest, 0)
         .await
         .unwrap();
-    let mut edge = start_edge_with_config(&config, dir.path(), "MQTT subscribed").unwrap();
+    let mut edge = EdgeRun::file(&config, dir.path()).start().unwrap();
 
     let records = consume_until_async(
         &kafka.bootstrap(),
@@ -112,7 +94,7 @@ async fn results_published_while_the_edge_is_dead_arrive_once_in_order_over_mqtt
 
     // Everything was acknowledged: a restart gets nothing redelivered (the quarantined payload included).
     edge.terminate(Duration::from_secs(20));
-    let mut edge = start_edge_with_config(&config, dir.path(), "MQTT subscribed").unwrap();
+    let mut edge = EdgeRun::file(&config, dir.path()).start().unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let log = std::fs::read_to_string(dir.path().join("edge.log")).unwrap();
     assert_eq!(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use linegate_e2e::config_push::metrics;
 use linegate_e2e::kafka::{consume_until_async, create_topic};
 use linegate_e2e::prometheus::series;
-use linegate_e2e::stack::start_edge_with_config;
+use linegate_e2e::stack::{EdgeRun, StationToml};
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{free_port, mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, EdgeEvent};
@@ -49,7 +49,7 @@ async fn burst(protocol: &str, station: &str) -> Run {
         &mosquitto,
         &kafka,
     );
-    let _edge = start_edge_with_config(&config, dir.path(), "MQTT subscribed").unwrap();
+    let _edge = EdgeRun::file(&config, dir.path()).start().unwrap();
 
     let templates = inspection_documents(station, 100, 7);
     let mut published = Vec::new();
@@ -107,31 +107,11 @@ fn write_config(
     mosquitto: &Mosquitto,
     kafka: &Kafka,
 ) {
-    let text = format!(
-        r#"
-[station]
-id = "{station}"
-data_dir = "{data}"
-
-[kafka]
-bootstrap = "{bootstrap}"
-
-[http]
-listen = "127.0.0.1:{http}"
-
-[mqtt]
-protocol = "{protocol}"
-host = "127.0.0.1"
-port = {port}
-client_id = "edge-{station}"
-topics = ["{topic}"]
-max_unacked = {MAX_UNACKED}
-"#,
-        data = dir.join("data").display(),
-        bootstrap = kafka.bootstrap(),
-        port = mosquitto.port(),
-    );
-    std::fs::write(path, text).unwrap();
+    let keys = format!("protocol = \"{protocol}\"\nmax_unacked = {MAX_UNACKED}\n");
+    StationToml::new(station, &dir.join("data"), kafka)
+        .http(http)
+        .mqtt(mosquitto, &[topic], &keys)
+        .write(path);
 }
 
 fn assert_bounded_and_whole(run: &Run) {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, create_topic};
-use linegate_e2e::stack::start_edge_with_config;
+use linegate_e2e::stack::{EdgeRun, StationToml};
 use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, EdgeEvent, EdgePayload};
 use serde_json::json;
@@ -26,24 +26,7 @@ async fn cbor_payloads_in_another_shape_are_mapped_and_a_broken_one_is_quarantin
     create_topic(&kafka.bootstrap(), "edge.station.events", 3)
         .await
         .unwrap();
-    let config = dir.path().join("station.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[station]
-id = "{STATION}"
-data_dir = "{data}"
-
-[kafka]
-bootstrap = "{bootstrap}"
-
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-client_id = "edge-{STATION}"
-topics = ["line/7/results"]
-format = "cbor"
+    let mapping = r#"format = "cbor"
 
 [mqtt.mapping]
 event_type = "/result/kind"
@@ -55,14 +38,11 @@ inspection_type = "/station/program"
 status = "/result/verdict"
 quality_score = "/result/score"
 "metadata.operator" = "/station/operator"
-"#,
-            data = dir.path().join("data").display(),
-            bootstrap = kafka.bootstrap(),
-            port = mosquitto.port(),
-        ),
-    )
-    .unwrap();
-    let _edge = start_edge_with_config(&config, dir.path(), "MQTT subscribed").unwrap();
+"#;
+    let config = StationToml::new(STATION, &dir.path().join("data"), &kafka)
+        .mqtt(&mosquitto, &["line/7/results"], mapping)
+        .write(&dir.path().join("station.toml"));
+    let _edge = EdgeRun::file(&config, dir.path()).start().unwrap();
 
     let shaped = |n: u32| {
         json!({

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use linegate_e2e::kafka::create_topic;
 use linegate_e2e::process::free_port;
-use linegate_e2e::stack::{start_edge_with, station_topic};
+use linegate_e2e::stack::{station_topic, EdgeRun};
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use serde_json::Value;
@@ -61,14 +61,10 @@ async fn metrics_count_what_was_sent_and_health_names_a_missing_kafka() {
         .unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let _edge = start_edge_with(
-        STATION,
-        &mosquitto,
-        &kafka,
-        dir.path(),
-        &[("LINEGATE_HTTP_LISTEN", format!("127.0.0.1:{port}"))],
-    )
-    .unwrap();
+    let _edge = EdgeRun::example(STATION, &mosquitto, &kafka, dir.path())
+        .envs(&[("LINEGATE_HTTP_LISTEN", format!("127.0.0.1:{port}"))])
+        .start()
+        .unwrap();
 
     let documents = inspection_documents(STATION, 30, 5);
     let (first, second) = documents.split_at(documents.len() / 2);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, create_topic, station_seqs};
-use linegate_e2e::stack::{edge_outbox_command, start_edge_with, station_topic};
+use linegate_e2e::stack::{edge_outbox_command, station_topic, EdgeRun};
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, EdgeEvent};
@@ -19,7 +19,10 @@ async fn a_full_outbox_stops_intake_and_loses_nothing() {
     let mut kafka = Kafka::start().unwrap();
     kafka.stop(); // Kafka is away from the start
     let extra = [("LINEGATE_OUTBOX_MAX_EVENTS", MAX_EVENTS.to_string())];
-    let _edge = start_edge_with(STATION, &mosquitto, &kafka, dir.path(), &extra).unwrap();
+    let _edge = EdgeRun::example(STATION, &mosquitto, &kafka, dir.path())
+        .envs(&extra)
+        .start()
+        .unwrap();
 
     let documents = inspection_documents(STATION, 100, 31);
     assert!(documents.len() > 3 * MAX_EVENTS);

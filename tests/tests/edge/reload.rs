@@ -5,33 +5,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, create_topic, station_seqs};
-use linegate_e2e::stack::start_edge_with_config;
+use linegate_e2e::stack::{EdgeRun, StationToml};
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{mqtt, Kafka, Mosquitto};
 
 const STATION: &str = "ST-HUP";
 
 fn write_config(path: &Path, dir: &Path, mosquitto: &Mosquitto, kafka: &Kafka, topic: &str) {
-    let text = format!(
-        r#"
-[station]
-id = "{STATION}"
-data_dir = "{data}"
-
-[kafka]
-bootstrap = "{bootstrap}"
-
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-client_id = "edge-{STATION}"
-topics = ["{topic}"]
-"#,
-        data = dir.join("data").display(),
-        bootstrap = kafka.bootstrap(),
-        port = mosquitto.port(),
-    );
-    std::fs::write(path, text).unwrap();
+    StationToml::new(STATION, &dir.join("data"), kafka)
+        .mqtt(mosquitto, &[topic], "")
+        .write(path);
 }
 
 fn hangup(pid: u32) {
@@ -59,7 +42,7 @@ async fn sighup_applies_a_valid_config_and_refuses_a_broken_one() {
         .unwrap();
     let config = dir.path().join("station.toml");
     write_config(&config, dir.path(), &mosquitto, &kafka, "line/a/results");
-    let mut edge = start_edge_with_config(&config, dir.path(), "MQTT subscribed").unwrap();
+    let mut edge = EdgeRun::file(&config, dir.path()).start().unwrap();
     let pid = edge.pid().unwrap();
     let docs = inspection_documents(STATION, 20, 8);
     mqtt::publish_all(

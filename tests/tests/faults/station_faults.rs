@@ -13,7 +13,7 @@ use std::time::Duration;
 use linegate_e2e::delivery::outcomes;
 use linegate_e2e::kafka::{consume_until_async, create_topic_with, Record};
 use linegate_e2e::stack::{
-    edge_outbox_command, outbox_path, start_bridge, start_edge, start_edge_with, station_topic,
+    edge_outbox_command, outbox_path, start_bridge, start_edge, station_topic, EdgeRun,
 };
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{mqtt, Kafka, Mosquitto};
@@ -94,7 +94,10 @@ async fn refused_by_kafka(mosquitto: &Mosquitto, kafka: &Kafka, dir: &std::path:
     // ST-P1 takes payloads up to ~1 MB, so both refusals happen after the outbox commit.
     let station = "ST-P1";
     let extra = [("LINEGATE_MQTT_MAX_PAYLOAD_BYTES", "1040000".to_owned())];
-    let _edge = start_edge_with(station, mosquitto, kafka, dir, &extra).unwrap();
+    let _edge = EdgeRun::example(station, mosquitto, kafka, dir)
+        .envs(&extra)
+        .start()
+        .unwrap();
     let normal = inspection_documents(station, 6, 41);
     let (first, rest) = normal.split_at(normal.len() / 3);
     let (second, third) = rest.split_at(rest.len() / 2);
@@ -202,7 +205,10 @@ async fn refused_at_intake(
 ) {
     let station = "ST-P2";
     let extra = [("LINEGATE_MQTT_MAX_PAYLOAD_BYTES", "100000".to_owned())];
-    let _edge = start_edge_with(station, mosquitto, kafka, dir, &extra).unwrap();
+    let _edge = EdgeRun::example(station, mosquitto, kafka, dir)
+        .envs(&extra)
+        .start()
+        .unwrap();
     let normal = inspection_documents(station, 3, 42);
     let mut big = with_metadata(normal[0].clone(), 150_000, 3);
     big["event_id"] = Value::String(uuid::Uuid::new_v4().to_string());

@@ -2,6 +2,8 @@
 //! can be inspected, fixed upstream and replayed.
 
 use linegate_schemas::EdgeEvent;
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::Message;
 
 use super::{bound, derived_id, event_headers, InputRecord, Output, Rejection, RouteContext};
 
@@ -47,4 +49,31 @@ pub(super) fn output(
     };
     bound::dead_letter(&mut letter);
     letter
+}
+
+/// Pipeline hook: when `input` is a redriven record (it has an `attempt` header) and was rejected again,
+/// its new dead letter carries the input's `attempt`, `first.seen.ms` and `redrive.of` instead of the
+/// defaults of a first rejection.
+pub fn carry_attempt(input: &OwnedMessage, outputs: &mut [Output], dlq_topic: &str) {
+    let Some(headers) = input.headers() else {
+        return;
+    };
+    let carried: Vec<(&str, Vec<u8>)> = headers
+        .iter()
+        .filter(|h| matches!(h.key, "attempt" | "first.seen.ms" | "redrive.of"))
+        .filter_map(|h| h.value.map(|v| (h.key, v.to_vec())))
+        .collect();
+    if carried.is_empty() {
+        return;
+    }
+    for output in outputs.iter_mut().filter(|o| o.topic == dlq_topic) {
+        for (key, value) in &carried {
+            match output.headers.iter_mut().find(|(k, _)| k == key) {
+                Some(slot) => slot.1 = value.clone(),
+                None => output
+                    .headers
+                    .push(((*key).to_owned().into(), value.clone())),
+            }
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use linegate_schemas::{QualityEvent, QualityWindow, SchemaError, SCHEMA_VERSION};
 
 use super::ClosedWindow;
-use crate::decide::route::{Output, ID_NAMESPACE};
+use crate::decide::output::{Output, ID_NAMESPACE};
 
 /// `event_type` of a window record.
 pub(super) const WINDOW_EVENT_TYPE: &str = "QUALITY_WINDOW";

@@ -24,7 +24,7 @@ mod observe;
 
 use linegate_e2e::kafka::create_topic;
 use linegate_e2e::process::{usage, wait_for_port};
-use linegate_e2e::stack::{bridge_config_with_http, start_bridge_with_config};
+use linegate_e2e::stack::{bridge_config_with_http, BridgeRun};
 use linegate_e2e::{free_port, Kafka};
 use linegate_schemas::{
     decode, encode, EdgeEvent, EdgePayload, InspectionEvent, InspectionEventType,
@@ -187,7 +187,9 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&config, text)?;
     let addr = format!("127.0.0.1:{port}");
     // A first start creates the topics of the plan.
-    let mut bridge = start_bridge_with_config(&kafka, "bench", &config, dir.path())?;
+    let mut bridge = BridgeRun::new(&kafka, "bench", dir.path())
+        .config(&config)
+        .start()?;
     wait_for_port(&mut bridge, port, Duration::from_secs(60))?;
     bridge.terminate(Duration::from_secs(30));
 
@@ -218,7 +220,9 @@ async fn main() -> anyhow::Result<()> {
     println!("pre-loaded {} events", args.events);
 
     let started = Instant::now();
-    let mut bridge = start_bridge_with_config(&kafka, "bench", &config, dir.path())?;
+    let mut bridge = BridgeRun::new(&kafka, "bench", dir.path())
+        .config(&config)
+        .start()?;
     wait_for_port(&mut bridge, port, Duration::from_secs(60))?;
     let pid = bridge.pid().expect("the bridge runs");
     let broker = kafka.pid().expect("kafka runs");
