@@ -1,7 +1,7 @@
 //! The `linegate-bridge` command line: `run --config FILE` starts the bridge, `check-config FILE` validates a
 //! config and its topic plan without connecting anywhere (exit 0 when valid, 2 with the error otherwise),
 //! `audit verify --config FILE [--topic T]` checks the audit hash chains (exit 0 intact, 1 broken),
-//! `config keygen|push|show|history` manages the configs pushed to stations (see `station_config.rs`).
+//! `config keygen|push|show|history` manages the configs pushed to stations (see `station_config_cli.rs` and `ops/station_config/`).
 //!
 //! Only this file uses anyhow: it adds the step that failed to the crate's typed errors for the operator.
 

@@ -5,7 +5,7 @@
 //! main CPU cost. These keep the resolution: a writer per thread and kind (it needs `&mut`), a shared reader
 //! per kind. They handle the current schema only; older writer schemas take the one-shot path, and so does
 //! any value the cached writer refuses, so that the one-shot path stays the reference for every byte
-//! (`tests/cached_codec.rs` checks the two agree).
+//! (`tests/contract.rs` holds the two to the same bytes).
 
 use std::cell::RefCell;
 use std::collections::HashMap;

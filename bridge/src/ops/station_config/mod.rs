@@ -1,9 +1,9 @@
 //! `linegate-bridge config ...`: the centre's side of pushed station configs.
 //!
 //! `keygen` makes the ed25519 key pair; `push` validates a station config exactly as the edge will (the
-//! edge's own overlay and validation code), numbers it, signs it and publishes it to the compacted topic
+//! station config contract, `linegate_station_config::overlay`, that the edge applies), numbers it, signs it and publishes it to the compacted topic
 //! `linegate.station.config` keyed by station id; `show` and `history` read the topic back. The edge side is
-//! `linegate_edge::push`; the envelope is `linegate_station_config::signed`.
+//! `linegate_edge::push` (another binary); the envelope is `linegate_station_config::signed`.
 
 pub mod print;
 
