@@ -22,7 +22,7 @@ mod station_config_cli;
 /// The bridge allocates and frees several small buffers per output (headers, values, delivery reports) on
 /// several threads; mimalloc's per-thread heaps cost less CPU there than glibc's arenas (bridge-bench).
 /// Its `override` feature also serves librdkafka's C `malloc`/`free` (a copy of every output and each of
-/// its headers): bridge CPU per event 59.0 / 55.8 -> 48.8 / 44.8 us (`bridge-bench --events 100000`).
+/// its headers); docs/dev/measurements.md has the figures.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

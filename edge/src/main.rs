@@ -114,10 +114,9 @@ fn outbox_command(config: PathBuf, action: OutboxAction) -> ExitCode {
 
 /// Gives glibc's malloc one arena, unless `MALLOC_ARENA_MAX` says otherwise. By default glibc gives each
 /// busy thread (tokio workers, librdkafka's, SQLite's blocking calls) an arena of its own and keeps what was
-/// freed in each: edge-bench's backlog drain peaked at 40 MB of RSS with a 10 MB heap (heaptrack), 27 to 32
-/// MB with two arenas, 24.5 to 26.7 MB with one. The price is CPU: in the same hour the drain took 21 to 23
-/// us per event with glibc's default, 24 to 28 with two arenas, 26 to 29 with one. A station PC short of
-/// CPU rather than memory sets `MALLOC_ARENA_MAX=8` in the unit's environment. The musl build has its own
+/// freed in each, so RSS grows to several times the heap; one arena keeps it near the heap for a little more
+/// CPU per event (docs/dev/measurements.md). A station PC short of CPU rather than memory sets
+/// `MALLOC_ARENA_MAX=8` in the unit's environment. The musl build has its own
 /// allocator and needs nothing.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {

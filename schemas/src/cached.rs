@@ -1,8 +1,8 @@
 //! Encoders and decoders of the current schemas with their named types resolved once.
 //!
 //! apache-avro's one-shot functions (`Value::resolve`, `to_avro_datum`, `from_avro_datum`) resolve the
-//! schema's names on every call, which cost 30 to 50 µs per event and made Avro the edge's and the bridge's
-//! main CPU cost. These keep the resolution: a writer per thread and kind (it needs `&mut`), a shared reader
+//! schema's names on every call, which made Avro the edge's and the bridge's main CPU cost
+//! (docs/dev/measurements.md). These keep the resolution: a writer per thread and kind (it needs `&mut`), a shared reader
 //! per kind. They handle the current schema only; older writer schemas take the one-shot path, and so does
 //! any value the cached writer refuses, so that the one-shot path stays the reference for every byte
 //! (`tests/contract.rs` holds the two to the same bytes).

@@ -24,7 +24,8 @@ pub trait AvroMessage: Sized {
     fn from_avro(value: Value) -> Result<Self, SchemaError>;
 
     /// Appends the Avro body to `out` straight from the message, without building an Avro `Value` first
-    /// (that tree, its validation and apache-avro's per-record field map were a third of the bridge's CPU).
+    /// (that tree, its validation and apache-avro's per-record field map cost more than anything else the
+    /// bridge did per record; docs/dev/measurements.md).
     /// `Ok(false)` when this kind has no such path or the direct writer could not take the value: the
     /// caller then takes the `Value` path, which stays the reference and words any error.
     fn write_direct(&self, _out: &mut Vec<u8>) -> Result<bool, SchemaError> {

@@ -19,7 +19,7 @@ use linegate_common::kafka::KafkaConfig;
 
 /// The producer of the bridge's outputs. Its delivery reports go to the [`Sending`] that queued each output
 /// (one shared counter per round) instead of one channel and one copied message per output, which
-/// rdkafka's `FutureProducer` costs: about 15 % of the bridge's CPU in bridge-bench's profile.
+/// rdkafka's `FutureProducer` costs (docs/dev/measurements.md).
 pub type OutputProducer = ThreadedProducer<DeliveryReports>;
 
 /// Why a round's outputs were not all acknowledged; the round is then repeated, so none is lost.

@@ -7,9 +7,9 @@
 //!
 //! **The bound.** The session holds at most `mqtt.max_unacked` publishes (received, PUBACK not written; over
 //! MQTT 5 not queued) and stops reading the connection at the bound until intake hands tickets back; TCP
-//! then holds the broker back, and the broker keeps the rest. A broker's own window is not enough: Mosquitto 2.0.11 sent 24,000 unacknowledged
-//! results past `max_inflight_messages 100` (and, over MQTT 5, past our receive maximum) while the outbox
-//! was the bottleneck (edge-bench, heaptrack). PUBACKs are written by the session itself, a whole group in
+//! then holds the broker back, and the broker keeps the rest. A broker's own window is not enough: Mosquitto 2.0.11 sends
+//! past `max_inflight_messages` (and, over MQTT 5, past our receive maximum) while the outbox is the
+//! bottleneck (docs/dev/workarounds.md). PUBACKs are written by the session itself, a whole group in
 //! one flush, straight to the connection: rumqttc's request queue sends one request per poll and reading
 //! is part of every poll, so through it the acknowledgements could neither keep up with reading nor go out
 //! while reading is paused.
