@@ -280,7 +280,7 @@ fn dlq(command: DlqCommand) -> ExitCode {
             return ExitCode::from(EXIT_INVALID_CONFIG);
         }
     };
-    let range = match http::redrive_range(partition, offset, from_offset, to_offset, all) {
+    let range = match redrive::range(partition, offset, from_offset, to_offset, all) {
         Ok(range) => range,
         Err(message) => {
             eprintln!("error: {message} (--offset N, --from-offset A --to-offset B, or --all)");

@@ -128,17 +128,20 @@ impl Default for ForwardConfig {
     }
 }
 
+/// A station id that breaks the rule of [`check_station_id`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not 1 to 128 letters, digits, '-', '_' or '.'")]
+pub struct BadStationId(pub String);
+
 /// Why `id` cannot be a station id, if it cannot: the same rule for a local file and `config push --station`.
-pub fn check_station_id(id: &str) -> Result<(), String> {
+pub fn check_station_id(id: &str) -> Result<(), BadStationId> {
     if id.is_empty()
         || id.len() > 128
         || !id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
-        return Err(format!(
-            "`{id}` is not 1 to 128 letters, digits, '-', '_' or '.'"
-        ));
+        return Err(BadStationId(id.to_owned()));
     }
     Ok(())
 }
@@ -159,8 +162,8 @@ impl EdgeConfig {
 
     /// Checks the keys a pushed config cannot change: `[station]`, `[kafka]`, `[config_push]`.
     fn validate_bootstrap(&self, file: &ConfigFile) -> Result<(), ConfigError> {
-        if let Err(message) = check_station_id(&self.station.id) {
-            return Err(file.invalid("station.id", message));
+        if let Err(error) = check_station_id(&self.station.id) {
+            return Err(file.invalid("station.id", error.to_string()));
         }
         if self.station.data_dir.as_os_str().is_empty() {
             return Err(file.invalid("station.data_dir", "must name a directory"));

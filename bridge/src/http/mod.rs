@@ -254,14 +254,14 @@ async fn dlq_redrive(
     Json(body): Json<RedriveBody>,
 ) -> Result<Json<redrive::Report>, ApiError> {
     authorize(&ctx, &headers)?;
-    let range = redrive_range(
+    let range = redrive::range(
         body.partition,
         body.offset,
         body.from_offset,
         body.to_offset,
         body.all,
     )
-    .map_err(|msg| ApiError(StatusCode::BAD_REQUEST, msg))?;
+    .map_err(|error| ApiError(StatusCode::BAD_REQUEST, error.to_string()))?;
     let topics = &ctx.config.topics;
     let report = redrive::redrive(
         &ctx.config.kafka,
@@ -278,32 +278,6 @@ async fn dlq_redrive(
         report.sent as u64
     });
     Ok(Json(report))
-}
-
-/// The DLQ range of a redrive, from the command line or the API: exactly one of `offset`, a
-/// `from_offset`..=`to_offset` range, or `all`.
-pub fn redrive_range(
-    partition: Option<i32>,
-    offset: Option<i64>,
-    from: Option<i64>,
-    to: Option<i64>,
-    all: bool,
-) -> Result<Range, String> {
-    let range = |from, to| Range {
-        partition,
-        from,
-        to,
-        limit: usize::MAX,
-    };
-    match (offset, from, to, all) {
-        (Some(n), None, None, false) => Ok(range(Some(n), Some(n))),
-        (None, Some(a), Some(b), false) if a <= b => Ok(range(Some(a), Some(b))),
-        (None, Some(a), Some(b), false) => Err(format!("from_offset {a} is after to_offset {b}")),
-        (None, None, None, true) => Ok(range(None, None)),
-        _ => Err(
-            "choose exactly one of: offset N, from_offset A with to_offset B, or all".to_owned(),
-        ),
-    }
 }
 
 async fn replay_start(

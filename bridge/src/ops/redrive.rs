@@ -173,3 +173,43 @@ async fn send(
         .map(|delivery| (delivery.partition, delivery.offset))
         .map_err(|(error, _)| error)
 }
+
+/// Why a redrive's range is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    /// `from_offset` after `to_offset`.
+    #[error("from_offset {from} is after to_offset {to}")]
+    Backwards {
+        /// The first offset asked for.
+        from: i64,
+        /// The last offset asked for.
+        to: i64,
+    },
+    /// None or several of the ways to name a range.
+    #[error("choose exactly one of: offset N, from_offset A with to_offset B, or all")]
+    NotOne,
+}
+
+/// The DLQ range of a redrive, from the command line or the API: exactly one of `offset`, a
+/// `from_offset`..=`to_offset` range, or `all`.
+pub fn range(
+    partition: Option<i32>,
+    offset: Option<i64>,
+    from: Option<i64>,
+    to: Option<i64>,
+    all: bool,
+) -> Result<Range, RangeError> {
+    let range = |from, to| Range {
+        partition,
+        from,
+        to,
+        limit: usize::MAX,
+    };
+    match (offset, from, to, all) {
+        (Some(n), None, None, false) => Ok(range(Some(n), Some(n))),
+        (None, Some(a), Some(b), false) if a <= b => Ok(range(Some(a), Some(b))),
+        (None, Some(from), Some(to), false) => Err(RangeError::Backwards { from, to }),
+        (None, None, None, true) => Ok(range(None, None)),
+        _ => Err(RangeError::NotOne),
+    }
+}

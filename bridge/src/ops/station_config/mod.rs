@@ -37,7 +37,7 @@ pub enum StationConfigError {
     Invalid(#[from] ConfigError),
     /// `--station` is not a station id.
     #[error("--station {0}; nothing was pushed")]
-    Station(String),
+    Station(linegate_station_config::BadStationId),
     /// A key or key file is not usable.
     #[error(transparent)]
     Key(#[from] SignedConfigError),
