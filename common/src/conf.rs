@@ -243,7 +243,9 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 /// Line of `key` (dotted path) in a TOML text: the `name =` line inside the `[table]` header, else the header,
 /// else line 1. Good enough for the flat, hand-written files linegate reads.
 fn find_key_line(text: &str, key: &str) -> usize {
-    let (table, leaf) = match key.rsplit_once('.') {
+    // A quoted last segment may hold dots: `kafka.client."security.protocol"`.
+    let quoted = key.strip_suffix('"').and_then(|k| k.rsplit_once(".\""));
+    let (table, leaf) = match quoted.or_else(|| key.rsplit_once('.')) {
         Some((table, leaf)) => (table, leaf),
         None => ("", key),
     };

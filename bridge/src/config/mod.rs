@@ -265,6 +265,7 @@ impl BridgeConfig {
             return Err(file.invalid("bridge.batch_max", "must be at least 1"));
         }
         self.kafka.validate(file, "kafka")?;
+        self.validate_rebalance_protocol(file)?;
         if self.delivery.mode == DeliveryMode::ExactlyOnce
             && self.delivery.instance_id.trim().is_empty()
         {
@@ -308,6 +309,34 @@ impl BridgeConfig {
             ));
         }
         self.quality.validate(file)
+    }
+
+    /// Only eager rebalances: on a revocation the bridge settles every round in flight and on an assignment
+    /// re-reads the state of all its partitions, which an incremental (cooperative) assignment or the
+    /// KIP-848 `consumer` group protocol would bypass for the partitions it keeps or adds alone.
+    fn validate_rebalance_protocol(&self, file: &ConfigFile) -> Result<(), ConfigError> {
+        let client = &self.kafka.client;
+        if let Some(strategy) = client.get("partition.assignment.strategy") {
+            if strategy.contains("cooperative") {
+                return Err(file.invalid(
+                    "kafka.client.\"partition.assignment.strategy\"",
+                    format!(
+                        "`{strategy}` rebalances incrementally, which the bridge does not handle; \
+                         use range or roundrobin (eager)"
+                    ),
+                ));
+            }
+        }
+        match client.get("group.protocol").map(String::as_str) {
+            None | Some("classic") => Ok(()),
+            Some(other) => Err(file.invalid(
+                "kafka.client.\"group.protocol\"",
+                format!(
+                    "`{other}` assigns partitions incrementally, which the bridge does not handle; \
+                     use classic"
+                ),
+            )),
+        }
     }
 
     /// With `create_topics`, every topic the bridge uses must be in the plan: Kafka clusters with

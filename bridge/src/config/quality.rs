@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use linegate_common::conf::{ConfigError, ConfigFile};
 use serde::Deserialize;
 
+/// Longest window, lateness or idle time: a window holds its events' figures in memory until it closes.
+const WINDOW_SECS_CEILING: u64 = 31 * 24 * 3600;
+
 /// Minimum passing scores: the quality policy, kept in config because it changes with the product.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -17,6 +20,12 @@ pub struct QualityConfig {
     pub alerts: AlertRules,
     /// Tumbling windows with fail rate, mean, spread, Cp and Cpk.
     pub windows: WindowConfig,
+    /// An event time further ahead of the bridge's clock than this is rejected (class `validation`): one
+    /// such event would close its station's windows and leave every real event after it out as late.
+    pub event_time_max_ahead_secs: u64,
+    /// An event time older than this is rejected; unset (the default) = no bound, since an edge may hold
+    /// events for as long as its outbox keeps them.
+    pub event_time_max_age_hours: Option<u32>,
 }
 
 impl Default for QualityConfig {
@@ -26,6 +35,8 @@ impl Default for QualityConfig {
             thresholds: BTreeMap::new(),
             alerts: AlertRules::default(),
             windows: WindowConfig::default(),
+            event_time_max_ahead_secs: 3600,
+            event_time_max_age_hours: None,
         }
     }
 }
@@ -56,6 +67,17 @@ impl QualityConfig {
             .get(inspection_type)
             .copied()
             .unwrap_or(self.default_threshold)
+    }
+
+    /// The range of event times accepted at handling time `now_ms`, epoch milliseconds.
+    pub fn event_times(&self, now_ms: i64) -> std::ops::RangeInclusive<i64> {
+        let ahead =
+            i64::try_from(self.event_time_max_ahead_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let oldest = match self.event_time_max_age_hours {
+            Some(hours) => now_ms.saturating_sub(i64::from(hours) * 3_600_000),
+            None => i64::MIN,
+        };
+        oldest..=now_ms.saturating_add(ahead)
     }
 
     /// Checks thresholds, alert rules and windows; errors name the key under `[quality]`.
@@ -98,6 +120,19 @@ impl QualityConfig {
         let windows = &self.windows;
         if windows.size_secs == 0 {
             return Err(file.invalid("quality.windows.size_secs", "must be at least 1"));
+        }
+        let durations = [
+            ("size_secs", windows.size_secs),
+            ("allowed_lateness_secs", windows.allowed_lateness_secs),
+            ("idle_close_secs", windows.idle_close_secs),
+        ];
+        for (key, secs) in durations {
+            if secs > WINDOW_SECS_CEILING {
+                return Err(file.invalid(
+                    &format!("quality.windows.{key}"),
+                    format!("{secs} is more than {WINDOW_SECS_CEILING} (31 days)"),
+                ));
+            }
         }
         for (inspection_type, spec) in &windows.spec {
             let key = format!("quality.windows.spec.{inspection_type}");

@@ -293,3 +293,52 @@ fn with_a_registry_a_topic_may_carry_one_record_type_only() {
         ]
     );
 }
+
+#[test]
+fn an_incremental_rebalance_protocol_is_refused_at_its_line() {
+    let cooperative = EXAMPLE.replace(
+        "# [kafka.client]\n",
+        "[kafka.client]\n\"partition.assignment.strategy\" = \"cooperative-sticky\"\n",
+    );
+    let err = error(&cooperative);
+    let line = line_of(&cooperative, "\"partition.assignment.strategy\"");
+    assert!(
+        err.contains(&format!(
+            ":{line}: key `kafka.client.\"partition.assignment.strategy\"`: `cooperative-sticky` rebalances incrementally"
+        )),
+        "{err}"
+    );
+    let consumer = EXAMPLE.replace(
+        "# [kafka.client]\n",
+        "[kafka.client]\n\"group.protocol\" = \"consumer\"\n",
+    );
+    let err = error(&consumer);
+    assert!(
+        err.contains("`consumer` assigns partitions incrementally"),
+        "{err}"
+    );
+    let eager = EXAMPLE.replace(
+        "# [kafka.client]\n",
+        "[kafka.client]\n\"partition.assignment.strategy\" = \"roundrobin\"\n\"group.protocol\" = \"classic\"\n",
+    );
+    load(&eager, &[]).unwrap();
+}
+
+#[test]
+fn window_durations_beyond_their_ceiling_are_refused_at_their_line() {
+    let env = [("LINEGATE_WINDOW_SECS", "18446744073709551")];
+    let err = load(EXAMPLE, &env).unwrap_err().to_string();
+    let line = line_of(EXAMPLE, "size_secs =");
+    assert!(
+        err.contains(&format!(
+            ":{line}: key `quality.windows.size_secs`: 18446744073709551 is more than 2678400 (31 days)"
+        )),
+        "{err}"
+    );
+    let env = [("LINEGATE_WINDOW_IDLE_SECS", "9999999999")];
+    let err = load(EXAMPLE, &env).unwrap_err().to_string();
+    assert!(
+        err.contains("key `quality.windows.idle_close_secs`"),
+        "{err}"
+    );
+}

@@ -163,6 +163,12 @@ async fn healthz(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     for source in sources.iter().filter(|s| !s.connected) {
         problems.push(format!("source {} is not connected", source.source));
     }
+    let failures = state.metrics.source_failures.get();
+    if failures > 0 {
+        problems.push(format!(
+            "{failures} source task(s) stopped unexpectedly (see the log); restart the edge"
+        ));
+    }
     let code = if problems.is_empty() {
         StatusCode::OK
     } else {

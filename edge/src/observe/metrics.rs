@@ -32,6 +32,8 @@ pub struct EdgeMetrics {
     pub duplicates: Family<SourceLabel, Counter>,
     /// Whether a source is connected (1) or not (0).
     pub source_up: Family<SourceLabel, Gauge>,
+    /// Source tasks that ended without being asked to (a panic, a bug): the edge is unhealthy from then on.
+    pub source_failures: Counter,
     /// Events Kafka confirmed.
     pub forwarded: Counter,
     /// Modbus requests or connections that failed, per device.
@@ -71,6 +73,11 @@ impl EdgeMetrics {
 
     /// The capture side: what the sources took, quarantined, recognised again and lost.
     fn register_capture(&self, r: &mut Registry) {
+        r.register(
+            "source_failures",
+            "Source tasks that stopped without being asked to; the edge reports unhealthy until restarted",
+            self.source_failures.clone(),
+        );
         r.register(
             "captured",
             "Results committed to the outbox",

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use sd_notify::NotifyState;
 use tokio::sync::watch;
 
@@ -47,11 +48,12 @@ fn notify(state: &[NotifyState<'_>]) {
     }
 }
 
-/// Pings the systemd watchdog at half its interval while `forwarder` beats and `writer` answers; does
-/// nothing when the unit has no `WatchdogSec`.
+/// Pings the systemd watchdog at half its interval while `forwarder` beats, `writer` answers and no source
+/// task has died (`source_failures`); does nothing when the unit has no `WatchdogSec`.
 pub fn spawn_watchdog(
     forwarder: Heartbeat,
     writer: OutboxWriter,
+    source_failures: Counter,
     mut shutdown: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let mut usec = 0;
@@ -71,12 +73,14 @@ pub fn spawn_watchdog(
             let writer_alive = tokio::time::timeout(interval, writer.ping())
                 .await
                 .is_ok_and(|r| r.is_ok());
-            if forwarder_alive && writer_alive {
+            let sources_alive = source_failures.get() == 0;
+            if forwarder_alive && writer_alive && sources_alive {
                 notify(&[NotifyState::Watchdog]);
             } else {
                 tracing::error!(
                     forwarder_alive,
                     writer_alive,
+                    sources_alive,
                     "a loop of the agent stopped answering; withholding the watchdog ping so systemd restarts it"
                 );
             }

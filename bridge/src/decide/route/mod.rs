@@ -95,7 +95,9 @@ pub fn route_decoded(
         Ok(event) => event,
         Err(error) => return reject(record, ctx, None, Rejection::Decode(error), link),
     };
-    if let Err(rejection) = validate::validate(&event, record.key) {
+    if let Err(rejection) =
+        validate::validate(&event, record.key, &ctx.quality.event_times(ctx.now_ms))
+    {
         return reject(record, ctx, Some(&event), rejection, link);
     }
     match accept(record, ctx, &event, link) {

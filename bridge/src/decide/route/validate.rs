@@ -5,6 +5,8 @@
 //! Shape (JSON keys, types) is the edge's job; this module judges values and consistency, which only the
 //! bridge can do for every station the same way.
 
+use std::ops::RangeInclusive;
+
 use linegate_schemas::{EdgeEvent, EdgePayload, InspectionEvent, SchemaError};
 
 /// Why an input was rejected. [`Rejection::class`] becomes the DLQ's `error.class` header and the
@@ -136,6 +138,17 @@ pub enum Problem {
     /// A manufacturing quantity is negative.
     #[error("quantity {0} is negative")]
     NegativeQuantity(i64),
+    /// The event time is outside what `[quality] event_time_max_ahead_secs` / `event_time_max_age_hours`
+    /// accept at handling time.
+    #[error("event time {timestamp} is outside the accepted {first}..={last} (epoch ms; [quality] event_time_max_ahead_secs, event_time_max_age_hours)")]
+    EventTimeOutOfRange {
+        /// The payload's timestamp.
+        timestamp: i64,
+        /// The oldest accepted.
+        first: i64,
+        /// The latest accepted.
+        last: i64,
+    },
     /// A defect severity is not one of the documented four.
     #[error("defects[{index}].severity `{value}` is not LOW, MEDIUM, HIGH or CRITICAL")]
     UnknownSeverity {
@@ -152,13 +165,21 @@ fn is_unit_score(value: f64) -> bool {
     value.is_finite() && (0.0..=1.0).contains(&value)
 }
 
-/// Checks an event; `key` is the record key, which the edge sets to the station id. Returns the first rule
-/// broken, in the order of the envelope first, then the payload.
-pub(super) fn validate(event: &EdgeEvent, key: Option<&[u8]>) -> Result<(), Rejection> {
-    check(event, key).map_err(|problem| Rejection::invalid(event, problem))
+/// Checks an event; `key` is the record key, which the edge sets to the station id, and `times` the event
+/// times accepted now. Returns the first rule broken, in the order of the envelope first, then the payload.
+pub(super) fn validate(
+    event: &EdgeEvent,
+    key: Option<&[u8]>,
+    times: &RangeInclusive<i64>,
+) -> Result<(), Rejection> {
+    check(event, key, times).map_err(|problem| Rejection::invalid(event, problem))
 }
 
-fn check(event: &EdgeEvent, key: Option<&[u8]>) -> Result<(), Problem> {
+fn check(
+    event: &EdgeEvent,
+    key: Option<&[u8]>,
+    times: &RangeInclusive<i64>,
+) -> Result<(), Problem> {
     if uuid::Uuid::parse_str(&event.event_id).is_err() {
         return Err(Problem::EventIdNotUuid(event.event_id.clone()));
     }
@@ -186,6 +207,14 @@ fn check(event: &EdgeEvent, key: Option<&[u8]>) -> Result<(), Problem> {
     }
     if event.seq < 1 {
         return Err(Problem::SeqNotPositive(event.seq));
+    }
+    let timestamp = event.payload.timestamp();
+    if !times.contains(&timestamp) {
+        return Err(Problem::EventTimeOutOfRange {
+            timestamp,
+            first: *times.start(),
+            last: *times.end(),
+        });
     }
     match &event.payload {
         EdgePayload::Inspection(inspection) => check_inspection(inspection),

@@ -97,8 +97,10 @@ impl Windows {
     /// Empty windows with `config`.
     pub fn new(config: WindowConfig) -> Self {
         Self {
-            size_ms: i64::try_from(config.size_secs.max(1) * 1000).unwrap_or(i64::MAX),
-            lateness_ms: i64::try_from(config.allowed_lateness_secs * 1000).unwrap_or(i64::MAX),
+            size_ms: i64::try_from(config.size_secs.max(1).saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+            lateness_ms: i64::try_from(config.allowed_lateness_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
             config,
             open: BTreeMap::new(),
             stations: HashMap::new(),
@@ -148,7 +150,8 @@ impl Windows {
 
     /// Closes the windows of stations silent for `idle_close_secs` at processing time `now_ms`.
     pub fn close_idle(&mut self, now_ms: i64) -> Vec<ClosedWindow> {
-        let idle_ms = i64::try_from(self.config.idle_close_secs * 1000).unwrap_or(i64::MAX);
+        let idle_ms =
+            i64::try_from(self.config.idle_close_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let idle: Vec<String> = self
             .stations
             .iter()

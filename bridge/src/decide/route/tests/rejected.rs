@@ -101,7 +101,7 @@ fn envelope_event_id_must_be_a_uuid() {
     let mut input = event(InspectionEventType::InspectionCreated, None);
     input.event_id = "evt-1".into();
     payload_mut(&mut input).event_id = "evt-1".into();
-    let rejection = validate::validate(&input, Some(b"ST-01")).unwrap_err();
+    let rejection = validate::validate(&input, Some(b"ST-01"), &(i64::MIN..=i64::MAX)).unwrap_err();
     assert_eq!(
         rejection.problem(),
         Some(&Problem::EventIdNotUuid("evt-1".into()))
@@ -300,4 +300,68 @@ fn an_input_larger_than_the_bridge_takes_is_rejected_and_its_dead_letter_leaves_
     );
     assert_eq!(dlq.header("source.offset"), Some("77"));
     assert_eq!(dlq.header("station_id"), Some("ST-01"));
+}
+
+/// Sets the payload's event time.
+fn at(mut input: EdgeEvent, timestamp: i64) -> EdgeEvent {
+    payload_mut(&mut input).timestamp = timestamp;
+    input
+}
+
+#[test]
+fn an_event_time_far_ahead_of_the_clock_is_rejected_and_never_reaches_the_windows() {
+    let hour = 3_600_000;
+    let ahead = at(completed(0.9), NOW_MS + 2 * hour);
+    let (rejection, routed) = rejected(&ahead, Some(b"ST-01"));
+    assert_eq!(
+        rejection.problem(),
+        Some(&Problem::EventTimeOutOfRange {
+            timestamp: NOW_MS + 2 * hour,
+            first: i64::MIN,
+            last: NOW_MS + hour,
+        })
+    );
+    assert!(
+        routed.window_input.is_none(),
+        "a rejected event is no observation"
+    );
+    // Within the default hour ahead, and any time in the past: accepted.
+    for timestamp in [NOW_MS + hour, NOW_MS - 365 * 24 * hour] {
+        let routed = route_bytes(
+            &encode(&at(completed(0.9), timestamp)).unwrap(),
+            Some(b"ST-01"),
+        );
+        assert!(
+            routed.rejection.is_none(),
+            "{timestamp}: {:?}",
+            routed.rejection
+        );
+        assert!(routed.window_input.is_some());
+    }
+}
+
+#[test]
+fn the_event_time_bounds_follow_the_quality_config() {
+    let hour = 3_600_000;
+    let quality = QualityConfig {
+        event_time_max_ahead_secs: 60,
+        event_time_max_age_hours: Some(24),
+        ..QualityConfig::default()
+    };
+    assert_eq!(
+        quality.event_times(NOW_MS),
+        NOW_MS - 24 * hour..=NOW_MS + 60_000
+    );
+    let old = at(completed(0.9), NOW_MS - 25 * hour);
+    let times = quality.event_times(NOW_MS);
+    let rejection = validate::validate(&old, Some(b"ST-01"), &times).unwrap_err();
+    assert!(
+        rejection.to_string().starts_with(&format!(
+            "event time {} is outside the accepted {}..={} (epoch ms;",
+            NOW_MS - 25 * hour,
+            NOW_MS - 24 * hour,
+            NOW_MS + 60_000
+        )),
+        "{rejection}"
+    );
 }

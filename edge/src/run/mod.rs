@@ -8,16 +8,18 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::forward;
 use crate::observe::{self, EdgeMetrics, Heartbeat};
 use crate::outbox::{OutboxReader, OutboxWriter};
 use crate::push::apply::{decide, resume_pushed};
 use crate::push::state::PushState;
 use crate::push::{report, watch::Pushed, PushMetrics};
-use crate::{forward, source};
-use linegate_station_config::EdgeConfig;
 
-/// How long the sources get to commit and acknowledge what they hold after SIGTERM.
-const SOURCE_STOP: Duration = Duration::from_secs(8);
+mod sources;
+
+use linegate_station_config::EdgeConfig;
+use sources::{watched_sources, Sources};
+
 /// How long the forwarder gets to finish its round after the sources stopped.
 const FORWARD_STOP: Duration = Duration::from_secs(5);
 
@@ -90,13 +92,7 @@ impl Agent {
                 .version
                 .set(i64::try_from(state.applied_version()).unwrap_or(i64::MAX));
         }
-        tracing::info!(
-            station = %config.station.id,
-            outbox = %outbox_path.display(),
-            waiting = reader.depth()?,
-            next_seq = reader.next_seq()?,
-            "linegate-edge started"
-        );
+        log_started(&config, &outbox_path, &reader)?;
         let (stop, stopped) = watch::channel(false);
         let heartbeat = Heartbeat::default();
         heartbeat.beat();
@@ -122,7 +118,12 @@ impl Agent {
             };
             serve_http(http.listen, state, stopped.clone()).await?;
         }
-        let watchdog = observe::systemd::spawn_watchdog(heartbeat, writer.clone(), stopped.clone());
+        let watchdog = observe::systemd::spawn_watchdog(
+            heartbeat,
+            writer.clone(),
+            metrics.source_failures.clone(),
+            stopped.clone(),
+        );
         let sources = Sources::start(&config, &writer, &metrics);
         let (push_sender, pushes) = mpsc::channel::<Pushed>(4);
         if push.is_some() {
@@ -273,67 +274,16 @@ fn watch_pushes(
     .context("cannot start the pushed-config watcher")
 }
 
-/// The sources `/healthz` watches: `mqtt` and `modbus:<device>`.
-fn watched_sources(config: &EdgeConfig) -> Vec<String> {
-    let mut sources = Vec::new();
-    if config.mqtt.is_some() {
-        sources.push("mqtt".to_owned());
-    }
-    for device in config.modbus.iter().flat_map(|m| &m.devices) {
-        sources.push(format!("modbus:{}", device.name));
-    }
-    sources
-}
-
-/// The running sources of one config generation, with their own stop signal so a reload can replace them
-/// while the outbox writer and the forwarder go on.
-struct Sources {
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Sources {
-    /// No sources: what stands in while one generation is replaced by the next.
-    fn none() -> Self {
-        Self {
-            stop: watch::channel(false).0,
-            tasks: Vec::new(),
-        }
-    }
-
-    fn start(config: &EdgeConfig, writer: &OutboxWriter, metrics: &EdgeMetrics) -> Self {
-        let (stop, stopped) = watch::channel(false);
-        let mut tasks = Vec::new();
-        if let Some(mqtt) = config.mqtt.clone() {
-            tasks.push(tokio::spawn(source::mqtt::run(
-                mqtt,
-                config.station.id.clone(),
-                writer.clone(),
-                metrics.clone(),
-                stopped.clone(),
-            )));
-        }
-        if let Some(modbus) = config.modbus.clone() {
-            tasks.push(tokio::spawn(source::modbus::run(
-                modbus,
-                config.station.id.clone(),
-                writer.clone(),
-                metrics.clone(),
-                stopped,
-            )));
-        }
-        Self { stop, tasks }
-    }
-
-    /// Lets every source commit and acknowledge what it holds, within [`SOURCE_STOP`].
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            if tokio::time::timeout(SOURCE_STOP, task).await.is_err() {
-                tracing::warn!("a source did not stop in time");
-            }
-        }
-    }
+/// Where the edge runs from and what waits in its outbox.
+fn log_started(config: &EdgeConfig, outbox: &Path, reader: &OutboxReader) -> anyhow::Result<()> {
+    tracing::info!(
+        station = %config.station.id,
+        outbox = %outbox.display(),
+        waiting = reader.depth()?,
+        next_seq = reader.next_seq()?,
+        "linegate-edge started"
+    );
+    Ok(())
 }
 
 /// The config at `path` if it is valid and keeps what a reload cannot change; otherwise logs why the running
