@@ -16,6 +16,7 @@
 //! Before routing, a round re-reads the state topic if partitions were assigned since the last round
 //! ([`crate::pipeline::state`]), so dedup and the audit chain continue where the previous owner left them.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -273,8 +274,24 @@ impl Pipeline {
             .windows
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let owned: HashSet<(String, i32)> = match self.consumer.assignment() {
+            Ok(assignment) => assignment
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect(),
+            Err(source) => {
+                return Err(ReadBackError::Kafka {
+                    topic: self.config.topics.input.clone(),
+                    source,
+                })
+            }
+        };
         let mut ledger = self.ledger.lock().expect("ledger lock");
-        ledger.replace(states);
+        ledger.replace(states, |topic, partition| {
+            owned.contains(&(topic.to_owned(), partition))
+        });
+        windows.clear();
         let mut restored = 0_usize;
         for snapshot in ledger.window_snapshots() {
             windows.restore(snapshot.clone());

@@ -136,11 +136,19 @@ impl Ledger {
         format!("{}/{chain}", self.group)
     }
 
-    /// Replaces the ledger with what was read from the state topic (records of other groups are ignored).
-    pub fn replace(&mut self, records: impl IntoIterator<Item = (String, ChainState)>) {
+    /// Replaces the ledger with what was read from the state topic: only the chains whose last input came
+    /// from a partition `owns` (records of other groups are ignored too). A chain of a partition another
+    /// instance owns is that instance's: kept here, its idle windows would close twice and its state record,
+    /// written again from here, would move the station's high-water seq, offset and chain head backwards.
+    pub fn replace(
+        &mut self,
+        records: impl IntoIterator<Item = (String, ChainState)>,
+        owns: impl Fn(&str, i32) -> bool,
+    ) {
         let prefix = format!("{}/", self.group);
         self.chains = records
             .into_iter()
+            .filter(|(_, state)| owns(&state.topic, state.partition))
             .filter_map(|(key, state)| Some((key.strip_prefix(&prefix)?.to_owned(), state)))
             .collect();
         self.dirty.clear();

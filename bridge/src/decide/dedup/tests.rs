@@ -92,12 +92,33 @@ fn state_round_trips_through_its_records_and_other_groups_are_ignored() {
     );
     let state: ChainState = serde_json::from_slice(&outputs[0].value).unwrap();
     let mut again = Ledger::new("g", WINDOW, DedupMetrics::default());
-    again.replace([
-        ("g/ST-1".to_owned(), state.clone()),
-        ("other/ST-2".to_owned(), state),
-    ]);
+    again.replace(
+        [
+            ("g/ST-1".to_owned(), state.clone()),
+            ("other/ST-2".to_owned(), state.clone()),
+        ],
+        |_, _| true,
+    );
     assert_eq!(again.len(), 1);
     assert_eq!(again.head("ST-1"), Some("h"));
+
+    // After a rebalance only the chains of the partitions this instance owns now are kept: another
+    // instance's would close its windows twice and write its state backwards.
+    let elsewhere = ChainState {
+        partition: state.partition + 1,
+        ..state.clone()
+    };
+    let mut owner = Ledger::new("g", WINDOW, DedupMetrics::default());
+    owner.replace(
+        [
+            ("g/ST-1".to_owned(), state.clone()),
+            ("g/ST-9".to_owned(), elsewhere),
+        ],
+        |topic, partition| topic == state.topic && partition == state.partition,
+    );
+    assert_eq!(owner.len(), 1);
+    assert_eq!(owner.head("ST-1"), Some("h"));
+    assert_eq!(owner.head("ST-9"), None);
     assert_eq!(
         again.judge("ST-1", ("in", 0, 11), legacy(5), 2_000),
         Verdict::Duplicate { last: 5 }
@@ -124,7 +145,7 @@ fn a_state_record_carries_the_stations_open_windows_back() {
     assert_eq!(state.windows, windows.snapshot("ST-1"));
 
     let mut again = Ledger::new("g", WINDOW, DedupMetrics::default());
-    again.replace([("g/ST-1".to_owned(), state)]);
+    again.replace([("g/ST-1".to_owned(), state)], |_, _| true);
     let mut restored = Windows::new(WindowConfig::default());
     for snapshot in again.window_snapshots() {
         restored.restore(snapshot.clone());

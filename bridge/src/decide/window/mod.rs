@@ -180,6 +180,13 @@ impl Windows {
         })
     }
 
+    /// Forgets every open window and station clock (before the windows of the partitions owned now are
+    /// restored), keeping the settings and the count of late events.
+    pub fn clear(&mut self) {
+        self.open.clear();
+        self.stations.clear();
+    }
+
     /// Puts a stored station state back, replacing what this instance holds for the station.
     pub fn restore(&mut self, snapshot: StationSnapshot) {
         let station = snapshot.station_id;

@@ -143,3 +143,13 @@ fn the_window_record_has_a_stable_id_and_the_figures() {
     assert_eq!(figures.lsl, Some(0.8));
     assert_eq!(event.source_event_id, None);
 }
+
+#[test]
+fn cleared_windows_close_nothing_later() {
+    // What an instance held for a station whose partition moved away must not be closed (and written) here.
+    let mut w = windows();
+    assert!(w.observe(obs(1, 0, 0.90), 1_000).is_empty());
+    w.clear();
+    assert!(w.close_idle(1_000 + 600_000).is_empty());
+    assert!(w.snapshot("ST-01").is_none());
+}
