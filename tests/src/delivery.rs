@@ -65,6 +65,27 @@ pub fn start_eos(
     start_eos_with(kafka, dir, (group, instance), extra, "")
 }
 
+/// Exactly-once bridges of `group`, one per instance id, returned once each has proven that the broker
+/// commits its transactions.
+pub fn start_eos_group(
+    kafka: &Kafka,
+    dir: &Path,
+    group: &str,
+    instances: &[String],
+    extra: &[(&'static str, String)],
+) -> Vec<ChildProcess> {
+    let mut bridges: Vec<ChildProcess> = instances
+        .iter()
+        .map(|instance| start_eos(kafka, dir, group, instance, extra))
+        .collect();
+    for bridge in &mut bridges {
+        bridge
+            .wait_for_log("exactly-once delivery: transactions work", STARTED)
+            .unwrap();
+    }
+    bridges
+}
+
 /// [`start_eos`] with `client` lines in the config's `[kafka.client]` table.
 pub fn start_eos_with(
     kafka: &Kafka,

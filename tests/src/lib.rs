@@ -2,6 +2,7 @@
 //! as child processes, and Kafka and MQTT helpers. Everything started here stops when dropped.
 
 pub mod brokers;
+pub mod checker;
 pub mod config_push;
 pub mod cross;
 pub mod delivery;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use linegate_e2e::delivery::{
     assert_each_once, each_input_once, inputs, outcomes, read_uncommitted, start_eos,
-    start_eos_with, AUDIT, GRACE, INPUT, LIFECYCLE, QUALITY, STARTED, WAIT,
+    start_eos_group, start_eos_with, AUDIT, GRACE, INPUT, LIFECYCLE, QUALITY, STARTED, WAIT,
 };
 use linegate_e2e::kafka::{consume_until_async, produce_many};
 use linegate_e2e::stack::{audit_verify, start_edge, station_topic};
@@ -83,14 +83,8 @@ async fn ten_bridge_kills_and_edge_crashes_leave_every_output_exactly_once() {
         ("LINEGATE_WINDOW_SECS", "60".to_owned()),
         ("LINEGATE_WINDOW_LATENESS_SECS", "0".to_owned()),
     ];
-    let mut bridges: Vec<ChildProcess> = (1..=3)
-        .map(|i| start_eos(&kafka, dir.path(), "eos", &format!("eos-{i}"), &windows))
-        .collect();
-    for bridge in &mut bridges {
-        bridge
-            .wait_for_log("exactly-once delivery: transactions work", STARTED)
-            .unwrap();
-    }
+    let instances: Vec<String> = (1..=3).map(|i| format!("eos-{i}")).collect();
+    let mut bridges = start_eos_group(&kafka, dir.path(), "eos", &instances, &windows);
     let mut edges: Vec<ChildProcess> = STATIONS
         .iter()
         .map(|s| start_edge(s, &mosquitto, &kafka, dir.path()).unwrap())

@@ -5,6 +5,7 @@
 //! One binary per theme (`scripts/test.sh` runs them as tiers); each module was a test binary of its own and
 //! starts the brokers it needs.
 
+mod checked;
 mod exactly_once;
 mod kafka_restart;
 mod pipeline;

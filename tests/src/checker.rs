@@ -1,0 +1,269 @@
+//! An independent checker of the delivery promise, in the spirit of Jepsen's Kafka checker: what the stations
+//! had acknowledged (the publisher's PUBACKs) against what a reader of its own finds on the topics at the end
+//! (read_committed, from the beginning). It shares nothing with the code it checks but the event contract's
+//! decoder: no dedup, routing or ledger code of the bridge, no outbox code of the edge.
+//!
+//! Per station it reports results lost (acknowledged, never on `inspection.lifecycle`), duplicated (an event
+//! id there more than once), reordered (a result whose first arrival came after that of a result the
+//! station published later: on the ingest topic per station, on the lifecycle topic per inspection, the
+//! order each topic's key promises) and phantom (on a topic, never published).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+
+use linegate_schemas::{decode, EdgeEvent, EdgePayload, InspectionEvent};
+
+use crate::kafka::Record;
+
+/// What one station had acknowledged, in publish order: the event ids of its results.
+pub type Published = BTreeMap<String, Vec<String>>;
+
+/// The verdict on one station.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StationReport {
+    /// Results the station had acknowledged.
+    pub published: usize,
+    /// Distinct results on `inspection.lifecycle`.
+    pub delivered: usize,
+    /// Acknowledged, never delivered.
+    pub lost: usize,
+    /// Copies beyond the first on `inspection.lifecycle`.
+    pub duplicated: usize,
+    /// First arrivals out of publish order (ingest per station, lifecycle per inspection).
+    pub reordered: usize,
+    /// On a topic, never published by the station.
+    pub phantom: usize,
+}
+
+/// The verdict on a whole run.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Per station.
+    pub stations: BTreeMap<String, StationReport>,
+    /// Records of either topic that do not decode, or whose event id no station published.
+    pub phantom_unknown: usize,
+}
+
+impl Report {
+    /// Whether the promise held: nothing lost, invented or reordered, and (`exactly_once`) nothing twice.
+    pub fn clean(&self, exactly_once: bool) -> bool {
+        self.phantom_unknown == 0
+            && self.stations.values().all(|s| {
+                s.lost == 0
+                    && s.phantom == 0
+                    && s.reordered == 0
+                    && (!exactly_once || s.duplicated == 0)
+            })
+    }
+
+    /// One line per station and a total, for the test log and the docs.
+    pub fn table(&self) -> String {
+        let mut out =
+            String::from("station    published delivered lost duplicated reordered phantom\n");
+        let mut total = StationReport::default();
+        for (station, s) in &self.stations {
+            let _ = writeln!(
+                out,
+                "{station:10} {:9} {:9} {:4} {:10} {:9} {:7}",
+                s.published, s.delivered, s.lost, s.duplicated, s.reordered, s.phantom
+            );
+            total.published += s.published;
+            total.delivered += s.delivered;
+            total.lost += s.lost;
+            total.duplicated += s.duplicated;
+            total.reordered += s.reordered;
+            total.phantom += s.phantom;
+        }
+        let t = &total;
+        let _ = writeln!(
+            out,
+            "{:10} {:9} {:9} {:4} {:10} {:9} {:7}",
+            "all",
+            t.published,
+            t.delivered,
+            t.lost,
+            t.duplicated,
+            t.reordered,
+            t.phantom + self.phantom_unknown
+        );
+        out
+    }
+}
+
+/// Judges `ingest` (`edge.station.events`) and `lifecycle` (`inspection.lifecycle`) against `published`.
+pub fn check(published: &Published, ingest: &[Record], lifecycle: &[Record]) -> Report {
+    let index: HashMap<&str, (&str, usize)> = published
+        .iter()
+        .flat_map(|(station, ids)| {
+            ids.iter()
+                .enumerate()
+                .map(move |(i, id)| (id.as_str(), (station.as_str(), i)))
+        })
+        .collect();
+    let mut report = Report {
+        stations: published
+            .iter()
+            .map(|(station, ids)| {
+                let s = StationReport {
+                    published: ids.len(),
+                    ..StationReport::default()
+                };
+                (station.clone(), s)
+            })
+            .collect(),
+        phantom_unknown: 0,
+    };
+    let ingest_ids = ingest.iter().map(|r| {
+        decode::<EdgeEvent>(&r.value)
+            .ok()
+            .and_then(|e| match e.payload {
+                EdgePayload::Inspection(i) => Some((e.station_id, i.event_id)),
+                _ => None,
+            })
+    });
+    judge_order(
+        &mut report,
+        &index,
+        in_topic_order(ingest).zip(ingest_ids),
+        false,
+    );
+    let lifecycle_ids = lifecycle.iter().map(|r| {
+        decode::<InspectionEvent>(&r.value)
+            .ok()
+            .map(|e| (e.inspection_id, e.event_id))
+    });
+    judge_order(
+        &mut report,
+        &index,
+        in_topic_order(lifecycle).zip(lifecycle_ids),
+        true,
+    );
+    report
+}
+
+/// The records' positions, so that first arrivals are judged in the order a consumer of one key reads them.
+fn in_topic_order(records: &[Record]) -> impl Iterator<Item = (i32, i64)> + '_ {
+    records.iter().map(|r| (r.partition, r.offset))
+}
+
+/// Counts reorderings per order key (the record's group: station on the ingest topic, inspection on the
+/// lifecycle topic) and, for `lifecycle`, deliveries, duplicates and losses.
+fn judge_order(
+    report: &mut Report,
+    index: &HashMap<&str, (&str, usize)>,
+    records: impl Iterator<Item = ((i32, i64), Option<(String, String)>)>,
+    lifecycle: bool,
+) {
+    let mut sorted: Vec<_> = records.collect();
+    sorted.sort_by_key(|(position, _)| *position);
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut latest: HashMap<String, usize> = HashMap::new();
+    for (_, decoded) in sorted {
+        let Some((group, event_id)) = decoded else {
+            report.phantom_unknown += 1;
+            continue;
+        };
+        let Some(&(station, at)) = index.get(event_id.as_str()) else {
+            report.phantom_unknown += 1;
+            continue;
+        };
+        let s = report
+            .stations
+            .get_mut(station)
+            .expect("every indexed station has a report");
+        if group != station && !lifecycle {
+            s.phantom += 1; // an event of this station under another station's id
+            continue;
+        }
+        if !seen.insert(event_id) {
+            if lifecycle {
+                s.duplicated += 1;
+            }
+            continue;
+        }
+        if lifecycle {
+            s.delivered += 1;
+        }
+        let previous = latest.entry(group).or_insert(at);
+        if at < *previous {
+            s.reordered += 1;
+        } else {
+            *previous = at;
+        }
+    }
+    if lifecycle {
+        for s in report.stations.values_mut() {
+            s.lost = s.published - s.delivered;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, offset: i64, value: Vec<u8>) -> Record {
+        Record {
+            topic: "t".into(),
+            partition,
+            offset,
+            key: None,
+            value,
+            headers: Vec::new(),
+            timestamp_ms: None,
+        }
+    }
+
+    /// A lifecycle record of result `id` of inspection `inspection`.
+    fn inspection(id: &str, inspection: &str) -> Vec<u8> {
+        let EdgePayload::Inspection(mut event) =
+            crate::events::inspection_started("ST-1", 1, "LOT").payload
+        else {
+            unreachable!("an inspection was built")
+        };
+        event.event_id = id.to_owned();
+        event.inspection_id = inspection.to_owned();
+        linegate_schemas::encode(&event).unwrap()
+    }
+
+    #[test]
+    fn the_checker_finds_what_is_lost_twice_out_of_order_or_invented() {
+        let ids = |n: usize| {
+            (0..n)
+                .map(|i| uuid::Uuid::from_u128(i as u128 + 1).to_string())
+                .collect::<Vec<_>>()
+        };
+        let published: Published = [("ST-1".to_owned(), ids(4))].into();
+        let id = |i: usize| published["ST-1"][i].clone();
+        let phantom = uuid::Uuid::from_u128(99).to_string();
+        // Result 0 twice, 2 before 1 (same inspection), 3 lost, one never published.
+        let lifecycle = [
+            record(0, 0, inspection(&id(0), "I-1")),
+            record(0, 1, inspection(&id(2), "I-2")),
+            record(0, 2, inspection(&id(1), "I-2")),
+            record(0, 3, inspection(&id(0), "I-1")),
+            record(0, 4, inspection(&phantom, "I-9")),
+        ];
+        let report = check(&published, &[], &lifecycle);
+        let s = &report.stations["ST-1"];
+        assert_eq!(
+            (s.published, s.delivered, s.lost, s.duplicated, s.reordered),
+            (4, 3, 1, 1, 1)
+        );
+        assert_eq!(report.phantom_unknown, 1);
+        assert!(!report.clean(false));
+        let clean = [
+            record(0, 0, inspection(&id(0), "I-1")),
+            record(1, 0, inspection(&id(1), "I-2")),
+            record(0, 1, inspection(&id(2), "I-3")),
+            record(1, 1, inspection(&id(3), "I-2")),
+            record(0, 2, inspection(&id(0), "I-1")),
+        ];
+        let report = check(&published, &[], &clean);
+        assert!(report.clean(false), "{}", report.table());
+        assert!(
+            !report.clean(true),
+            "a copy is a failure in exactly-once mode"
+        );
+    }
+}
