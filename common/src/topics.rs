@@ -67,6 +67,9 @@ pub struct TopicSpec {
     /// What the record key is; documentation for people, not used by code.
     #[serde(default)]
     pub key: Option<String>,
+    /// Further topic configs set at creation, e.g. `segment.ms` so that a compacted topic compacts.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,7 +104,12 @@ pub struct PlannedTopic {
     pub retention_ms: i64,
     /// `cleanup.policy`.
     pub cleanup_policy: CleanupPolicy,
+    /// Further topic configs set at creation.
+    pub config: BTreeMap<String, String>,
 }
+
+/// Topic configs the plan sets through its own keys, not through `config`.
+const OWN_KEYS: [&str; 2] = ["retention.ms", "cleanup.policy"];
 
 impl TopicPlan {
     /// Reads and validates a topics file.
@@ -139,12 +147,24 @@ impl TopicPlan {
                     "must be positive, or -1 to keep forever",
                 ));
             }
+            for (config_key, value) in &spec.config {
+                let at = format!("topics.\"{name}\".config.\"{config_key}\"");
+                if OWN_KEYS.contains(&config_key.as_str()) {
+                    return Err(
+                        file.invalid(&at, "is set by retention_ms / cleanup_policy; use those")
+                    );
+                }
+                if value.trim().is_empty() {
+                    return Err(file.invalid(&at, "must have a value"));
+                }
+            }
             let planned = PlannedTopic {
                 name: name.clone(),
                 partitions: spec.partitions,
                 replication_factor,
                 retention_ms: spec.retention_ms,
                 cleanup_policy: spec.cleanup_policy,
+                config: spec.config,
             };
             topics.insert(name, planned);
         }
@@ -245,5 +265,25 @@ mod tests {
         let raw = "[defaults]\nreplication_factor = 1\n[topics.x]\npartitions = 1\nretention_ms = 1\ncleanup_policy = \"shred\"\n";
         let err = plan(raw, None).unwrap_err().to_string();
         assert!(err.starts_with("topics.toml:6:"), "{err}");
+    }
+
+    #[test]
+    fn the_state_topic_is_planned_to_compact_and_config_keys_are_checked() {
+        let raw = include_str!("../../config/topics.toml");
+        let state = plan(raw, Some("1"))
+            .unwrap()
+            .get("linegate.bridge.state")
+            .unwrap()
+            .clone();
+        assert_eq!(state.cleanup_policy, CleanupPolicy::Compact);
+        assert_eq!(state.config["segment.ms"], "600000");
+        assert_eq!(state.config["min.cleanable.dirty.ratio"], "0.1");
+        let twice = "[defaults]\nreplication_factor = 1\n[topics.\"t\"]\npartitions = 1\nretention_ms = -1\n\
+                     cleanup_policy = \"compact\"\nconfig = { \"retention.ms\" = \"5\" }\n";
+        let err = plan(twice, None).unwrap_err().to_string();
+        assert!(
+            err.contains("key `topics.\"t\".config.\"retention.ms\"`: is set by retention_ms"),
+            "{err}"
+        );
     }
 }

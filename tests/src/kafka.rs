@@ -297,6 +297,31 @@ pub async fn create_topic_with(
     Ok(())
 }
 
+/// The configs of `topic` as the broker reports them (`describe_configs`), name to value.
+pub async fn topic_config(
+    bootstrap: &str,
+    topic: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await?;
+    let resource = described
+        .into_iter()
+        .next()
+        .context("no answer to describe_configs")?
+        .map_err(|code| anyhow::anyhow!("describe_configs {topic}: {code}"))?;
+    Ok(resource
+        .entries
+        .into_iter()
+        .filter_map(|entry| Some((entry.name, entry.value?)))
+        .collect())
+}
+
 /// Offsets the consumer group `group` committed on partitions `0..partitions` of `topic`, summed (a
 /// partition without a committed offset counts 0).
 pub fn committed_total(

@@ -43,8 +43,8 @@ pub enum AdminError {
     },
 }
 
-/// Creates every planned topic that is missing, with its partitions, replication factor, `retention.ms`
-/// and `cleanup.policy`; returns the names it created ("already exists" is not an error).
+/// Creates every planned topic that is missing, with its partitions, replication factor, `retention.ms`,
+/// `cleanup.policy` and further configs; returns the names it created ("already exists" is not an error).
 pub async fn create_missing(
     kafka: &KafkaConfig,
     plan: &TopicPlan,
@@ -60,13 +60,14 @@ pub async fn create_missing(
         .topics()
         .zip(&retention)
         .map(|(topic, retention)| {
-            NewTopic::new(
+            let new = NewTopic::new(
                 &topic.name,
                 topic.partitions,
                 TopicReplication::Fixed(topic.replication_factor),
             )
             .set("retention.ms", retention)
-            .set("cleanup.policy", topic.cleanup_policy.as_kafka())
+            .set("cleanup.policy", topic.cleanup_policy.as_kafka());
+            (topic.config.iter()).fold(new, |new, (key, value)| new.set(key, value))
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(CREATE_TIMEOUT));

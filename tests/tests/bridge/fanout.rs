@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use linegate_e2e::kafka::{committed_total, consume_until_async, rewind_group, Record};
+use linegate_e2e::kafka::{
+    committed_total, consume_until_async, rewind_group, topic_config, Record,
+};
 use linegate_e2e::stack::{start_bridge, BridgeRun};
 use linegate_e2e::{ChildProcess, Kafka};
 use linegate_schemas::{
@@ -208,6 +210,13 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
     let bootstrap = kafka.bootstrap();
     let mut bridge = start_bridge(&kafka, "fanout-test", dir.path()).unwrap();
     wait_for_topics(&bootstrap, &[INPUT, LIFECYCLE, QUALITY, AUDIT, DLQ], WAIT);
+    // The state topic compacts: segments roll every 10 minutes (Kafka compacts closed segments only).
+    let state = topic_config(&bootstrap, "linegate.bridge.state")
+        .await
+        .unwrap();
+    assert_eq!(state["cleanup.policy"], "compact");
+    assert_eq!(state["segment.ms"], "600000");
+    assert_eq!(state["min.cleanable.dirty.ratio"], "0.1");
 
     // 100 events per station, a record that is not Avro amid ST-A's, and one event with a bad score.
     let events: Vec<EdgeEvent> = (1..=EVENTS_PER_STATION)
