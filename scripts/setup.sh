@@ -21,7 +21,7 @@ command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v socat >/dev/null || missing+=(socat)
-# cross/package.sh builds .debs with dpkg-deb; tests/tests/packaging.rs checks the unit with systemd-analyze.
+# cross/package.sh builds .debs with dpkg-deb; tests/tests/system/packaging.rs checks the unit with systemd-analyze.
 command -v dpkg-deb >/dev/null || missing+=(dpkg)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v useradd >/dev/null || missing+=(passwd)

@@ -114,16 +114,6 @@ impl EdgePayload {
         }
     }
 
-    /// When the payload's event happened at the station, epoch milliseconds.
-    pub fn timestamp(&self) -> i64 {
-        match self {
-            EdgePayload::Inspection(e) => e.timestamp,
-            EdgePayload::System(e) => e.timestamp,
-            EdgePayload::Manufacturing(e) => e.timestamp,
-            EdgePayload::Inference(e) => e.timestamp,
-        }
-    }
-
     /// The payload's event id, which the envelope shares.
     pub fn event_id(&self) -> &str {
         match self {

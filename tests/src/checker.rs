@@ -6,7 +6,9 @@
 //! Per station it reports results lost (acknowledged, never on `inspection.lifecycle`), duplicated (an event
 //! id there more than once), reordered (a result whose first arrival came after that of a result the
 //! station published later: on the ingest topic per station, on the lifecycle topic per inspection, the
-//! order each topic's key promises) and phantom (on a topic, never published).
+//! order each topic's key promises) and phantom (on a topic, never published). Order is judged on
+//! (partition, offset), which holds because each key (station, inspection) lives in one partition.
+//! Events that are no inspection result (an edge's system reports) are not the stations' and are skipped.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -40,7 +42,7 @@ pub struct StationReport {
 pub struct Report {
     /// Per station.
     pub stations: BTreeMap<String, StationReport>,
-    /// Records of either topic that do not decode, or whose event id no station published.
+    /// Inspection records of either topic that do not decode, or whose event id no station published.
     pub phantom_unknown: usize,
 }
 
@@ -113,37 +115,28 @@ pub fn check(published: &Published, ingest: &[Record], lifecycle: &[Record]) -> 
             .collect(),
         phantom_unknown: 0,
     };
-    let ingest_ids = ingest.iter().map(|r| {
-        decode::<EdgeEvent>(&r.value)
-            .ok()
-            .and_then(|e| match e.payload {
-                EdgePayload::Inspection(i) => Some((e.station_id, i.event_id)),
-                _ => None,
-            })
-    });
-    judge_order(
-        &mut report,
-        &index,
-        in_topic_order(ingest).zip(ingest_ids),
-        false,
-    );
+    // System reports of the edges are skipped; an undecodable record stays in, as a phantom.
+    let ingest_ids = ingest
+        .iter()
+        .filter_map(|r| match decode::<EdgeEvent>(&r.value) {
+            Ok(EdgeEvent {
+                station_id,
+                payload: EdgePayload::Inspection(i),
+                ..
+            }) => Some(((r.partition, r.offset), Some((station_id, i.event_id)))),
+            Ok(_) => None,
+            Err(_) => Some(((r.partition, r.offset), None)),
+        });
+    judge_order(&mut report, &index, ingest_ids, false);
     let lifecycle_ids = lifecycle.iter().map(|r| {
-        decode::<InspectionEvent>(&r.value)
-            .ok()
-            .map(|e| (e.inspection_id, e.event_id))
+        let decoded = decode::<InspectionEvent>(&r.value).ok();
+        (
+            (r.partition, r.offset),
+            decoded.map(|e| (e.inspection_id, e.event_id)),
+        )
     });
-    judge_order(
-        &mut report,
-        &index,
-        in_topic_order(lifecycle).zip(lifecycle_ids),
-        true,
-    );
+    judge_order(&mut report, &index, lifecycle_ids, true);
     report
-}
-
-/// The records' positions, so that first arrivals are judged in the order a consumer of one key reads them.
-fn in_topic_order(records: &[Record]) -> impl Iterator<Item = (i32, i64)> + '_ {
-    records.iter().map(|r| (r.partition, r.offset))
 }
 
 /// Counts reorderings per order key (the record's group: station on the ingest topic, inspection on the

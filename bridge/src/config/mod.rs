@@ -317,7 +317,7 @@ impl BridgeConfig {
     fn validate_rebalance_protocol(&self, file: &ConfigFile) -> Result<(), ConfigError> {
         let client = &self.kafka.client;
         if let Some(strategy) = client.get("partition.assignment.strategy") {
-            if strategy.contains("cooperative") {
+            if strategy.to_ascii_lowercase().contains("cooperative") {
                 return Err(file.invalid(
                     "kafka.client.\"partition.assignment.strategy\"",
                     format!(
@@ -327,8 +327,9 @@ impl BridgeConfig {
                 ));
             }
         }
-        match client.get("group.protocol").map(String::as_str) {
-            None | Some("classic") => Ok(()),
+        match client.get("group.protocol") {
+            None => Ok(()),
+            Some(protocol) if protocol.eq_ignore_ascii_case("classic") => Ok(()),
             Some(other) => Err(file.invalid(
                 "kafka.client.\"group.protocol\"",
                 format!(

@@ -74,8 +74,8 @@ impl QualityConfig {
         let ahead =
             i64::try_from(self.event_time_max_ahead_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let oldest = match self.event_time_max_age_hours {
-            Some(hours) => now_ms.saturating_sub(i64::from(hours) * 3_600_000),
-            None => i64::MIN,
+            Some(hours) => now_ms.saturating_sub(i64::from(hours) * 3_600_000).max(0),
+            None => 0,
         };
         oldest..=now_ms.saturating_add(ahead)
     }
@@ -116,6 +116,24 @@ impl QualityConfig {
                     format!("{value} is not a score between 0 and 1"),
                 ));
             }
+        }
+        if self.event_time_max_ahead_secs < 60 {
+            return Err(file.invalid(
+                "quality.event_time_max_ahead_secs",
+                "must be at least 60: station clocks drift, and a tighter bound dead-letters good results",
+            ));
+        }
+        if self.event_time_max_ahead_secs > WINDOW_SECS_CEILING {
+            return Err(file.invalid(
+                "quality.event_time_max_ahead_secs",
+                format!("must be at most {WINDOW_SECS_CEILING} (31 days)"),
+            ));
+        }
+        if self.event_time_max_age_hours == Some(0) {
+            return Err(file.invalid(
+                "quality.event_time_max_age_hours",
+                "must be at least 1, or left out for no bound",
+            ));
         }
         let windows = &self.windows;
         if windows.size_secs == 0 {

@@ -342,3 +342,24 @@ fn window_durations_beyond_their_ceiling_are_refused_at_their_line() {
         "{err}"
     );
 }
+
+#[test]
+fn event_time_bounds_too_tight_are_refused_at_their_line() {
+    let raw = EXAMPLE.replace(
+        "event_time_max_ahead_secs = 3600",
+        "event_time_max_ahead_secs = 5",
+    );
+    let line = line_of(&raw, "event_time_max_ahead_secs");
+    let err = error(&raw);
+    assert!(
+        err.contains(&format!(
+            ":{line}: key `quality.event_time_max_ahead_secs`: must be at least 60"
+        )),
+        "{err}"
+    );
+    let raw = EXAMPLE.replace(
+        "# event_time_max_age_hours = 720",
+        "event_time_max_age_hours = 0",
+    );
+    assert!(error(&raw).contains("key `quality.event_time_max_age_hours`: must be at least 1"));
+}

@@ -1,4 +1,5 @@
-//! The input side: the group consumer of the input topic and the offsets a round commits.
+//! The input side: the group consumer of the input topic and the batch a round gathers (the offsets it
+//! commits are [`crate::pipeline::commit`]'s).
 //!
 //! Offsets are stored and committed only after a round's outputs were acknowledged (by the pipeline, or by
 //! the consumer context for the rounds in flight before a revocation), never automatically: an automatic
@@ -20,7 +21,8 @@ pub type InputConsumer = StreamConsumer<GroupLog>;
 
 /// Creates the group consumer of the input topic (the caller subscribes). A group without committed offsets
 /// starts at the earliest record, so nothing the edges sent before the bridge's first start is skipped.
-/// `assigned` turns true on every partition assignment (the pipeline then re-reads its state), `rebalances`
+/// `assigned` turns true on every partition assignment and revocation (the pipeline then re-reads its state
+/// for what it owns), `rebalances`
 /// counts every revocation and assignment; the rounds of `in_flight` are settled before any revocation.
 pub fn consumer(
     config: &BridgeConfig,
@@ -53,7 +55,7 @@ pub fn consumer(
 /// which of the records it received came before a rebalance. Those must not be routed: a partition that
 /// went to another instance is read there from the committed offset (routing and committing it here as
 /// well would race that owner, whose state read may not include this round: seen as a broken audit chain in
-/// `bridge_scaling.rs`), and one that stayed is fetched again from the committed offset anyway.
+/// `tests/tests/bridge/scaling.rs`), and one that stayed is fetched again from the committed offset anyway.
 #[derive(Clone, Default)]
 pub struct Rebalances(Arc<AtomicU64>);
 
@@ -93,7 +95,7 @@ impl ConsumerContext for GroupLog {
         }
     }
 
-    /// Commits of the steady loop are asynchronous ([`crate::pipeline::in_flight::commit`]): their failures surface here.
+    /// Commits of the steady loop are asynchronous ([`crate::pipeline::commit::commit`]): their failures surface here.
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         if let Err(error) = result {
             tracing::warn!(%error, partitions = %describe(offsets), "an offset commit failed; a later commit covers it, or the records are read again and skipped as replays");
@@ -108,6 +110,9 @@ impl ConsumerContext for GroupLog {
             }
             Rebalance::Revoke(partitions) => {
                 tracing::info!(partitions = %describe(partitions), "input partitions revoked");
+                // The next round re-reads the state for what is owned then: the windows of the revoked
+                // partitions must not close here while another instance runs them.
+                self.assigned.store(true, Ordering::SeqCst);
             }
             Rebalance::Error(error) => tracing::warn!(%error, "consumer group rebalance failed"),
         }

@@ -288,12 +288,11 @@ impl Pipeline {
             }
         };
         let mut ledger = self.ledger.lock().expect("ledger lock");
-        ledger.replace(states, |topic, partition| {
-            owned.contains(&(topic.to_owned(), partition))
-        });
+        ledger.replace(states);
         windows.clear();
         let mut restored = 0_usize;
-        for snapshot in ledger.window_snapshots() {
+        let owns = |topic: &str, partition| owned.contains(&(topic.to_owned(), partition));
+        for snapshot in ledger.window_snapshots(owns) {
             windows.restore(snapshot.clone());
             restored += 1;
         }

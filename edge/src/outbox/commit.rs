@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::items::Command;
 use super::quarantine::{enforce_bound, set_aside, QuarantineBound};
-use super::schema::sqlite_err;
+use super::schema::{delete_counted, sqlite_err, Oldest};
 use super::seen::{Seen, SeenIds};
 use super::{FullPolicy, Intake, OutboxError, Stored};
 
@@ -74,14 +74,7 @@ fn drop_oldest(
         }
     }
     if let Some(seq) = last_dropped {
-        tx.execute("DELETE FROM events WHERE seq <= ?1", params![seq])
-            .map_err(&err)?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('dropped_events', ?1) \
-             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?1",
-            params![dropped],
-        )
-        .map_err(&err)?;
+        delete_counted(tx, path, Oldest::Events { through: seq }, dropped)?;
     }
     Ok(dropped)
 }

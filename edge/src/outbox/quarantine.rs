@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::schema::sqlite_err;
+use super::schema::{delete_counted, sqlite_err, Oldest};
 use super::OutboxError;
 
 /// `source` of a quarantined event that Kafka refused.
@@ -101,14 +101,7 @@ pub(super) fn enforce_bound(
         }
     }
     if let Some(id) = last {
-        tx.execute("DELETE FROM quarantine WHERE id <= ?1", params![id])
-            .map_err(&err)?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('quarantine_dropped', ?1) \
-             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?1",
-            params![dropped],
-        )
-        .map_err(&err)?;
+        delete_counted(tx, path, Oldest::Quarantine { through: id }, dropped)?;
     }
     Ok(dropped)
 }

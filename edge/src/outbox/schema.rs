@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{OutboxError, Synchronous};
 
@@ -38,6 +38,51 @@ pub(super) fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> OutboxError
         path: path.to_owned(),
         source,
     }
+}
+
+/// The oldest rows a bound drops: waiting events up to a seq, or quarantine entries up to an id.
+pub(super) enum Oldest {
+    /// `events` rows with `seq <= through`; counted in `meta.dropped_events`.
+    Events {
+        /// The last seq dropped.
+        through: i64,
+    },
+    /// `quarantine` rows with `id <= through`; counted in `meta.quarantine_dropped`.
+    Quarantine {
+        /// The last id dropped.
+        through: i64,
+    },
+}
+
+/// Deletes the `oldest` rows and adds `count` to their drop counter, in the caller's transaction: a
+/// policy drop is never silent.
+pub(super) fn delete_counted(
+    tx: &Transaction<'_>,
+    path: &Path,
+    oldest: Oldest,
+    count: i64,
+) -> Result<(), OutboxError> {
+    let err = sqlite_err(path);
+    let (delete, counter, through) = match oldest {
+        Oldest::Events { through } => (
+            "DELETE FROM events WHERE seq <= ?1",
+            "dropped_events",
+            through,
+        ),
+        Oldest::Quarantine { through } => (
+            "DELETE FROM quarantine WHERE id <= ?1",
+            "quarantine_dropped",
+            through,
+        ),
+    };
+    tx.execute(delete, params![through]).map_err(&err)?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+         ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?2",
+        params![counter, count],
+    )
+    .map_err(&err)?;
+    Ok(())
 }
 
 /// Opens (creating if needed) the outbox for `station_id` with the writer's pragmas.

@@ -389,7 +389,7 @@ async fn events_fan_out_exactly_in_order_and_a_restart_resumes_after_committed_o
     // Restarts in the same group: each adds exactly its 10 new events, so the new instance resumed after the
     // committed offsets and re-emitted nothing. The first stop comes after everything arrived; the second
     // right after the 10 were sent, so a round may be in progress and must be delivered and committed first.
-    // SIGTERM: what a graceful stop promises is checked here; kill -9 is bridge_scaling's and exactly_once's.
+    // SIGTERM: what a graceful stop promises is checked here; kill -9 is bridge/scaling.rs's and faults/exactly_once.rs's.
     let mut expected = (accepted, completed.len(), accepted + 2);
     let mut next_seq = EVENTS_PER_STATION + 2;
     for stop_while_busy in [false, true] {

@@ -112,7 +112,7 @@ fn unit_runs_the_edge_as_a_watched_notify_service() {
 }
 
 /// A glibc-linked binary (here the host build) makes a .deb that depends on the glibc it needs: the newest
-/// GLIBC_ symbol version it uses. (The static musl build's has no Depends: tests/tests/cross.rs.)
+/// GLIBC_ symbol version it uses. (The static musl build's has no Depends: tests/tests/system/cross.rs.)
 #[test]
 fn deb_of_a_glibc_binary_depends_on_the_libc6_it_needs() {
     let glibc = Elf::read(&bin_path("linegate-edge"))

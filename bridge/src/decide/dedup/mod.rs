@@ -136,19 +136,15 @@ impl Ledger {
         format!("{}/{chain}", self.group)
     }
 
-    /// Replaces the ledger with what was read from the state topic: only the chains whose last input came
-    /// from a partition `owns` (records of other groups are ignored too). A chain of a partition another
-    /// instance owns is that instance's: kept here, its idle windows would close twice and its state record,
-    /// written again from here, would move the station's high-water seq, offset and chain head backwards.
-    pub fn replace(
-        &mut self,
-        records: impl IntoIterator<Item = (String, ChainState)>,
-        owns: impl Fn(&str, i32) -> bool,
-    ) {
+    /// Replaces the ledger with what was read from the state topic (records of other groups are ignored).
+    /// Every chain is kept, whoever owns its partition now: a station's records may arrive on a partition
+    /// this instance owns although its last one came from another. A chain becomes dirty (and its state is
+    /// written) only when this instance handles a record of it or closes its windows, and only the windows
+    /// of owned partitions are restored ([`Ledger::window_snapshots`]).
+    pub fn replace(&mut self, records: impl IntoIterator<Item = (String, ChainState)>) {
         let prefix = format!("{}/", self.group);
         self.chains = records
             .into_iter()
-            .filter(|(_, state)| owns(&state.topic, state.partition))
             .filter_map(|(key, state)| Some((key.strip_prefix(&prefix)?.to_owned(), state)))
             .collect();
         self.dirty.clear();
@@ -311,10 +307,17 @@ impl Ledger {
         }
     }
 
-    /// The open quality windows kept in the ledger's states, to put back into the windows after a read-back.
-    pub fn window_snapshots(&self) -> impl Iterator<Item = &StationSnapshot> {
+    /// The open quality windows kept in the states of the chains whose last input came from a partition
+    /// `owns`, to put back into the windows after a read-back. Another instance's stations are left out:
+    /// restored here, their windows would close twice (idle here, live there) and their state, written again
+    /// from here, would move a station's high-water seq, offset and chain head backwards.
+    pub fn window_snapshots(
+        &self,
+        owns: impl Fn(&str, i32) -> bool,
+    ) -> impl Iterator<Item = &StationSnapshot> {
         self.chains
             .values()
+            .filter(move |state| owns(&state.topic, state.partition))
             .filter_map(|state| state.windows.as_ref())
     }
 

@@ -53,7 +53,8 @@ pub struct RouteContext<'a> {
     pub quality: &'a QualityConfig,
     /// `source_service` of outputs.
     pub service_name: &'a str,
-    /// Handling time, epoch milliseconds: the audit timestamp and the DLQ's `first.seen.ms`.
+    /// Handling time, epoch milliseconds: the audit timestamp, the DLQ's `first.seen.ms`, and the clock the
+    /// inspections' event times are bounded against (`[quality] event_time_*`).
     pub now_ms: i64,
 }
 

@@ -138,8 +138,8 @@ pub enum Problem {
     /// A manufacturing quantity is negative.
     #[error("quantity {0} is negative")]
     NegativeQuantity(i64),
-    /// The event time is outside what `[quality] event_time_max_ahead_secs` / `event_time_max_age_hours`
-    /// accept at handling time.
+    /// An inspection's event time is outside what `[quality] event_time_max_ahead_secs` /
+    /// `event_time_max_age_hours` accept at handling time (never before 1970).
     #[error("event time {timestamp} is outside the accepted {first}..={last} (epoch ms; [quality] event_time_max_ahead_secs, event_time_max_age_hours)")]
     EventTimeOutOfRange {
         /// The payload's timestamp.
@@ -208,13 +208,16 @@ fn check(
     if event.seq < 1 {
         return Err(Problem::SeqNotPositive(event.seq));
     }
-    let timestamp = event.payload.timestamp();
-    if !times.contains(&timestamp) {
-        return Err(Problem::EventTimeOutOfRange {
-            timestamp,
-            first: *times.start(),
-            last: *times.end(),
-        });
+    // Inspections only: their event time drives the quality windows; system reports (a config applied, a
+    // result set aside) are worth keeping whatever the station's clock says.
+    if let EdgePayload::Inspection(inspection) = &event.payload {
+        if !times.contains(&inspection.timestamp) {
+            return Err(Problem::EventTimeOutOfRange {
+                timestamp: inspection.timestamp,
+                first: *times.start(),
+                last: *times.end(),
+            });
+        }
     }
     match &event.payload {
         EdgePayload::Inspection(inspection) => check_inspection(inspection),

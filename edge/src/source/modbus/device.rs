@@ -36,7 +36,7 @@ pub(super) async fn run(
     metrics: EdgeMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let source = format!("modbus:{}", device.name);
+    let source = super::source_name(&device.name);
     metrics.set_source_up(&source, false);
     let mut backoff = Duration::from_millis(device.backoff_min_ms);
     let mut last_problem: Option<String> = None;

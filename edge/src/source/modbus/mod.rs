@@ -17,7 +17,12 @@ use tokio::sync::watch;
 use crate::observe::EdgeMetrics;
 use crate::outbox::OutboxWriter;
 
-/// Runs every device of `config` until `shutdown` turns true.
+/// The source name of device `device` in logs, metrics and `/healthz`: `modbus:<device>`.
+pub fn source_name(device: &str) -> String {
+    format!("modbus:{device}")
+}
+
+/// Runs every device of `config` until `shutdown` turns true, each under [`super::supervise`].
 pub async fn run(
     config: ModbusConfig,
     station_id: String,
@@ -29,13 +34,15 @@ pub async fn run(
         .devices
         .into_iter()
         .map(|device| {
-            tokio::spawn(device::run(
+            let names = vec![source_name(&device.name)];
+            let task = device::run(
                 device,
                 station_id.clone(),
                 writer.clone(),
                 metrics.clone(),
                 shutdown.clone(),
-            ))
+            );
+            super::supervise(task, names, &metrics, &shutdown)
         })
         .collect();
     for task in tasks {

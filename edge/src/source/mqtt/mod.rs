@@ -37,7 +37,7 @@ use intake::IntakeSettings;
 use linegate_station_config::{MqttConfig, MqttProtocol};
 
 /// The source label of this source's metrics.
-const SOURCE: &str = "mqtt";
+pub(crate) const SOURCE: &str = "mqtt";
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 /// How long a session waits for the broker to close the connection after its DISCONNECT.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -86,6 +86,21 @@ fn a_system_event_goes_to_the_audit_trail_alone() {
 }
 
 #[test]
+fn a_system_event_from_a_station_clock_far_ahead_is_still_kept() {
+    // Only inspections feed the quality windows, so only their event time is bounded.
+    let report = SystemEvent {
+        event_id: EVENT_ID.to_owned(),
+        event_type: SystemEventType::ResultsLost,
+        timestamp: NOW_MS + 10 * 24 * 3_600_000,
+        component: "modbus:press-1".into(),
+        message: "2 results were lost at the station".into(),
+        details: BTreeMap::new(),
+    };
+    let routed = route_event(&with_payload(EdgePayload::System(report)));
+    assert!(routed.rejection.is_none(), "{:?}", routed.rejection);
+}
+
+#[test]
 fn a_system_event_audit_record_carries_its_message_and_details_as_headers() {
     let report = SystemEvent {
         event_id: EVENT_ID.to_owned(),
