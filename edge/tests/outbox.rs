@@ -8,7 +8,7 @@ use std::sync::Arc;
 use linegate_edge::capture::envelope;
 use linegate_edge::outbox::{
     FullPolicy, Intake, OutboxError, OutboxOptions, OutboxReader, OutboxWriter, QuarantineEntry,
-    Stored,
+    SourceMark, Stored,
 };
 use linegate_schemas::{InspectionEvent, InspectionEventType};
 use tokio::sync::Notify;
@@ -348,4 +348,40 @@ async fn the_age_bound_drops_old_events_under_drop_oldest_and_only_reports_them_
             "{policy:?}"
         );
     }
+}
+
+fn mark(text: &str) -> Intake {
+    Intake::Mark(SourceMark {
+        source: "modbus:press-1".into(),
+        mark: text.into(),
+    })
+}
+
+#[tokio::test]
+async fn a_source_mark_is_committed_with_its_results_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let writer = start_bounded(&path, 2, FullPolicy::Block);
+    assert_eq!(writer.mark("modbus:press-1").await.unwrap(), None);
+    let stored = writer.append(vec![event(1), mark("a")]).await.unwrap();
+    assert_eq!(stored, vec![Stored::Event { seq: 1 }, Stored::Marked]);
+    assert_eq!(
+        writer.append(vec![mark("b")]).await.unwrap(),
+        vec![Stored::Marked]
+    );
+    writer.append(vec![event(2)]).await.unwrap();
+    // Full: the event is refused, and so is the mark behind it, so the mark never runs ahead of what is stored.
+    let stored = writer.append(vec![event(3), mark("c")]).await.unwrap();
+    assert_eq!(stored, vec![Stored::Refused, Stored::Refused]);
+    assert_eq!(
+        writer.mark("modbus:press-1").await.unwrap().as_deref(),
+        Some("b")
+    );
+    assert_eq!(writer.mark("modbus:other").await.unwrap(), None);
+    drop(writer);
+    let writer = start_bounded(&path, 2, FullPolicy::Block);
+    assert_eq!(
+        writer.mark("modbus:press-1").await.unwrap().as_deref(),
+        Some("b")
+    );
 }

@@ -174,7 +174,7 @@ impl EdgeMetrics {
                 Stored::Event { .. } => self.captured.get_or_create(&label).inc(),
                 Stored::Quarantined => self.quarantined.get_or_create(&label).inc(),
                 Stored::Duplicate => self.duplicates.get_or_create(&label).inc(),
-                Stored::Refused => 0,
+                Stored::Refused | Stored::Marked => 0,
             };
         }
     }

@@ -197,7 +197,7 @@ pub(super) fn commit_group(
                 }
                 *result = Some(Done::SetAside(found.is_some()));
             }
-            Command::DeleteUpTo { .. } | Command::Ping { .. } => {}
+            Command::DeleteUpTo { .. } | Command::Ping { .. } | Command::ReadMark { .. } => {}
         }
     }
     if bound.policy == FullPolicy::DropOldest {
@@ -330,6 +330,15 @@ pub(super) fn append_items(
                     ])
                     .map_err(&err)?;
                 seqs.push(Stored::Quarantined);
+            }
+            Intake::Mark(mark) => {
+                tx.prepare_cached(
+                    "INSERT INTO source_marks (source, mark) VALUES (?1, ?2) \
+                     ON CONFLICT (source) DO UPDATE SET mark = excluded.mark",
+                )
+                .and_then(|mut upsert| upsert.execute(params![mark.source, mark.mark]))
+                .map_err(&err)?;
+                seqs.push(Stored::Marked);
             }
         }
     }

@@ -3,6 +3,8 @@
 use linegate_schemas::EdgeEvent;
 use tokio::sync::oneshot;
 
+use super::OutboxError;
+
 /// A payload that could not be turned into an event: kept with its reason rather than lost or retried forever.
 #[derive(Debug, Clone)]
 pub struct QuarantineEntry {
@@ -32,6 +34,18 @@ pub enum Stored {
     Quarantined,
     /// Not stored: the outbox is full (policy `block`). Do not acknowledge; offer it again later.
     Refused,
+    /// A [`SourceMark`] stored (replacing the source's previous one).
+    Marked,
+}
+
+/// A source's own bookkeeping, committed in the same transaction as the items before it, so that what the
+/// source remembers (e.g. a PLC handshake's history) is never ahead of or behind what the outbox holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceMark {
+    /// The source that owns the mark, e.g. `modbus:press-1`.
+    pub source: String,
+    /// Opaque to the outbox; the source parses it.
+    pub mark: String,
 }
 
 /// One item a source hands to the outbox.
@@ -41,6 +55,8 @@ pub enum Intake {
     Event(Box<EdgeEvent>),
     /// A payload for the quarantine table.
     Quarantine(QuarantineEntry),
+    /// The source's mark to keep, replacing its previous one.
+    Mark(SourceMark),
 }
 
 /// What an append comes back with: the outcome, and the items themselves.
@@ -67,6 +83,11 @@ pub(super) enum Command {
     },
     /// Answered at once, to prove the thread is alive (the systemd watchdog).
     Ping { reply: oneshot::Sender<()> },
+    /// Answered at once with the source's last committed [`SourceMark`], if any.
+    ReadMark {
+        source: String,
+        reply: oneshot::Sender<Result<Option<String>, WriteFailure>>,
+    },
 }
 
 /// Why the writer thread refused a command, as sent back to the caller.
@@ -76,4 +97,26 @@ pub(super) enum WriteFailure {
     DiskFull,
     /// Anything else, as text.
     Other(String),
+}
+
+/// Whether `error` is SQLITE_FULL.
+pub(super) fn is_disk_full(error: &OutboxError) -> bool {
+    matches!(
+        error,
+        OutboxError::Sqlite {
+            source: rusqlite::Error::SqliteFailure(e, _),
+            ..
+        } if e.code == rusqlite::ErrorCode::DiskFull
+    )
+}
+
+/// How many rows `command` adds to a group commit.
+pub(super) fn group_rows(command: &Command) -> usize {
+    match command {
+        Command::Append { items, .. } => items.len().max(1),
+        Command::DeleteUpTo { .. }
+        | Command::SetAside { .. }
+        | Command::Ping { .. }
+        | Command::ReadMark { .. } => 1,
+    }
 }

@@ -13,7 +13,7 @@ mod schema;
 mod seen;
 mod writer;
 
-pub use items::{Intake, QuarantineEntry, Stored};
+pub use items::{Intake, QuarantineEntry, SourceMark, Stored};
 pub use linegate_station_config::outbox::{FullPolicy, Synchronous};
 use linegate_station_config::OutboxConfig;
 pub use quarantine::{QuarantineBound, SET_ASIDE_SOURCE};

@@ -31,6 +31,10 @@ CREATE TABLE IF NOT EXISTS quarantine (
     payload        BLOB NOT NULL,
     reason         TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS source_marks (
+    source TEXT PRIMARY KEY,             -- e.g. modbus:press-1
+    mark   TEXT NOT NULL                 -- the source's own bookkeeping, committed with its results
+);
 ";
 
 pub(super) fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> OutboxError + '_ {

@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, Notify};
 
 use super::commit::{commit_group, Bound, Committed, Done, Level};
-use super::items::{Command, Intake, Stored, WriteFailure};
+use super::items::{group_rows, is_disk_full, Command, Intake, Stored, WriteFailure};
 use super::schema::{open_for_writing, read_epoch};
 use super::seen::SeenIds;
 use super::{OutboxError, OutboxOptions};
@@ -139,6 +139,21 @@ impl OutboxWriter {
         receipt.await.map_err(|_| OutboxError::WriterGone)
     }
 
+    /// The last [`SourceMark`] committed for `source`, if any.
+    pub async fn mark(&self, source: &str) -> Result<Option<String>, OutboxError> {
+        let (reply, receipt) = oneshot::channel();
+        self.commands
+            .send(Command::ReadMark {
+                source: source.to_owned(),
+                reply,
+            })
+            .map_err(|_| OutboxError::WriterGone)?;
+        receipt
+            .await
+            .map_err(|_| OutboxError::WriterGone)?
+            .map_err(|reason| self.failed(reason))
+    }
+
     /// Deletes every event with `seq <= seq`: Kafka has confirmed them.
     pub async fn delete_up_to(&self, seq: i64) -> Result<(), OutboxError> {
         let (reply, receipt) = oneshot::channel();
@@ -206,17 +221,26 @@ impl WriterThread<'_> {
     /// Ends when every handle is dropped.
     fn run(mut self, inbox: &mpsc::Receiver<Command>) {
         while let Ok(first) = inbox.recv() {
-            if let Command::Ping { reply } = first {
-                let _ = reply.send(());
-                continue;
-            }
+            let first = match first {
+                Command::Ping { reply } => {
+                    let _ = reply.send(());
+                    continue;
+                }
+                Command::ReadMark { source, reply } => {
+                    let _ = reply.send(self.read_mark(&source));
+                    continue;
+                }
+                other => other,
+            };
             let mut group = self.gather(first, inbox);
             let added_events = group.iter().any(|command| match command {
                 Command::Append { items, .. } => {
                     items.iter().any(|i| matches!(i, Intake::Event(_)))
                 }
                 Command::SetAside { .. } => true,
-                Command::DeleteUpTo { .. } | Command::Ping { .. } => false,
+                Command::DeleteUpTo { .. } | Command::Ping { .. } | Command::ReadMark { .. } => {
+                    false
+                }
             });
             self.prune();
             let outcome = commit_group(
@@ -250,6 +274,9 @@ impl WriterThread<'_> {
         while rows < group_commit_max {
             match inbox.try_recv() {
                 Ok(Command::Ping { reply }) => drop(reply.send(())),
+                Ok(Command::ReadMark { source, reply }) => {
+                    drop(reply.send(self.read_mark(&source)))
+                }
                 Ok(next) => {
                     rows += group_rows(&next);
                     group.push(next);
@@ -258,6 +285,19 @@ impl WriterThread<'_> {
             }
         }
         group
+    }
+
+    /// The source's mark as last committed (reads see only committed transactions).
+    fn read_mark(&self, source: &str) -> Result<Option<String>, WriteFailure> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT mark FROM source_marks WHERE source = ?1",
+                [source],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| WriteFailure::Other(e.to_string()))
     }
 
     fn prune(&mut self) {
@@ -338,24 +378,10 @@ impl WriterThread<'_> {
                 Command::DeleteUpTo { reply, .. } => drop(reply.send(Err(reason.clone()))),
                 Command::SetAside { reply, .. } => drop(reply.send(Err(reason.clone()))),
                 Command::Ping { reply } => drop(reply.send(())),
+                Command::ReadMark { reply, .. } => {
+                    drop(reply.send(Err(reason.clone())));
+                }
             }
         }
-    }
-}
-
-fn is_disk_full(error: &OutboxError) -> bool {
-    matches!(
-        error,
-        OutboxError::Sqlite {
-            source: rusqlite::Error::SqliteFailure(e, _),
-            ..
-        } if e.code == rusqlite::ErrorCode::DiskFull
-    )
-}
-
-fn group_rows(command: &Command) -> usize {
-    match command {
-        Command::Append { items, .. } => items.len().max(1),
-        Command::DeleteUpTo { .. } | Command::SetAside { .. } | Command::Ping { .. } => 1,
     }
 }

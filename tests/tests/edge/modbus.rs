@@ -1,13 +1,14 @@
 //! The Modbus source against a real Modbus TCP server (the PLC simulator) and Apache Kafka: results taken with
 //! the handshake arrive on Kafka in order with every mapped field decoded, a PLC that restarts mid-handshake
-//! loses and repeats nothing, and a counter jump is reported as results lost at the station.
+//! loses and repeats nothing, a counter jump is reported as results lost at the station, and results whose
+//! counter values and registers repeat (a PLC that lost its memory, a counter wrap) are each stored.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, create_topic};
-use linegate_e2e::plc::{device_toml, PlcResult, PlcSim};
+use linegate_e2e::plc::{device_toml, map, PlcResult, PlcSim};
 use linegate_e2e::stack::{EdgeRun, StationToml};
 use linegate_e2e::{free_port, Kafka};
 use linegate_schemas::{decode, EdgeEvent, EdgePayload, SystemEventType};
@@ -141,6 +142,73 @@ async fn plc_results_arrive_once_in_order_across_plc_restarts_and_a_counter_jump
         "linegate_edge_captured_total{{source=\"modbus:press-1\"}} {}",
         sent.len() + 1
     )));
+}
+
+/// Powers the PLC off and on again with its counter and acknowledge register set to `at`.
+async fn power_cycle(plc: &mut PlcSim, at: u16) {
+    plc.set(map::COUNTER, &[at]);
+    plc.set(map::ACK, &[at]);
+    plc.restart_tcp().await.unwrap();
+}
+
+/// The same registers every time: a PLC that restarts without its memory counts 1, 2, 3 again (twice, the
+/// second time across an edge restart, so the handshake's history must come from the outbox), and a counter
+/// wraps from 65535 to 0. Each announced result is a new event; none is taken for a result read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_whose_counters_and_registers_repeat_are_each_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = Kafka::start().unwrap();
+    create_topic(&kafka.bootstrap(), "edge.station.events", 1)
+        .await
+        .unwrap();
+    let mut plc = PlcSim::start_tcp().await.unwrap();
+    let transport = format!("tcp = {{ host = \"127.0.0.1\", port = {} }}", plc.port());
+    let config = station_config(dir.path(), &kafka, &transport, free_port());
+    let edge = || {
+        EdgeRun::file(&config, dir.path())
+            .ready("Modbus device connected")
+            .start()
+            .unwrap()
+    };
+    let mut running = edge();
+    let same = PlcResult::numbered(1);
+    let mut announced = 0;
+    for restart in 0..3 {
+        if restart > 0 {
+            power_cycle(&mut plc, 0).await;
+        }
+        if restart == 2 {
+            running.kill();
+            running = edge();
+        }
+        for _ in 0..3 {
+            plc.produce(&same, ACK_WAIT).await.unwrap();
+            announced += 1;
+        }
+    }
+    power_cycle(&mut plc, 65534).await;
+    for _ in 0..3 {
+        plc.produce(&same, ACK_WAIT).await.unwrap();
+        announced += 1;
+    }
+    assert_eq!(plc.get(map::ACK), 1, "the counter wrapped: 65535, 0, 1");
+
+    let records = consume_until_async(
+        &kafka.bootstrap(),
+        "edge.station.events",
+        announced,
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    let events: Vec<EdgeEvent> = records.iter().map(|r| decode(&r.value).unwrap()).collect();
+    let ids: HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(events.len(), announced, "one event per announced result");
+    assert_eq!(ids.len(), announced, "each with its own id");
+    assert!(events.iter().all(|e| matches!(&e.payload,
+        EdgePayload::Inspection(i) if i.inspection_id == same.inspection_id)));
+    drop(running);
 }
 
 /// Kills socat when the test ends.

@@ -6,27 +6,15 @@ use std::time::Duration;
 
 use linegate_schemas::SystemEventType;
 use tokio::sync::watch;
-use tokio_modbus::client::{Context, Reader, Writer};
-use tokio_modbus::Slave;
+use tokio_modbus::client::Context;
 
+use super::connect::{connect, read, read_words, write, DeviceError};
 use super::decode::{build_event, decode, Raw};
+use super::history::{id_key, Mark};
 use crate::capture::{envelope, now_ms, system_event};
 use crate::observe::EdgeMetrics;
-use crate::outbox::{Intake, OutboxWriter, QuarantineEntry, Stored};
-use linegate_station_config::modbus::{DeviceConfig, Parity, Table, Transport};
-
-/// Why one step with the device failed; the loop reconnects after any of them.
-#[derive(Debug, thiserror::Error)]
-enum DeviceError {
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    #[error("no answer within {0} ms")]
-    Timeout(u64),
-    #[error("register {address}: {reason}")]
-    Modbus { address: u16, reason: String },
-    #[error("the outbox writer has stopped")]
-    WriterGone,
-}
+use crate::outbox::{Intake, OutboxError, OutboxWriter, QuarantineEntry, SourceMark, Stored};
+use linegate_station_config::modbus::{DeviceConfig, Table};
 
 /// Runs one device until `shutdown` turns true.
 pub(super) async fn run(
@@ -38,6 +26,9 @@ pub(super) async fn run(
 ) {
     let source = super::source_name(&device.name);
     metrics.set_source_up(&source, false);
+    let Some(mut history) = load_history(&device, &source, &writer, &mut shutdown).await else {
+        return;
+    };
     let mut backoff = Duration::from_millis(device.backoff_min_ms);
     let mut last_problem: Option<String> = None;
     while !*shutdown.borrow() {
@@ -50,7 +41,14 @@ pub(super) async fn run(
                 tracing::info!(device = %device.name, "Modbus device connected");
             }
             backoff = Duration::from_millis(device.backoff_min_ms);
-            let mut handshake = Handshake::new(&device, &station_id, &source, &writer, &metrics);
+            let mut handshake = Handshake {
+                device: &device,
+                station_id: &station_id,
+                source: &source,
+                writer: &writer,
+                metrics: &metrics,
+                history: &mut history,
+            };
             handshake.run(&mut ctx, &mut shutdown).await
         };
         let outcome = session.await;
@@ -75,60 +73,38 @@ pub(super) async fn run(
     }
 }
 
-fn label(source: &str) -> crate::observe::metrics::SourceLabel {
-    crate::observe::metrics::SourceLabel {
-        source: source.to_owned(),
+/// The handshake history committed for `source`, read before the first connection; retried while the
+/// outbox cannot answer. `None` once shut down or the writer is gone.
+async fn load_history(
+    device: &DeviceConfig,
+    source: &str,
+    writer: &OutboxWriter,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Option<Mark>> {
+    loop {
+        match writer.mark(source).await {
+            Ok(text) => {
+                let mark = text.as_deref().and_then(Mark::decode);
+                if let (Some(text), None) = (&text, mark) {
+                    tracing::warn!(device = %device.name, mark = %text, "unreadable handshake history in the outbox; starting a new one");
+                }
+                return Some(mark);
+            }
+            Err(OutboxError::WriterGone) => return None,
+            Err(error) => {
+                tracing::error!(device = %device.name, %error, "cannot read the handshake history from the outbox; retrying");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(device.backoff_max_ms)) => {}
+            _ = shutdown.changed() => return None,
+        }
     }
 }
 
-async fn connect(device: &DeviceConfig) -> Result<Context, DeviceError> {
-    let slave = Slave(device.unit_id);
-    let timeout = Duration::from_millis(device.timeout_ms);
-    match device.transport() {
-        Transport::Tcp(tcp) => {
-            let (host, port) = (&tcp.host, &tcp.port);
-            let address = tokio::net::lookup_host((host.as_str(), *port))
-                .await
-                .map_err(|e| DeviceError::Connect(format!("{host}:{port}: {e}")))?
-                .next()
-                .ok_or_else(|| DeviceError::Connect(format!("{host}:{port} has no address")))?;
-            tokio::time::timeout(
-                timeout,
-                tokio_modbus::client::tcp::connect_slave(address, slave),
-            )
-            .await
-            .map_err(|_| DeviceError::Timeout(device.timeout_ms))?
-            .map_err(|e| DeviceError::Connect(format!("{host}:{port}: {e}")))
-        }
-        Transport::Rtu(rtu) => {
-            use tokio_serial::SerialPortBuilderExt;
-            let (path, baud, parity, data_bits, stop_bits) = (
-                &rtu.path,
-                &rtu.baud,
-                &rtu.parity,
-                &rtu.data_bits,
-                &rtu.stop_bits,
-            );
-            let port = tokio_serial::new(path, *baud)
-                .parity(match parity {
-                    Parity::None => tokio_serial::Parity::None,
-                    Parity::Even => tokio_serial::Parity::Even,
-                    Parity::Odd => tokio_serial::Parity::Odd,
-                })
-                .data_bits(if *data_bits == 7 {
-                    tokio_serial::DataBits::Seven
-                } else {
-                    tokio_serial::DataBits::Eight
-                })
-                .stop_bits(if *stop_bits == 2 {
-                    tokio_serial::StopBits::Two
-                } else {
-                    tokio_serial::StopBits::One
-                })
-                .open_native_async()
-                .map_err(|e| DeviceError::Connect(format!("{path}: {e}")))?;
-            Ok(tokio_modbus::client::rtu::attach_slave(port, slave))
-        }
+fn label(source: &str) -> crate::observe::metrics::SourceLabel {
+    crate::observe::metrics::SourceLabel {
+        source: source.to_owned(),
     }
 }
 
@@ -139,25 +115,11 @@ struct Handshake<'a> {
     source: &'a str,
     writer: &'a OutboxWriter,
     metrics: &'a EdgeMetrics,
+    /// The last result taken, as committed; see [`super::history`].
+    history: &'a mut Option<Mark>,
 }
 
-impl<'a> Handshake<'a> {
-    fn new(
-        device: &'a DeviceConfig,
-        station_id: &'a str,
-        source: &'a str,
-        writer: &'a OutboxWriter,
-        metrics: &'a EdgeMetrics,
-    ) -> Self {
-        Self {
-            device,
-            station_id,
-            source,
-            writer,
-            metrics,
-        }
-    }
-
+impl Handshake<'_> {
     /// Polls the counter; each change is read, committed, then acknowledged. Returns `Ok` on shutdown.
     async fn run(
         &mut self,
@@ -165,13 +127,14 @@ impl<'a> Handshake<'a> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), DeviceError> {
         let hs = self.device.handshake;
-        let mut acked = self.read_words(ctx, Table::Holding, hs.ack, 1).await?[0];
+        let mut acked = read_words(ctx, self.device, Table::Holding, hs.ack, 1).await?[0];
         let poll = Duration::from_millis(self.device.poll_interval_ms);
         loop {
-            let counter = self.read_words(ctx, Table::Holding, hs.counter, 1).await?[0];
+            let counter = read_words(ctx, self.device, Table::Holding, hs.counter, 1).await?[0];
             if counter != acked && self.take_result(ctx, acked, counter).await? {
-                self.write(ctx, hs.ack, counter).await?;
+                write(ctx, self.device, hs.ack, counter).await?;
                 acked = counter;
+                self.remember_acknowledged().await?;
                 continue; // another result may be waiting already
             }
             tokio::select! {
@@ -190,7 +153,8 @@ impl<'a> Handshake<'a> {
         counter: u16,
     ) -> Result<bool, DeviceError> {
         let step = counter.wrapping_sub(acked);
-        let mut items = Vec::with_capacity(2);
+        let era = Mark::era_of(*self.history, acked, counter);
+        let mut items = Vec::with_capacity(3);
         if step > 0x8000 {
             tracing::warn!(device = %self.device.name, acked, counter, "the PLC result counter went backwards (PLC restarted?); taking its current result");
         } else if step > 1 {
@@ -204,14 +168,14 @@ impl<'a> Handshake<'a> {
                 self.device.name
             );
             tracing::error!(device = %self.device.name, acked, counter, lost, "{message}");
-            let id = uuid::Uuid::new_v5(
-                &linegate_common_namespace(),
-                format!(
-                    "lost:{}:{}:{acked}:{counter}",
-                    self.station_id, self.device.name
-                )
-                .as_bytes(),
+            let key = id_key(
+                "lost",
+                self.station_id,
+                &self.device.name,
+                era,
+                &format!("{acked}:{counter}"),
             );
+            let id = uuid::Uuid::new_v5(&linegate_common_namespace(), key.as_bytes());
             items.push(Intake::Event(Box::new(system_event(
                 self.station_id,
                 SystemEventType::ResultsLost,
@@ -226,11 +190,21 @@ impl<'a> Handshake<'a> {
                 Some(id),
             ))));
         }
-        items.push(self.read_result(ctx, counter).await?);
+        items.push(self.read_result(ctx, era, counter).await?);
+        let mark = Mark {
+            era,
+            counter,
+            ack_before: acked,
+            acknowledged: false,
+        };
+        items.push(Intake::Mark(SourceMark {
+            source: self.source.to_owned(),
+            mark: mark.encode(),
+        }));
         loop {
             let stored = match self.writer.append(items.clone()).await {
                 Ok(stored) => stored,
-                Err(crate::outbox::OutboxError::WriterGone) => return Err(DeviceError::WriterGone),
+                Err(OutboxError::WriterGone) => return Err(DeviceError::WriterGone),
                 Err(error) => {
                     tracing::error!(device = %self.device.name, %error, "outbox refused a PLC result; not acknowledging it, retrying");
                     tokio::time::sleep(Duration::from_millis(self.device.backoff_min_ms)).await;
@@ -240,7 +214,32 @@ impl<'a> Handshake<'a> {
             self.metrics.record_stored(self.source, &stored);
             // Outbox full (policy block): not acknowledged, so the PLC keeps the result and the counter; the
             // next poll offers it again (a loss report already stored is recognised by its id).
-            return Ok(stored.iter().all(|s| !matches!(s, Stored::Refused)));
+            let taken = stored.iter().all(|s| !matches!(s, Stored::Refused));
+            if taken {
+                *self.history = Some(mark);
+            }
+            return Ok(taken);
+        }
+    }
+
+    /// Commits that the last result taken is acknowledged: from now on its counter value, seen again, is a
+    /// new result (the PLC restarted). A failed commit is logged; the mark in memory still holds.
+    async fn remember_acknowledged(&mut self) -> Result<(), DeviceError> {
+        let Some(mark) = self.history.as_mut() else {
+            return Ok(());
+        };
+        mark.acknowledged = true;
+        let item = Intake::Mark(SourceMark {
+            source: self.source.to_owned(),
+            mark: mark.encode(),
+        });
+        match self.writer.append(vec![item]).await {
+            Ok(_) => Ok(()),
+            Err(OutboxError::WriterGone) => Err(DeviceError::WriterGone),
+            Err(error) => {
+                tracing::warn!(device = %self.device.name, %error, "cannot commit that a PLC result was acknowledged; an edge restart now would take the next same-counter result after a PLC restart for a read again");
+                Ok(())
+            }
         }
     }
 
@@ -248,6 +247,7 @@ impl<'a> Handshake<'a> {
     async fn read_result(
         &mut self,
         ctx: &mut Context,
+        era: u64,
         counter: u16,
     ) -> Result<Intake, DeviceError> {
         let mut values = Vec::with_capacity(self.device.fields.len());
@@ -257,7 +257,7 @@ impl<'a> Handshake<'a> {
             let raw = match (field.address, field.constant.is_some()) {
                 (_, true) | (None, _) => Raw::Words(Vec::new()),
                 (Some(address), false) => {
-                    self.read(ctx, field.table, address, field.width()).await?
+                    read(ctx, self.device, field.table, address, field.width()).await?
                 }
             };
             if let Raw::Words(words) = &raw {
@@ -282,16 +282,14 @@ impl<'a> Handshake<'a> {
         };
         Ok(match built {
             Ok(mut event) => {
-                let id = uuid::Uuid::new_v5(
-                    &linegate_common_namespace(),
-                    format!(
-                        "result:{}:{}:{counter}:{}",
-                        self.station_id,
-                        self.device.name,
-                        hex::encode(&raw_dump)
-                    )
-                    .as_bytes(),
+                let key = id_key(
+                    "result",
+                    self.station_id,
+                    &self.device.name,
+                    era,
+                    &format!("{counter}:{}", hex::encode(&raw_dump)),
                 );
+                let id = uuid::Uuid::new_v5(&linegate_common_namespace(), key.as_bytes());
                 event.event_id = id.hyphenated().to_string();
                 Intake::Event(Box::new(envelope(
                     self.station_id,
@@ -311,78 +309,6 @@ impl<'a> Handshake<'a> {
                 })
             }
         })
-    }
-
-    async fn read_words(
-        &mut self,
-        ctx: &mut Context,
-        table: Table,
-        address: u16,
-        count: u16,
-    ) -> Result<Vec<u16>, DeviceError> {
-        match self.read(ctx, table, address, count).await? {
-            Raw::Words(words) if words.len() >= usize::from(count) => Ok(words),
-            _ => Err(DeviceError::Modbus {
-                address,
-                reason: "short answer".into(),
-            }),
-        }
-    }
-
-    async fn read(
-        &mut self,
-        ctx: &mut Context,
-        table: Table,
-        address: u16,
-        count: u16,
-    ) -> Result<Raw, DeviceError> {
-        let timeout = Duration::from_millis(self.device.timeout_ms);
-        let fail = |reason: String| DeviceError::Modbus { address, reason };
-        let answer = async {
-            Ok::<_, DeviceError>(match table {
-                Table::Holding => Raw::Words(flatten(
-                    ctx.read_holding_registers(address, count).await,
-                    &fail,
-                )?),
-                Table::Input => Raw::Words(flatten(
-                    ctx.read_input_registers(address, count).await,
-                    &fail,
-                )?),
-                Table::Coil => Raw::Bits(flatten(ctx.read_coils(address, count).await, &fail)?),
-                Table::Discrete => Raw::Bits(flatten(
-                    ctx.read_discrete_inputs(address, count).await,
-                    &fail,
-                )?),
-            })
-        };
-        tokio::time::timeout(timeout, answer)
-            .await
-            .map_err(|_| DeviceError::Timeout(self.device.timeout_ms))?
-    }
-
-    async fn write(
-        &mut self,
-        ctx: &mut Context,
-        address: u16,
-        value: u16,
-    ) -> Result<(), DeviceError> {
-        let timeout = Duration::from_millis(self.device.timeout_ms);
-        let fail = |reason: String| DeviceError::Modbus { address, reason };
-        let written = tokio::time::timeout(timeout, ctx.write_single_register(address, value))
-            .await
-            .map_err(|_| DeviceError::Timeout(self.device.timeout_ms))?;
-        flatten(written, &fail)
-    }
-}
-
-fn flatten<T>(
-    result: tokio_modbus::Result<T>,
-    fail: &impl Fn(String) -> DeviceError,
-) -> Result<T, DeviceError> {
-    match result {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(exception)) => Err(fail(format!("Modbus exception {exception}"))),
-        Err(error) => Err(fail(error.to_string())),
     }
 }
 

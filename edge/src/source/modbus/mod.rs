@@ -3,12 +3,16 @@
 //! The PLC writes a result block, then increments a result counter register. The edge sees the change, reads
 //! the block, commits the event to the outbox, and only then writes the counter value into the acknowledge
 //! register: a result is acknowledged to the PLC only once it is durable. The event id is derived from the
-//! station, the device, the counter value and the block's bytes, so a result read again after a crash
-//! between commit and acknowledgement is recognised by the outbox and stored once. A counter that jumps by
-//! more than one is reported as results lost at the station (a metric and a RESULTS_LOST system event).
+//! station, the device, the handshake's era (see [`history`]), the counter value and the block's bytes, so a
+//! result read again after a crash between commit and acknowledgement is recognised by the outbox and stored
+//! once, while a new result with the same registers after a PLC restart or a counter wrap is stored. A
+//! counter that jumps by more than one is reported as results lost at the station (a metric and a
+//! RESULTS_LOST system event).
 
+mod connect;
 mod decode;
 mod device;
+mod history;
 
 pub use linegate_station_config::ModbusConfig;
 
