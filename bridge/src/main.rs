@@ -371,8 +371,8 @@ fn audit_verify(loaded: &Loaded, topic: &str) -> ExitCode {
     };
     let report = &verified.report;
     println!(
-        "{topic}: {} audit records in {} chains ({} at-least-once repeats, {} without a link)",
-        report.records, report.chains, report.repeats, report.unlinked
+        "{topic}: {} audit records in {} chains ({} at-least-once repeats, {} without a link; {} replay records left out)",
+        report.records, report.chains, report.repeats, report.unlinked, verified.replayed
     );
     for (partition, offset, reason) in &verified.undecodable {
         println!("not an audit record at partition {partition} offset {offset}: {reason}");

@@ -6,8 +6,11 @@
 //! records the pipeline produced for those inputs: every id is derived from the input (event id, or input
 //! position for audit and DLQ records), so a replayed output carries the same `idempotency-key` as the
 //! first one and a consumer that deduplicates by it drops it; each also carries `replay.id`, so a replay is
-//! never a silent duplicate. Seeking the group instead is not offered: it would re-run dedup and commits
-//! of the live pipeline under the operator's feet.
+//! never a silent duplicate. Audit records are the exception: the audit topic is compacted by id and its
+//! records are the links of the stations' chains, so a replay's audit record gets an id of its own and no
+//! link ([`as_replayed`]); the chains stay as the pipeline wrote them, and `audit verify` leaves replay
+//! records out. Seeking the group instead is not offered: it would re-run dedup and commits of the live
+//! pipeline under the operator's feet.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -19,7 +22,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::config::BridgeConfig;
-use crate::decide::route::{route, InputRecord, RouteContext};
+use crate::decide::route::{as_replayed, route, InputRecord, RouteContext, REPLAY_HEADER};
 use crate::metrics::BridgeMetrics;
 use crate::wire::WireFormat;
 
@@ -209,9 +212,13 @@ impl Replays {
             outputs.extend(routed.outputs);
         }
         for output in &mut outputs {
-            output
-                .headers
-                .push(("replay.id".into(), id.as_bytes().to_vec()));
+            if output.topic == config.topics.audit {
+                as_replayed(output, id).map_err(|e| format!("audit record not re-encoded: {e}"))?;
+            } else {
+                output
+                    .headers
+                    .push((REPLAY_HEADER.into(), id.as_bytes().to_vec()));
+            }
         }
         let mut attempt = 1;
         while let Err(error) = self.wire.frame(&mut outputs).await {

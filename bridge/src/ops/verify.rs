@@ -2,7 +2,8 @@
 //! ([`crate::decide::chain::verify`]). Records that do not decode as AuditEvent are counted and reported: a
 //! foreign record on the audit topic is itself worth knowing about. Records in the Confluent wire format
 //! are read through the configured schema registry ([`SchemaReader`]), so a topic written with and without
-//! a registry verifies alike.
+//! a registry verifies alike. Records a replay wrote (header `replay.id`) are no links of any chain: they are
+//! counted and left out, so a replay never makes a chain look broken, nor hides a break.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use linegate_schemas::AuditEvent;
 use rdkafka::Message;
 
 use crate::decide::chain::{self, Located, Report};
+use crate::decide::route::REPLAY_HEADER;
 use crate::pipeline::state::{self, ReadBackError};
 use crate::wire::{RegistryError, SchemaReader};
 use linegate_common::kafka::KafkaConfig;
@@ -21,6 +23,8 @@ pub struct Verified {
     pub report: Report,
     /// Partition/offset of records that did not decode, with the reason.
     pub undecodable: Vec<(i32, i64, String)>,
+    /// Records written by a replay, left out of the chains.
+    pub replayed: usize,
 }
 
 /// Why a topic could not be verified at all.
@@ -53,7 +57,12 @@ pub async fn verify_topic(
         .await?;
     let mut located = Vec::with_capacity(records.len());
     let mut undecodable = Vec::new();
+    let mut replayed = 0;
     for record in records {
+        if is_replayed(&record) {
+            replayed += 1;
+            continue;
+        }
         let value = record.payload().unwrap_or_default();
         match reader.decode::<AuditEvent>(value) {
             Ok(audit) => located.push(Located {
@@ -69,5 +78,13 @@ pub async fn verify_topic(
     Ok(Verified {
         report: chain::verify(located),
         undecodable,
+        replayed,
     })
+}
+
+fn is_replayed(record: &rdkafka::message::OwnedMessage) -> bool {
+    use rdkafka::message::Headers;
+    record
+        .headers()
+        .is_some_and(|headers| headers.iter().any(|h| h.key == REPLAY_HEADER))
 }

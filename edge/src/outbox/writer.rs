@@ -275,7 +275,7 @@ impl WriterThread<'_> {
             match inbox.try_recv() {
                 Ok(Command::Ping { reply }) => drop(reply.send(())),
                 Ok(Command::ReadMark { source, reply }) => {
-                    drop(reply.send(self.read_mark(&source)))
+                    drop(reply.send(self.read_mark(&source)));
                 }
                 Ok(next) => {
                     rows += group_rows(&next);

@@ -387,6 +387,30 @@ async fn metrics_lag_dlq_redrive_and_token() {
             "a replayed output with a new id"
         );
     }
+    // The audit chains stay as the pipeline wrote them: each replayed input has a replay record of its own
+    // beside its original (no shared key, so compaction of the audit topic keeps the original), and
+    // `audit verify` leaves the replay records out and passes.
+    let audit = consume_until_async(&bootstrap, AUDIT, 2 * replayed as usize, WAIT, GRACE)
+        .await
+        .unwrap();
+    let (replays, originals): (Vec<&Record>, Vec<&Record>) = audit
+        .iter()
+        .partition(|r| r.header("replay.id") == Some(id.as_str()));
+    assert_eq!(
+        replays.len() as u64,
+        replayed,
+        "one replay audit record per input"
+    );
+    let original_keys: HashSet<&[u8]> = originals.iter().filter_map(|r| r.key.as_deref()).collect();
+    assert!(replays
+        .iter()
+        .all(|r| !original_keys.contains(r.key.as_deref().unwrap())));
+    let (intact, report) = linegate_e2e::stack::audit_verify(&kafka, AUDIT);
+    assert!(intact, "{report}");
+    assert!(
+        report.contains(&format!("{replayed} replay records left out")),
+        "{report}"
+    );
     assert!(
         bridge.terminate(Duration::from_secs(20)),
         "the bridge did not stop on SIGTERM"

@@ -82,3 +82,29 @@ pub(super) fn output(
     };
     Ok((output, hash))
 }
+
+/// Header naming the replay that wrote an output (see `http::replay`). An audit record carrying it is a
+/// replay's record, outside every chain: `audit verify` counts it and leaves it out.
+pub const REPLAY_HEADER: &str = "replay.id";
+
+/// Turns the audit record `output` (as [`output`] made it) into replay `replay_id`'s record of the same
+/// input: its own id (UUID v5 of `audit-replay:<replay id>:<original id>`, also its key and
+/// `idempotency-key`), no link, the `replay.id` header. On the compacted audit topic a record keyed like the
+/// original would replace it, and the original is a link of its chain; this one sits beside it.
+pub fn as_replayed(output: &mut Output, replay_id: &str) -> Result<(), SchemaError> {
+    let mut audit: AuditEvent = linegate_schemas::decode(&output.value)?;
+    audit.event_id = derived_id(&format!("audit-replay:{replay_id}:{}", audit.event_id));
+    audit.prev_audit_sha256 = None;
+    output.value = linegate_schemas::encode(&audit)?;
+    output.key = Some(audit.event_id.clone().into_bytes());
+    output
+        .headers
+        .retain(|(name, _)| name != "idempotency-key" && name != REPLAY_HEADER);
+    output
+        .headers
+        .push(("idempotency-key".into(), audit.event_id.into_bytes()));
+    output
+        .headers
+        .push((REPLAY_HEADER.into(), replay_id.as_bytes().to_vec()));
+    Ok(())
+}

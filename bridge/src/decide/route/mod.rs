@@ -22,7 +22,7 @@ use linegate_schemas::{AuditOutcome, EdgeEvent, EdgePayload, InspectionEventType
 use crate::config::{QualityConfig, Routes, TopicNames};
 pub use crate::decide::output::{Output, ID_NAMESPACE};
 use crate::decide::window::Observation;
-pub use audit::Link;
+pub use audit::{as_replayed, Link, REPLAY_HEADER};
 pub use dlq::{carry_attempt, REDRIVE_OF};
 pub use quality::judge;
 pub use validate::{Problem, Rejection};

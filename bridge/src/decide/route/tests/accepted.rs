@@ -187,3 +187,39 @@ fn output_ids_are_deterministic_uuid_v5_of_the_input() {
         "one verdict per event"
     );
 }
+
+#[test]
+fn a_replayed_audit_record_has_its_own_id_and_no_link_and_says_which_replay() {
+    let routed = route_event(&completed(0.9));
+    let original = routed.outputs.last().unwrap().clone();
+    let mut replayed = original.clone();
+    as_replayed(&mut replayed, "replay-1").unwrap();
+    let (before, after): (AuditEvent, AuditEvent) = (
+        decode(&original.value).unwrap(),
+        decode(&replayed.value).unwrap(),
+    );
+    let expected_id = uuid::Uuid::new_v5(
+        &ID_NAMESPACE,
+        format!("audit-replay:replay-1:{}", before.event_id).as_bytes(),
+    )
+    .to_string();
+    assert_eq!(after.event_id, expected_id);
+    assert_eq!(replayed.key.as_deref(), Some(expected_id.as_bytes()));
+    assert_ne!(replayed.key, original.key, "compaction keeps the original");
+    assert_eq!(after.prev_audit_sha256, None);
+    assert_eq!(
+        (after.outcome, after.source_offset),
+        (before.outcome, before.source_offset)
+    );
+    let header = |name: &str| {
+        let found: Vec<&[u8]> = replayed
+            .headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .collect();
+        found
+    };
+    assert_eq!(header("idempotency-key"), vec![expected_id.as_bytes()]);
+    assert_eq!(header(REPLAY_HEADER), vec![b"replay-1".as_slice()]);
+}
