@@ -149,9 +149,14 @@ pub fn check_station_id(id: &str) -> Result<(), BadStationId> {
 impl EdgeConfig {
     /// Reads, interpolates, parses and validates a station config.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let file = ConfigFile::read(path)?;
+        Self::from_file(&ConfigFile::read(path)?)
+    }
+
+    /// [`EdgeConfig::load`] of an already interpolated file ([`ConfigFile::from_text`] with a fixed
+    /// environment: tests and the fuzz target).
+    pub fn from_file(file: &ConfigFile) -> Result<Self, ConfigError> {
         let config: EdgeConfig = file.parse()?;
-        config.validate(&file)?;
+        config.validate(file)?;
         Ok(config)
     }
 

@@ -11,7 +11,7 @@ use linegate_station_config::modbus::{FieldSpec, Order, ValueType};
 
 /// What was read for one field.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Raw {
+pub enum Raw {
     /// Register contents.
     Words(Vec<u16>),
     /// Coil or discrete input states.
@@ -126,6 +126,32 @@ pub(super) fn decode(field: &FieldSpec, raw: &Raw) -> Result<Value, String> {
         }
         _ => return Err("scale and offset apply to numbers only".into()),
     })
+}
+
+/// Interprets one result block as read (`raws` in the order of `fields`): the event (without its
+/// `event_id`), or why not, naming the first field that does not decode and its register. Pure: the device
+/// loop reads, this judges; public for the fuzz target and tools.
+pub fn interpret(
+    fields: &[FieldSpec],
+    raws: &[Raw],
+    captured_at_ms: i64,
+) -> Result<InspectionEvent, String> {
+    if fields.len() != raws.len() {
+        return Err(format!("{} fields, {} reads", fields.len(), raws.len()));
+    }
+    let mut values = Vec::with_capacity(fields.len());
+    for (field, raw) in fields.iter().zip(raws) {
+        let value = decode(field, raw).map_err(|reason| {
+            format!(
+                "{} (register {}, {:?}): {reason}",
+                field.target,
+                field.address.unwrap_or(0),
+                field.table
+            )
+        })?;
+        values.push((field, value));
+    }
+    build_event(&values, captured_at_ms)
 }
 
 /// Builds the event from decoded fields; `captured_at_ms` is the time unless a `timestamp` field is mapped.

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio_modbus::client::Context;
 
 use super::connect::{connect, read, read_words, write, DeviceError};
-use super::decode::{build_event, decode, Raw};
+use super::decode::{interpret, Raw};
 use super::history::{id_key, Mark};
 use crate::capture::{envelope, now_ms, system_event};
 use crate::observe::EdgeMetrics;
@@ -250,9 +250,8 @@ impl Handshake<'_> {
         era: u64,
         counter: u16,
     ) -> Result<Intake, DeviceError> {
-        let mut values = Vec::with_capacity(self.device.fields.len());
+        let mut raws = Vec::with_capacity(self.device.fields.len());
         let mut raw_dump = Vec::new();
-        let mut problem = None;
         for field in &self.device.fields {
             let raw = match (field.address, field.constant.is_some()) {
                 (_, true) | (None, _) => Raw::Words(Vec::new()),
@@ -263,23 +262,10 @@ impl Handshake<'_> {
             if let Raw::Words(words) = &raw {
                 raw_dump.extend(words.iter().flat_map(|w| w.to_be_bytes()));
             }
-            match decode(field, &raw) {
-                Ok(value) => values.push((field, value)),
-                Err(reason) => {
-                    problem.get_or_insert(format!(
-                        "{} (register {}, {:?}): {reason}",
-                        field.target,
-                        field.address.unwrap_or(0),
-                        field.table
-                    ));
-                }
-            }
+            raws.push(raw);
         }
         let captured_at_ms = now_ms();
-        let built = match problem {
-            Some(problem) => Err(problem),
-            None => build_event(&values, captured_at_ms),
-        };
+        let built = interpret(&self.device.fields, &raws, captured_at_ms);
         Ok(match built {
             Ok(mut event) => {
                 let key = id_key(

@@ -14,6 +14,7 @@ mod decode;
 mod device;
 mod history;
 
+pub use decode::{interpret, Raw};
 pub use linegate_station_config::ModbusConfig;
 
 use tokio::sync::watch;
