@@ -9,6 +9,10 @@
 //! order each topic's key promises) and phantom (on a topic, never published). Order is judged on
 //! (partition, offset), which holds because each key (station, inspection) lives in one partition.
 //! Events that are no inspection result (an edge's system reports) are not the stations' and are skipped.
+//!
+//! A result is named by its event id, or, for a station whose event ids the edge derives (a PLC), by
+//! `inspection:<inspection id>`. A result the station announced but never saw acknowledged (a PLC restarted
+//! mid-handshake) is indeterminate, as in Jepsen: it may arrive or not, but at most once and never as lost.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -17,8 +21,14 @@ use linegate_schemas::{decode, EdgeEvent, EdgePayload, InspectionEvent};
 
 use crate::kafka::Record;
 
-/// What one station had acknowledged, in publish order: the event ids of its results.
+/// What one station had acknowledged, in publish order: the event ids of its results (or
+/// `inspection:<id>`).
 pub type Published = BTreeMap<String, Vec<String>>;
+
+/// The name of a result published by inspection id (see the module doc).
+pub fn by_inspection(inspection_id: &str) -> String {
+    format!("inspection:{inspection_id}")
+}
 
 /// The verdict on one station.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -35,6 +45,8 @@ pub struct StationReport {
     pub reordered: usize,
     /// On a topic, never published by the station.
     pub phantom: usize,
+    /// Announced, never acknowledged to the station, and delivered (at most once is allowed).
+    pub indeterminate: usize,
 }
 
 /// The verdict on a whole run.
@@ -60,15 +72,23 @@ impl Report {
 
     /// One line per station and a total, for the test log and the docs.
     pub fn table(&self) -> String {
-        let mut out =
-            String::from("station    published delivered lost duplicated reordered phantom\n");
+        let mut out = String::from(
+            "station    published delivered lost duplicated reordered phantom indeterminate\n",
+        );
         let mut total = StationReport::default();
         for (station, s) in &self.stations {
             let _ = writeln!(
                 out,
-                "{station:10} {:9} {:9} {:4} {:10} {:9} {:7}",
-                s.published, s.delivered, s.lost, s.duplicated, s.reordered, s.phantom
+                "{station:10} {:9} {:9} {:4} {:10} {:9} {:7} {:13}",
+                s.published,
+                s.delivered,
+                s.lost,
+                s.duplicated,
+                s.reordered,
+                s.phantom,
+                s.indeterminate
             );
+            total.indeterminate += s.indeterminate;
             total.published += s.published;
             total.delivered += s.delivered;
             total.lost += s.lost;
@@ -79,14 +99,15 @@ impl Report {
         let t = &total;
         let _ = writeln!(
             out,
-            "{:10} {:9} {:9} {:4} {:10} {:9} {:7}",
+            "{:10} {:9} {:9} {:4} {:10} {:9} {:7} {:13}",
             "all",
             t.published,
             t.delivered,
             t.lost,
             t.duplicated,
             t.reordered,
-            t.phantom + self.phantom_unknown
+            t.phantom + self.phantom_unknown,
+            t.indeterminate
         );
         out
     }
@@ -94,14 +115,31 @@ impl Report {
 
 /// Judges `ingest` (`edge.station.events`) and `lifecycle` (`inspection.lifecycle`) against `published`.
 pub fn check(published: &Published, ingest: &[Record], lifecycle: &[Record]) -> Report {
-    let index: HashMap<&str, (&str, usize)> = published
+    check_with(published, &Published::new(), ingest, lifecycle)
+}
+
+/// Where a result stands in its station's publish order; `None` for an indeterminate one.
+type Indexed<'a> = (&'a str, Option<usize>);
+
+/// [`check`] with results that were announced but never acknowledged (`indeterminate`).
+pub fn check_with(
+    published: &Published,
+    indeterminate: &Published,
+    ingest: &[Record],
+    lifecycle: &[Record],
+) -> Report {
+    let mut index: HashMap<&str, Indexed<'_>> = indeterminate
         .iter()
         .flat_map(|(station, ids)| {
             ids.iter()
-                .enumerate()
-                .map(move |(i, id)| (id.as_str(), (station.as_str(), i)))
+                .map(move |id| (id.as_str(), (station.as_str(), None)))
         })
         .collect();
+    index.extend(published.iter().flat_map(|(station, ids)| {
+        ids.iter()
+            .enumerate()
+            .map(move |(i, id)| (id.as_str(), (station.as_str(), Some(i))))
+    }));
     let mut report = Report {
         stations: published
             .iter()
@@ -123,7 +161,7 @@ pub fn check(published: &Published, ingest: &[Record], lifecycle: &[Record]) -> 
                 station_id,
                 payload: EdgePayload::Inspection(i),
                 ..
-            }) => Some(((r.partition, r.offset), Some((station_id, i.event_id)))),
+            }) => Some(((r.partition, r.offset), Some((station_id, i)))),
             Ok(_) => None,
             Err(_) => Some(((r.partition, r.offset), None)),
         });
@@ -132,7 +170,7 @@ pub fn check(published: &Published, ingest: &[Record], lifecycle: &[Record]) -> 
         let decoded = decode::<InspectionEvent>(&r.value).ok();
         (
             (r.partition, r.offset),
-            decoded.map(|e| (e.inspection_id, e.event_id)),
+            decoded.map(|e| (e.inspection_id.clone(), e)),
         )
     });
     judge_order(&mut report, &index, lifecycle_ids, true);
@@ -143,8 +181,8 @@ pub fn check(published: &Published, ingest: &[Record], lifecycle: &[Record]) -> 
 /// lifecycle topic) and, for `lifecycle`, deliveries, duplicates and losses.
 fn judge_order(
     report: &mut Report,
-    index: &HashMap<&str, (&str, usize)>,
-    records: impl Iterator<Item = ((i32, i64), Option<(String, String)>)>,
+    index: &HashMap<&str, Indexed<'_>>,
+    records: impl Iterator<Item = ((i32, i64), Option<(String, InspectionEvent)>)>,
     lifecycle: bool,
 ) {
     let mut sorted: Vec<_> = records.collect();
@@ -152,11 +190,15 @@ fn judge_order(
     let mut seen: HashSet<String> = HashSet::new();
     let mut latest: HashMap<String, usize> = HashMap::new();
     for (_, decoded) in sorted {
-        let Some((group, event_id)) = decoded else {
+        let Some((group, event)) = decoded else {
             report.phantom_unknown += 1;
             continue;
         };
-        let Some(&(station, at)) = index.get(event_id.as_str()) else {
+        let by_inspection = by_inspection(&event.inspection_id);
+        let found = [event.event_id.as_str(), by_inspection.as_str()]
+            .into_iter()
+            .find_map(|name| index.get(name).map(|found| (name.to_owned(), *found)));
+        let Some((name, (station, at))) = found else {
             report.phantom_unknown += 1;
             continue;
         };
@@ -168,12 +210,18 @@ fn judge_order(
             s.phantom += 1; // an event of this station under another station's id
             continue;
         }
-        if !seen.insert(event_id) {
+        if !seen.insert(name) {
             if lifecycle {
                 s.duplicated += 1;
             }
             continue;
         }
+        let Some(at) = at else {
+            if lifecycle {
+                s.indeterminate += 1;
+            }
+            continue;
+        };
         if lifecycle {
             s.delivered += 1;
         }
@@ -258,5 +306,35 @@ mod tests {
             !report.clean(true),
             "a copy is a failure in exactly-once mode"
         );
+    }
+
+    #[test]
+    fn results_named_by_inspection_and_indeterminate_ones_are_judged_too() {
+        let published: Published = [(
+            "ST-P".to_owned(),
+            vec![by_inspection("P-1"), by_inspection("P-3")],
+        )]
+        .into();
+        let maybe: Published = [("ST-P".to_owned(), vec![by_inspection("P-2")])].into();
+        let id = |n: u128| uuid::Uuid::from_u128(n).to_string();
+        let lifecycle = [
+            record(0, 0, inspection(&id(1), "P-1")),
+            record(0, 1, inspection(&id(2), "P-2")),
+            record(0, 2, inspection(&id(3), "P-3")),
+        ];
+        let report = check_with(&published, &maybe, &[], &lifecycle);
+        let s = &report.stations["ST-P"];
+        assert_eq!((s.delivered, s.lost, s.indeterminate), (2, 0, 1));
+        assert!(report.clean(true), "{}", report.table());
+        // The indeterminate one twice is a duplicate; an acknowledged one missing is lost.
+        let twice = [
+            record(0, 0, inspection(&id(1), "P-1")),
+            record(0, 1, inspection(&id(2), "P-2")),
+            record(0, 2, inspection(&id(4), "P-2")),
+        ];
+        let report = check_with(&published, &maybe, &[], &twice);
+        let s = &report.stations["ST-P"];
+        assert_eq!((s.lost, s.duplicated), (1, 1));
+        assert!(!report.clean(true));
     }
 }

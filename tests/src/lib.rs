@@ -17,6 +17,7 @@ pub mod prometheus;
 pub mod schema_registry;
 pub mod stack;
 pub mod station;
+pub mod tmpfs;
 
 pub use brokers::{Kafka, Mosquitto};
 pub use process::{bin_path, free_port, repo_root, ChildProcess};

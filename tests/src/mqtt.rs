@@ -58,3 +58,70 @@ pub async fn publish_all(
     }
     Ok(())
 }
+
+/// Publishes `payloads` to `topic` in order with QoS 1, one at a time, each until the broker acknowledged
+/// it: a broker that dies or refuses is reconnected to and the payload sent again, so this survives a
+/// Mosquitto kill -9. While `gate` holds [`Flow::Hold`] it waits before the next payload; at
+/// [`Flow::Stop`] it ends. `rate` as in [`publish_all`]. Returns how many payloads (the first ones) were
+/// acknowledged, or errs after `patience` without progress.
+pub async fn publish_through_faults(
+    port: u16,
+    client_id: &str,
+    topic: &str,
+    payloads: &[Vec<u8>],
+    rate: u32,
+    mut gate: tokio::sync::watch::Receiver<Flow>,
+    patience: Duration,
+) -> anyhow::Result<usize> {
+    let pause = (rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(rate)));
+    let mut next = 0;
+    let mut progress = tokio::time::Instant::now();
+    while next < payloads.len() {
+        let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(5));
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(options, 10);
+        'session: while next < payloads.len() {
+            while *gate.borrow() == Flow::Hold {
+                let _ = gate.changed().await;
+                progress = tokio::time::Instant::now();
+            }
+            if *gate.borrow() == Flow::Stop {
+                return Ok(next);
+            }
+            client
+                .publish(topic, QoS::AtLeastOnce, false, payloads[next].clone())
+                .await?;
+            loop {
+                match tokio::time::timeout(Duration::from_secs(5), eventloop.poll()).await {
+                    Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => break,
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) | Err(_) => {
+                        if progress.elapsed() > patience {
+                            bail!("MQTT: no acknowledgement on port {port} for {patience:?} after {next} of {} payloads", payloads.len());
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        break 'session; // a new connection sends this payload again
+                    }
+                }
+            }
+            next += 1;
+            progress = tokio::time::Instant::now();
+            if let Some(pause) = pause {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// What [`publish_through_faults`] is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Publish.
+    Go,
+    /// Wait before the next payload.
+    Hold,
+    /// End after the current payload.
+    Stop,
+}

@@ -6,6 +6,7 @@
 //! starts the brokers it needs.
 
 mod checked;
+mod checked_infra;
 mod exactly_once;
 mod kafka_restart;
 mod pipeline;

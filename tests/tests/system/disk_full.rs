@@ -2,58 +2,16 @@
 //! keeps the rest), the outbox file stays intact, and once space is back every result reaches Kafka in order.
 //! The outbox lives on a small tmpfs mounted for the test, so this test needs root.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use linegate_e2e::kafka::{consume_until_async, create_topic, station_seqs};
 use linegate_e2e::stack::{outbox_path, start_edge, station_topic};
 use linegate_e2e::station::inspection_documents;
+use linegate_e2e::tmpfs::{is_root, Tmpfs};
 use linegate_e2e::{mqtt, Kafka, Mosquitto};
 use linegate_schemas::{decode, EdgeEvent, EdgePayload};
 
 const STATION: &str = "ST-DF";
-
-/// A tmpfs mounted for the test's lifetime.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Self {
-        std::fs::create_dir_all(path).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "mounting a tmpfs failed: this test needs root"
-        );
-        Self(path.to_owned())
-    }
-
-    fn grow(&self, size: &str) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()
-            .unwrap();
-        assert!(status.success(), "remounting the tmpfs failed");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_intake_cleanly_and_loses_nothing() {
