@@ -265,10 +265,12 @@ impl Pipeline {
     async fn reload_state(&self) -> Result<(), ReadBackError> {
         let (kafka, topic) = (self.config.kafka.clone(), self.config.topics.state.clone());
         let committed = self.transactional_id.is_some();
-        let states =
-            tokio::task::spawn_blocking(move || state::load_state(&kafka, &topic, committed))
-                .await
-                .expect("the state reader does not panic")?;
+        let prefix = self.ledger.lock().expect("ledger lock").state_key("");
+        let states = tokio::task::spawn_blocking(move || {
+            state::load_state(&kafka, &topic, committed, &prefix)
+        })
+        .await
+        .expect("the state reader does not panic")?;
         // Same lock order as a round: windows, then ledger.
         let mut windows = self
             .windows

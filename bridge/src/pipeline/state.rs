@@ -8,11 +8,15 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::{BorrowedMessage, OwnedMessage};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::decide::dedup::ChainState;
 use linegate_common::kafka::KafkaConfig;
+
+/// How long the state read-back on an assignment may take before it fails (and is tried again): a bound
+/// whatever the topic's history; the state topic's compaction keeps it far below.
+const READ_BACK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Why a topic could not be read back.
 #[derive(Debug, thiserror::Error)]
@@ -45,47 +49,82 @@ pub enum ReadBackError {
 }
 
 /// Every record of `topic` up to its high watermarks at the start of the call, in partition order.
-/// `read_committed` skips records of aborted transactions (exactly-once mode).
+/// `read_committed` skips records of aborted transactions (exactly-once mode). Holds the whole topic in
+/// memory: for tools (`audit verify`); the state read-back folds with [`read_each`] instead.
 pub fn read_all(
     kafka: &KafkaConfig,
     topic: &str,
     read_committed: bool,
     timeout: Duration,
 ) -> Result<Vec<OwnedMessage>, ReadBackError> {
+    let mut records = Vec::new();
+    read_each(kafka, topic, read_committed, timeout, |record| {
+        records.push(record.detach());
+    })?;
+    records.sort_by_key(|m| (m.partition(), m.offset()));
+    Ok(records)
+}
+
+/// Hands every record of `topic` up to its high watermarks at the start of the call to `each`, in offset
+/// order within each partition (partitions interleaved), keeping none; returns how many there were.
+pub fn read_each(
+    kafka: &KafkaConfig,
+    topic: &str,
+    read_committed: bool,
+    timeout: Duration,
+    mut each: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<usize, ReadBackError> {
     let fail = |source| ReadBackError::Kafka {
         topic: topic.to_owned(),
         source,
     };
     let consumer = reader(kafka, read_committed).map_err(fail)?;
     let mut ends = assign_from_beginning(&consumer, topic)?;
-    let mut records = Vec::new();
+    let mut read = 0;
     let started = Instant::now();
     while !ends.is_empty() {
         if started.elapsed() > timeout {
             return Err(ReadBackError::Timeout {
                 topic: topic.to_owned(),
                 timeout,
-                read: records.len(),
+                read,
             });
         }
-        if let Some(received) = consumer.poll(Duration::from_millis(200)) {
-            records.push(received.map_err(fail)?.detach());
-        }
-        // The position moves past transaction markers too, which are never delivered as records.
-        let position = consumer.position().map_err(fail)?;
-        for element in position.elements() {
-            if let (Offset::Offset(next), Some(end)) =
-                (element.offset(), ends.get(&element.partition()))
-            {
-                if next >= *end {
-                    ends.remove(&element.partition());
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(received) => {
+                let record = received.map_err(fail)?;
+                read += 1;
+                if ends
+                    .get(&record.partition())
+                    .is_some_and(|end| record.offset() + 1 >= *end)
+                {
+                    ends.remove(&record.partition());
+                }
+                each(&record);
+            }
+            // Idle: the position also moves past transaction markers, which are never delivered as records,
+            // so a partition ending in a marker is done once its position reached the end.
+            None => {
+                let position = consumer.position().map_err(fail)?;
+                for element in position.elements() {
+                    if let (Offset::Offset(next), Some(end)) =
+                        (element.offset(), ends.get(&element.partition()))
+                    {
+                        if next >= *end {
+                            ends.remove(&element.partition());
+                        }
+                    }
                 }
             }
         }
     }
-    tracing::debug!(topic, records = records.len(), elapsed = ?started.elapsed(), "read back");
-    records.sort_by_key(|m| (m.partition(), m.offset()));
-    Ok(records)
+    tracing::debug!(
+        topic,
+        records = read,
+        elapsed_ms = started.elapsed().as_millis(),
+        "read back"
+    );
+    Ok(read)
 }
 
 /// A consumer outside any group (nothing is committed), reading committed records only when asked.
@@ -147,33 +186,56 @@ fn assign_from_beginning(
     Ok(ends)
 }
 
-/// The state topic's records as (key, chain state), latest per key last; unreadable records are logged and
-/// skipped (they would only make dedup forget, never drop data).
+/// The latest chain state of every key of the state topic that starts with `prefix` (one consumer
+/// group's), folded while reading: memory grows with the keys, never with the topic's history. A tombstone
+/// removes its key, as compaction would; unreadable records are logged and skipped (they would only make
+/// dedup forget, never drop data).
 pub fn load_state(
     kafka: &KafkaConfig,
     topic: &str,
     read_committed: bool,
-) -> Result<Vec<(String, ChainState)>, ReadBackError> {
-    let records = read_all(kafka, topic, read_committed, Duration::from_secs(60))?;
-    let mut states = Vec::with_capacity(records.len());
-    for record in records {
+    prefix: &str,
+) -> Result<HashMap<String, ChainState>, ReadBackError> {
+    let mut states = HashMap::new();
+    let mut skipped = 0_usize;
+    let started = Instant::now();
+    let read = read_each(kafka, topic, read_committed, READ_BACK_TIMEOUT, |record| {
         let Some(key) = record.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-            continue;
+            return;
         };
-        match record.payload().map(serde_json::from_slice::<ChainState>) {
-            Some(Ok(state)) => states.push((key.to_owned(), state)),
-            // A tombstone or the exactly-once start probe: not a chain.
-            None => {}
-            Some(Err(_)) if key.starts_with(crate::pipeline::transaction::PROBE_KEY_PREFIX) => {}
-            Some(Err(error)) => tracing::warn!(
-                topic,
-                partition = record.partition(),
-                offset = record.offset(),
-                key,
-                %error,
-                "state record not readable; skipped"
-            ),
+        if !key.starts_with(prefix) {
+            return;
         }
-    }
+        match record.payload().map(serde_json::from_slice::<ChainState>) {
+            Some(Ok(state)) => {
+                states.insert(key.to_owned(), state);
+            }
+            None => {
+                states.remove(key);
+            }
+            Some(Err(_)) if key.starts_with(crate::pipeline::transaction::PROBE_KEY_PREFIX) => {}
+            Some(Err(error)) => {
+                skipped += 1;
+                if skipped <= 10 {
+                    tracing::warn!(
+                        topic,
+                        partition = record.partition(),
+                        offset = record.offset(),
+                        key,
+                        %error,
+                        "state record not readable; skipped"
+                    );
+                }
+            }
+        }
+    })?;
+    tracing::info!(
+        topic,
+        records = read,
+        chains = states.len(),
+        skipped,
+        elapsed_ms = started.elapsed().as_millis(),
+        "state topic read back"
+    );
     Ok(states)
 }

@@ -14,3 +14,4 @@ mod rebalance;
 mod routing;
 mod scaling;
 mod schema_registry;
+mod state_readback;
