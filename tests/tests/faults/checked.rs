@@ -8,9 +8,10 @@
 
 use std::time::Duration;
 
+use super::{read_topic, setting};
+
 use linegate_e2e::checker::{self, Published};
-use linegate_e2e::delivery::{start_eos, start_eos_group, AUDIT, GRACE, INPUT, LIFECYCLE, WAIT};
-use linegate_e2e::kafka::{consume_until_async, Record};
+use linegate_e2e::delivery::{start_eos, start_eos_group, AUDIT, INPUT, LIFECYCLE};
 use linegate_e2e::stack::{audit_verify, start_edge, station_topic};
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{mqtt, ChildProcess, Kafka, Mosquitto};
@@ -18,27 +19,6 @@ use linegate_e2e::{mqtt, ChildProcess, Kafka, Mosquitto};
 const STATIONS: [&str; 3] = ["ST-K1", "ST-K2", "ST-K3"];
 /// Documents per second per station.
 const RATE: u32 = 80;
-
-/// The records of `topic`, waited for until there are `n`, or what is there once the wait is over: a
-/// shortfall is the checker's to report (as lost), not a timeout's.
-async fn read_topic(kafka: &Kafka, topic: &str, n: usize) -> Vec<Record> {
-    match consume_until_async(&kafka.bootstrap(), topic, n, WAIT, GRACE).await {
-        Ok(records) => records,
-        Err(error) => {
-            eprintln!("{topic}: {error}; judging what is there");
-            consume_until_async(&kafka.bootstrap(), topic, 0, WAIT, GRACE)
-                .await
-                .unwrap()
-        }
-    }
-}
-
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edges_and_bridges_killed_under_load_lose_duplicate_reorder_and_invent_nothing() {

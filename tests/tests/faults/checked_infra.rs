@@ -13,9 +13,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::{read_topic, setting};
+
 use linegate_e2e::checker::{self, by_inspection, Published};
-use linegate_e2e::delivery::{start_eos_group, AUDIT, GRACE, INPUT, LIFECYCLE, WAIT};
-use linegate_e2e::kafka::{consume_until_async, Record};
+use linegate_e2e::delivery::{start_eos_group, AUDIT, INPUT, LIFECYCLE};
 use linegate_e2e::mqtt::{self, Flow};
 use linegate_e2e::plc::{device_toml, map, PlcResult, PlcSim};
 use linegate_e2e::stack::{
@@ -34,25 +35,6 @@ const RATE: u32 = 60;
 const REIMAGED: usize = 0;
 /// The station whose disk fills up.
 const DISK_FULL: usize = 2;
-
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-async fn read_topic(kafka: &Kafka, topic: &str, n: usize) -> Vec<Record> {
-    match consume_until_async(&kafka.bootstrap(), topic, n, WAIT, GRACE).await {
-        Ok(records) => records,
-        Err(error) => {
-            eprintln!("{topic}: {error}; judging what is there");
-            consume_until_async(&kafka.bootstrap(), topic, 0, WAIT, GRACE)
-                .await
-                .unwrap()
-        }
-    }
-}
 
 fn signal(pid: u32, name: &str) {
     let status = std::process::Command::new("kill")
