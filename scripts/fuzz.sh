@@ -27,7 +27,7 @@ trap 'rm -rf "$seeds"' EXIT
 export CARGO_TARGET_DIR=${LINEGATE_FUZZ_TARGET_DIR:-$HOME/.cache/linegate/fuzz-target}
 corpus_root=${LINEGATE_FUZZ_CORPUS:-$HOME/.cache/linegate/fuzz-corpus}
 cd fuzz
-cargo +nightly fuzz build -O >/dev/null 2>&1
+cargo +nightly fuzz build -O >/dev/null
 
 failed=0
 printf '%-20s %8s %14s %8s %s\n' target seconds executions corpus result
@@ -38,7 +38,7 @@ for target in "${targets[@]}"; do
   cargo +nightly fuzz run -O "$target" "$corpus_root/$target" "$seeds/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 >"$log" 2>&1 ||
     { result="CRASH (input in fuzz/artifacts/$target/, log $log)"; failed=1; }
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
   printf '%-20s %8s %14s %8s %s\n' "$target" "$seconds" "${runs:-?}" "$(ls "$corpus_root/$target" | wc -l)" "$result"
   [ "$result" = ok ] && rm -f "$log"
 done

@@ -1,5 +1,5 @@
 //! The station config loader: `${VAR}` / `${VAR:-default}` interpolation line by line, TOML parsing, then
-//! validation. Any text must give a config or an error naming a line or key, never a panic.
+//! validation. Any text must give a config or an error, never a panic.
 #![no_main]
 
 use std::path::Path;

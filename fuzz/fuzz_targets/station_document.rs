@@ -1,5 +1,6 @@
 //! The MQTT payload reader: JSON or CBOR, in linegate's document shape or mapped by JSON pointers. The
-//! first byte chooses the reader; the rest is the payload. A document that parses must also encode.
+//! first byte chooses the reader; the rest is the payload. A document that parses is also encoded, as the
+//! edge does next (a panic there is found; an encoding error is the edge's to report).
 #![no_main]
 
 use std::collections::BTreeMap;

@@ -141,18 +141,19 @@ pub fn check_with(
             .map(move |(i, id)| (id.as_str(), (station.as_str(), Some(i))))
     }));
     let mut report = Report {
-        stations: published
-            .iter()
-            .map(|(station, ids)| {
-                let s = StationReport {
-                    published: ids.len(),
-                    ..StationReport::default()
-                };
-                (station.clone(), s)
-            })
+        stations: indeterminate
+            .keys()
+            .map(|station| (station.clone(), StationReport::default()))
             .collect(),
         phantom_unknown: 0,
     };
+    for (station, ids) in published {
+        report
+            .stations
+            .entry(station.clone())
+            .or_default()
+            .published = ids.len();
+    }
     // System reports of the edges are skipped; an undecodable record stays in, as a phantom.
     let ingest_ids = ingest
         .iter()

@@ -219,6 +219,18 @@ impl PlcSim {
         self.serve_tcp().await
     }
 
+    /// Powers off, then on with memory lost: connections drop, the counter and acknowledge register read
+    /// `at` when it serves again (never while the old connections still see it).
+    pub async fn power_cycle(&mut self, at: u16) -> anyhow::Result<()> {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
+        self.set(map::COUNTER, &[at]);
+        self.set(map::ACK, &[at]);
+        self.serve_tcp().await
+    }
+
     /// One register.
     pub fn get(&self, address: u16) -> u16 {
         self.registers.lock().expect("registers")[usize::from(address)]

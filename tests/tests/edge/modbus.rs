@@ -144,13 +144,6 @@ async fn plc_results_arrive_once_in_order_across_plc_restarts_and_a_counter_jump
     )));
 }
 
-/// Powers the PLC off and on again with its counter and acknowledge register set to `at`.
-async fn power_cycle(plc: &mut PlcSim, at: u16) {
-    plc.set(map::COUNTER, &[at]);
-    plc.set(map::ACK, &[at]);
-    plc.restart_tcp().await.unwrap();
-}
-
 /// The same registers every time: a PLC that restarts without its memory counts 1, 2, 3 again (twice, the
 /// second time across an edge restart, so the handshake's history must come from the outbox), and a counter
 /// wraps from 65535 to 0. Each announced result is a new event; none is taken for a result read again.
@@ -175,7 +168,7 @@ async fn results_whose_counters_and_registers_repeat_are_each_stored() {
     let mut announced = 0;
     for restart in 0..3 {
         if restart > 0 {
-            power_cycle(&mut plc, 0).await;
+            plc.power_cycle(0).await.unwrap();
         }
         if restart == 2 {
             running.kill();
@@ -186,7 +179,7 @@ async fn results_whose_counters_and_registers_repeat_are_each_stored() {
             announced += 1;
         }
     }
-    power_cycle(&mut plc, 65534).await;
+    plc.power_cycle(65534).await.unwrap();
     for _ in 0..3 {
         plc.produce(&same, ACK_WAIT).await.unwrap();
         announced += 1;

@@ -69,9 +69,7 @@ async fn run_plc(
             let counter = plc.bump(1);
             tokio::time::sleep(Duration::from_millis(u64::from(n % 30))).await;
             let seen = plc.get(map::ACK) == counter;
-            plc.set(map::COUNTER, &[0]);
-            plc.set(map::ACK, &[0]);
-            plc.restart_tcp().await.unwrap();
+            plc.power_cycle(0).await.unwrap();
             let name = by_inspection(&result.inspection_id);
             if seen {
                 acknowledged.push(name);

@@ -131,6 +131,15 @@ impl Handshake<'_> {
         let poll = Duration::from_millis(self.device.poll_interval_ms);
         loop {
             let counter = read_words(ctx, self.device, Table::Holding, hs.counter, 1).await?[0];
+            if counter != acked && counter.wrapping_sub(acked) > 0x8000 {
+                // Backwards within a session (a PLC behind a gateway or on a serial line restarted): with its
+                // acknowledge register reset to the counter, it has nothing pending.
+                let ack = read_words(ctx, self.device, Table::Holding, hs.ack, 1).await?[0];
+                if ack == counter {
+                    acked = ack;
+                }
+            }
+            self.settle_if_gone(acked, counter).await?;
             if counter != acked && self.take_result(ctx, acked, counter).await? {
                 write(ctx, self.device, hs.ack, counter).await?;
                 acked = counter;
@@ -219,6 +228,20 @@ impl Handshake<'_> {
                 *self.history = Some(mark);
             }
             return Ok(taken);
+        }
+    }
+
+    /// The last result taken, still unacknowledged in the mark, is no longer offered when the PLC shows
+    /// another counter or acknowledges it (the edge's own write before a crash): from now on its counter
+    /// value, seen again, is a new result.
+    async fn settle_if_gone(&mut self, ack: u16, counter: u16) -> Result<(), DeviceError> {
+        match *self.history {
+            Some(mark)
+                if !mark.acknowledged && (counter != mark.counter || ack == mark.counter) =>
+            {
+                self.remember_acknowledged().await
+            }
+            _ => Ok(()),
         }
     }
 

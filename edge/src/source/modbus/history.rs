@@ -1,13 +1,15 @@
 //! What a device's handshake remembers across PLC restarts, counter wraps and edge restarts, so that the
-//! event id of a PLC result is unique forever yet the same when the very same result is read again.
+//! event id of a PLC result is unique for the life of the outbox (a re-imaged station starts at era 0 again,
+//! in a new outbox epoch) yet the same when the very same result is read again.
 //!
 //! The id of a result is derived from (station, device, era, counter, registers). An era is a run of counter
 //! values that only ever increase; it ends whenever the counter does not move forward from the last result
 //! taken: the PLC restarted (its counter and acknowledge register reset), or the u16 counter wrapped. The
 //! only result that keeps the era at an unchanged counter is the last one taken, still unacknowledged, with
 //! the acknowledge register as it was then: that is a read again after a crash between commit and
-//! acknowledgement, and must be recognised as such. The mark is committed with each result (and again once
-//! it is acknowledged), so the history survives an edge restart.
+//! acknowledgement, and must be recognised as such. The mark is committed with each result, and again once
+//! the result is settled: acknowledged by the edge, or no longer offered (the PLC shows another counter, or
+//! its acknowledge register holds the counter after an edge crash), so the history survives an edge restart.
 
 /// The handshake's history as committed to the outbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
