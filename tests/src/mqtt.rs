@@ -73,7 +73,7 @@ pub async fn publish_through_faults(
     mut gate: tokio::sync::watch::Receiver<Flow>,
     patience: Duration,
 ) -> anyhow::Result<usize> {
-    let pause = (rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(rate)));
+    let mut pace = Pace::new(rate);
     let mut next = 0;
     let mut progress = tokio::time::Instant::now();
     while next < payloads.len() {
@@ -85,6 +85,7 @@ pub async fn publish_through_faults(
             while *gate.borrow() == Flow::Hold {
                 let _ = gate.changed().await;
                 progress = tokio::time::Instant::now();
+                pace.restart();
             }
             if *gate.borrow() == Flow::Stop {
                 return Ok(next);
@@ -107,12 +108,46 @@ pub async fn publish_through_faults(
             }
             next += 1;
             progress = tokio::time::Instant::now();
-            if let Some(pause) = pause {
-                tokio::time::sleep(pause).await;
-            }
+            pace.one_sent().await;
         }
     }
     Ok(next)
+}
+
+/// Keeps a publisher at `rate` payloads per second on average by a schedule, not a pause after each
+/// payload (a pause would add each round trip and the timer's rounding, and fall far short at hundreds per
+/// second); a publisher more than a second behind (it waited for a broker) starts a new schedule instead of
+/// bursting.
+struct Pace {
+    every: Option<Duration>,
+    start: tokio::time::Instant,
+    sent: u32,
+}
+
+impl Pace {
+    fn new(rate: u32) -> Self {
+        let every = (rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(rate)));
+        Self {
+            every,
+            start: tokio::time::Instant::now(),
+            sent: 0,
+        }
+    }
+
+    fn restart(&mut self) {
+        (self.start, self.sent) = (tokio::time::Instant::now(), 0);
+    }
+
+    async fn one_sent(&mut self) {
+        let Some(every) = self.every else { return };
+        self.sent += 1;
+        let due = self.start + every * self.sent;
+        if tokio::time::Instant::now() > due + Duration::from_secs(1) {
+            self.restart();
+        } else {
+            tokio::time::sleep_until(due).await;
+        }
+    }
 }
 
 /// What [`publish_through_faults`] is told.

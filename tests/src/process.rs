@@ -60,6 +60,16 @@ pub fn usage(pid: u32) -> (f64, u64) {
     (ticks / 100.0, hwm_kb)
 }
 
+/// The resident set of a process now, in kB (0 once it is gone).
+pub fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// A running child; killed (SIGKILL) on drop (stopped with SIGTERM when measuring coverage).
 pub struct ChildProcess {
     name: String,

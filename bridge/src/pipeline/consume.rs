@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -170,6 +171,43 @@ impl Gathering {
     }
 }
 
+/// Longest pause after consume errors that come one after another.
+const CONSUME_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// How long to pause after the `failures`-th consume error in a row, `error`. Errors about the brokers'
+/// reachability are librdkafka's news, queued while it reconnects by itself: one queued per suppressed
+/// burst, so a long outage leaves many behind, and a pause for each would keep the bridge idle long after
+/// the broker is back (issue 19: 30 s per queued error). They cost no pause; any other error pauses a
+/// little, doubling up to [`CONSUME_PAUSE_MAX`], so an error that repeats at once cannot spin a core.
+pub fn pause_after(error: &KafkaError, failures: u32) -> Duration {
+    if is_broker_news(error) {
+        return Duration::ZERO;
+    }
+    let doubled = Duration::from_millis(50).saturating_mul(1 << failures.min(5));
+    doubled.min(CONSUME_PAUSE_MAX)
+}
+
+/// An error that says a broker is unreachable or slow, which the client recovers from by itself.
+fn is_broker_news(error: &KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as Code;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            Code::BrokerTransportFailure
+                | Code::AllBrokersDown
+                | Code::Resolve
+                | Code::OperationTimedOut
+                | Code::RequestTimedOut
+                | Code::NetworkException
+                | Code::BrokerNotAvailable
+                | Code::CoordinatorNotAvailable
+                | Code::NotCoordinator
+                | Code::LeaderNotAvailable
+                | Code::NotLeaderForPartition
+        )
+    )
+}
+
 fn describe(partitions: &TopicPartitionList) -> String {
     let names: Vec<String> = partitions
         .elements()
@@ -224,5 +262,26 @@ mod tests {
         let (kept, dropped) = batch.finish(rebalances.count());
         assert!(kept.is_empty());
         assert_eq!(dropped, 1);
+    }
+    #[test]
+    fn news_of_unreachable_brokers_costs_no_pause_and_other_errors_pause_at_most_a_second() {
+        let down = KafkaError::MessageConsumption(
+            rdkafka::error::RDKafkaErrorCode::BrokerTransportFailure,
+        );
+        let all_down =
+            KafkaError::MessageConsumption(rdkafka::error::RDKafkaErrorCode::AllBrokersDown);
+        for failures in [0, 1, 10, 1_000] {
+            assert_eq!(pause_after(&down, failures), Duration::ZERO);
+            assert_eq!(pause_after(&all_down, failures), Duration::ZERO);
+        }
+        let other = KafkaError::MessageConsumption(
+            rdkafka::error::RDKafkaErrorCode::UnknownTopicOrPartition,
+        );
+        let pauses: Vec<Duration> = (0..8).map(|n| pause_after(&other, n)).collect();
+        assert_eq!(pauses[0], Duration::from_millis(50));
+        assert_eq!(pauses[1], Duration::from_millis(100));
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");
+        assert_eq!(pauses[7], CONSUME_PAUSE_MAX);
+        assert_eq!(pause_after(&other, u32::MAX), CONSUME_PAUSE_MAX);
     }
 }

@@ -16,6 +16,9 @@ use crate::pipeline::commit;
 use crate::pipeline::produce;
 use crate::pipeline::transaction::{self, TxnError};
 
+/// Longest wait for one seek of a rewind.
+const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Pipeline {
     /// Exactly-once round: outputs, state and offsets in one transaction. Returns false when the round was
     /// aborted (the input is rewound and the state re-read, so it is handled again).
@@ -70,7 +73,9 @@ impl Pipeline {
             TxnError::Unsupported { .. } => return Err(error.into()),
         }
         self.metrics.transaction_aborts.inc();
-        self.rewind(batch);
+        if !self.rewind(batch, shutdown).await {
+            return Ok(false);
+        }
         self.reload.store(true, Ordering::SeqCst);
         tokio::time::sleep(RETRY_BACKOFF_MIN).await;
         Ok(false)
@@ -137,8 +142,11 @@ impl Pipeline {
         }
     }
 
-    /// Seeks every partition of `batch` back to its first record, so an aborted round is read again.
-    fn rewind(&self, batch: &[OwnedMessage]) {
+    /// Seeks every partition of `batch` back to its first record, so an aborted round is read again. A seek
+    /// that fails is retried for as long as the partition is this instance's: reading on would skip the
+    /// round, whose offsets the next round's commit would then pass. False if the stop signal came first
+    /// (nothing of the round was committed, so it is read again after the restart).
+    async fn rewind(&self, batch: &[OwnedMessage], shutdown: &watch::Receiver<bool>) -> bool {
         let mut first: std::collections::BTreeMap<(&str, i32), i64> = Default::default();
         for m in batch {
             let entry = first
@@ -147,14 +155,31 @@ impl Pipeline {
             *entry = (*entry).min(m.offset());
         }
         for ((topic, partition), offset) in first {
-            if let Err(error) = self.consumer.seek(
-                topic,
-                partition,
-                Offset::Offset(offset),
-                Duration::from_secs(10),
-            ) {
-                tracing::warn!(%error, topic, partition, "cannot rewind after an aborted transaction");
+            let mut backoff = RETRY_BACKOFF_MIN;
+            let at = Offset::Offset(offset);
+            while let Err(error) = self.consumer.seek(topic, partition, at, SEEK_TIMEOUT) {
+                if !self.owns(topic, partition) {
+                    tracing::info!(topic, partition, "not rewound: the partition was revoked, its next owner reads it from the committed offset");
+                    break;
+                }
+                if *shutdown.borrow() {
+                    return false;
+                }
+                tracing::warn!(%error, topic, partition, offset, retry_in = ?backoff, "cannot rewind after an aborted transaction; the round waits (reading on would skip it)");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
             }
         }
+        true
+    }
+
+    /// Whether `topic`/`partition` is in this instance's assignment now.
+    fn owns(&self, topic: &str, partition: i32) -> bool {
+        self.consumer.assignment().is_ok_and(|assignment| {
+            assignment
+                .elements()
+                .iter()
+                .any(|e| e.topic() == topic && e.partition() == partition)
+        })
     }
 }

@@ -159,22 +159,27 @@ impl Pipeline {
         shutdown: &mut watch::Receiver<bool>,
         first_wait: Duration,
     ) -> Option<Vec<OwnedMessage>> {
-        let mut backoff = RETRY_BACKOFF_MIN;
+        let mut failures = 0;
         let mut batch = Gathering::new(self.rebalances.count());
+        let first_deadline = tokio::time::Instant::now() + first_wait;
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return None,
-                _ = tokio::time::sleep(first_wait) => break,
+                _ = tokio::time::sleep_until(first_deadline) => break,
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
                         batch.push(message.detach(), self.rebalances.count());
                         break;
                     }
                     Err(error) => {
-                        tracing::warn!(%error, retry_in = ?backoff, "consuming the input failed");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+                        let pause = consume::pause_after(&error, failures);
+                        failures += 1;
+                        tracing::warn!(%error, retry_in = ?pause, "consuming the input failed");
+                        tokio::select! {
+                            _ = shutdown.changed() => return None,
+                            _ = tokio::time::sleep(pause) => {}
+                        }
                     }
                 },
             }

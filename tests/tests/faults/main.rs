@@ -7,9 +7,11 @@
 
 mod checked;
 mod checked_infra;
+mod eos_recovery;
 mod exactly_once;
 mod kafka_restart;
 mod pipeline;
+mod soak;
 mod station_faults;
 
 use linegate_e2e::delivery::{GRACE, WAIT};
