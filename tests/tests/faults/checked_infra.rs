@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{read_topic, setting};
+use super::{read_topic, setting, signal};
 
 use linegate_e2e::checker::{self, by_inspection, Published};
 use linegate_e2e::delivery::{start_eos_group, AUDIT, INPUT, LIFECYCLE};
@@ -35,14 +35,6 @@ const RATE: u32 = 60;
 const REIMAGED: usize = 0;
 /// The station whose disk fills up.
 const DISK_FULL: usize = 2;
-
-fn signal(pid: u32, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([name, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {name} {pid}");
-}
 
 fn outbox_depth(path: &Path) -> i64 {
     let db = rusqlite::Connection::open(path).unwrap();

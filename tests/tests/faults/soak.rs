@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{read_topic, setting};
+use super::{read_topic, setting, signal};
 
 use linegate_e2e::checker::{self, Published};
 use linegate_e2e::delivery::{start_eos, start_eos_group, AUDIT, INPUT, LIFECYCLE};
@@ -24,14 +24,6 @@ const STATIONS: [&str; 4] = ["ST-S1", "ST-S2", "ST-S3", "ST-S4"];
 const RESULTS_PER_INSPECTION: usize = 3;
 /// Growth of resident memory the run allows between its second and its last fifth.
 const RSS_SLACK_KB: u64 = 24 * 1024;
-
-fn signal(pid: u32, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([name, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {name} {pid}");
-}
 
 /// The largest sample of `samples` (kB) within the fraction `from..to` of the run.
 fn peak(samples: &[u64], from: f64, to: f64) -> u64 {
