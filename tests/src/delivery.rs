@@ -94,6 +94,19 @@ pub fn start_eos_with(
     extra: &[(&'static str, String)],
     client: &str,
 ) -> ChildProcess {
+    start_eos_logged(kafka, dir, (group, instance), extra, client, instance)
+}
+
+/// [`start_eos_with`] writing its log to `bridge-{group}-{label}.log`: two processes started with the
+/// same instance id keep apart logs.
+pub fn start_eos_logged(
+    kafka: &Kafka,
+    dir: &Path,
+    (group, instance): (&str, &str),
+    extra: &[(&'static str, String)],
+    client: &str,
+    label: &str,
+) -> ChildProcess {
     let env = [
         vec![
             ("LINEGATE_DELIVERY_MODE", "exactly_once".to_owned()),
@@ -104,7 +117,7 @@ pub fn start_eos_with(
     .concat();
     let config = eos_config(dir, client);
     BridgeRun::new(kafka, group, dir)
-        .instance(&format!("-{instance}"))
+        .instance(&format!("-{label}"))
         .config(&config)
         .envs(&env)
         .start()

@@ -210,6 +210,17 @@ pub async fn produce_many(
     topic: &str,
     records: &[(Option<Vec<u8>>, Vec<u8>)],
 ) -> anyhow::Result<()> {
+    produce_many_to(bootstrap, topic, None, records).await
+}
+
+/// [`produce_many`] into `partition` when given (else the default partitioner's choice by key): a test
+/// that needs records on every partition places them there.
+pub async fn produce_many_to(
+    bootstrap: &str,
+    topic: &str,
+    partition: Option<i32>,
+    records: &[(Option<Vec<u8>>, Vec<u8>)],
+) -> anyhow::Result<()> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("message.timeout.ms", "30000")
@@ -217,6 +228,9 @@ pub async fn produce_many(
     let mut deliveries = Vec::with_capacity(records.len());
     for (key, value) in records {
         let mut record = FutureRecord::to(topic).payload(value);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
         if let Some(key) = key {
             record = record.key(key);
         }

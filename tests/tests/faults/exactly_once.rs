@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use linegate_e2e::delivery::{
     assert_each_once, each_input_once, inputs, outcomes, read_uncommitted, start_eos,
-    start_eos_group, start_eos_with, AUDIT, GRACE, INPUT, LIFECYCLE, QUALITY, STARTED, WAIT,
+    start_eos_group, start_eos_logged, start_eos_with, AUDIT, GRACE, INPUT, LIFECYCLE, QUALITY,
+    STARTED, WAIT,
 };
-use linegate_e2e::kafka::{consume_until_async, produce_many};
+use linegate_e2e::kafka::{consume_until_async, produce_many, produce_many_to};
 use linegate_e2e::stack::{audit_verify, start_edge, station_topic};
 use linegate_e2e::station::inspection_documents;
 use linegate_e2e::{mqtt, ChildProcess, Kafka, Mosquitto};
@@ -31,6 +32,8 @@ const INSPECTIONS: usize = 540;
 /// Documents per second per station: the stream lasts about 25 s, long enough for ten kills.
 const RATE: u32 = 70;
 const BRIDGE_KILLS: usize = 10;
+/// Partitions of the ingest topic in `config/topics.toml`.
+const INPUT_PARTITIONS: i32 = 12;
 
 /// Starts one publisher per station at [`RATE`]; the documents they send, in order, and their tasks.
 fn publish(port: u16) -> (Vec<Value>, Vec<JoinHandle<anyhow::Result<()>>>) {
@@ -185,19 +188,29 @@ async fn a_second_process_with_the_same_instance_id_fences_the_first_which_stops
 
     // The same delivery.instance_id again (a second process started by mistake, or an old one that was
     // thought dead): its init_transactions fences the first, whose next transaction fails.
-    let mut second = start_eos(&kafka, dir.path(), "fence", "same", &[]);
+    let mut second = start_eos_logged(&kafka, dir.path(), ("fence", "same"), &[], "", "same-2");
     second
         .wait_for_log("exactly-once delivery: transactions work", STARTED)
         .unwrap();
+    // Records on every ingest partition: however the group splits them, the first owns some and must
+    // transact (an instance with nothing to write is fenced only when it next writes).
     for slice in 0..10 {
-        produce_many(&bootstrap, INPUT, &inputs("ST-F", 301 + slice * 30, 30))
-            .await
-            .unwrap();
+        for partition in 0..INPUT_PARTITIONS {
+            let station = format!("ST-F{partition:02}");
+            let records = inputs(&station, 1 + slice * 3, 3);
+            produce_many_to(&bootstrap, INPUT, Some(partition), &records)
+                .await
+                .unwrap();
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let status = first
-        .wait_exit(Duration::from_secs(60))
-        .unwrap_or_else(|| panic!("the fenced process still runs\n{}", first.log_tail(20)));
+    let status = first.wait_exit(Duration::from_secs(60)).unwrap_or_else(|| {
+        panic!(
+            "the fenced process still runs\n{}\n{}",
+            first.log_tail(20),
+            second.log_tail(20)
+        )
+    });
     let log = first.log_tail(30);
     assert!(!status.success(), "exit status {status}\n{log}");
     assert!(
@@ -205,7 +218,7 @@ async fn a_second_process_with_the_same_instance_id_fences_the_first_which_stops
         "{log}"
     );
 
-    each_input_once(&kafka, 600, &second).await;
+    each_input_once(&kafka, 300 + 30 * INPUT_PARTITIONS as usize, &second).await;
     eprintln!("{log}");
 }
 
